@@ -1,0 +1,44 @@
+"""Where a runner ran: recorded in every result so a figure can be reproduced."""
+import os
+import platform
+import sys
+from typing import Any, Dict, List
+
+
+def describe(packages: List[str]) -> Dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "os": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "in_container": os.path.exists("/.dockerenv"),
+        "packages": package_versions(packages),
+        "thread_env": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+    }
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TVM_NUM_THREADS")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_versions(names: List[str]) -> Dict[str, str]:
+    from importlib import metadata  # Python 3.8+
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

@@ -1,0 +1,108 @@
+"""Typed, versioned JSON records: one mixin gives to_dict / from_dict / save / load.
+
+`from_dict` validates every field against its annotation, so a spec or result read from
+disk is either well formed or rejected with a message naming the field. Kept to the typing
+forms used in this package (Python 3.8: typing.List/Dict/Optional, no `X | Y`).
+"""
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from typing import Any, Dict, Type, TypeVar
+
+from .errors import ProtocolError
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """Mixin for dataclasses that travel as JSON between coordinator and runners."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: Type[R], data: Any) -> R:
+        return _convert(cls, data, cls.__name__)
+
+    def save(self, path: str) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls: Type[R], path: str) -> R:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ProtocolError("cannot read {}: {}".format(path, e)) from None
+        return cls.from_dict(data)
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write JSON so that a reader never sees half a file (rename is atomic)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, allow_nan=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union:  # Optional[X]
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin in (list, typing.List):
+        if not isinstance(value, list):
+            raise ProtocolError("{}: expected a list, got {}".format(where, type(value).__name__))
+        return [_convert(args[0], v, "{}[{}]".format(where, i)) for i, v in enumerate(value)]
+    if origin in (dict, typing.Dict):
+        if not isinstance(value, dict):
+            raise ProtocolError("{}: expected an object, got {}".format(where, type(value).__name__))
+        return {str(k): _convert(args[1], v, "{}.{}".format(where, k)) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _convert_dataclass(tp, value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProtocolError("{}: expected a number, got {!r}".format(where, value))
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProtocolError("{}: expected an integer, got {!r}".format(where, value))
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise ProtocolError("{}: expected {}, got {!r}".format(where, tp.__name__, value))
+        return value
+    raise TypeError("unsupported annotation {!r} at {}".format(tp, where))
+
+
+def _convert_dataclass(cls: Any, value: Any, where: str) -> Any:
+    if not isinstance(value, dict):
+        raise ProtocolError("{}: expected an object, got {}".format(where, type(value).__name__))
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ProtocolError("{}: unknown field(s) {}".format(where, ", ".join(unknown)))
+    kwargs = {}
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = _convert(hints[name], value[name], "{}.{}".format(where, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            raise ProtocolError("{}: missing field '{}'".format(where, name))
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ProtocolError("{}: {}".format(where, e)) from None

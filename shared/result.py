@@ -1,0 +1,106 @@
+"""RunResult: what a runner did, written as `result.json` beside `outputs.npz` and the log."""
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence
+
+from .records import Record
+from .spec import SCHEMA_VERSION
+
+STATUSES = ("ok", "unsupported", "failed", "timeout", "skipped")
+STAGES = ("setup", "load", "convert", "compile", "run")
+
+
+@dataclass
+class Latency(Record):
+    """Latency statistics in milliseconds; build it with `Latency.from_values`."""
+
+    mean: float
+    std: float
+    min: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+    count: int
+    cv: float  # coefficient of variation, std / mean
+
+    @classmethod
+    def from_values(cls, values_ms: Sequence[float]) -> "Latency":
+        if not values_ms:
+            raise ValueError("no latency samples")
+        xs = sorted(float(v) for v in values_ms)
+        n = len(xs)
+        mean = sum(xs) / n
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+        return cls(
+            mean=mean, std=std, min=xs[0], max=xs[-1], count=n,
+            p50=_percentile(xs, 50), p90=_percentile(xs, 90), p95=_percentile(xs, 95),
+            p99=_percentile(xs, 99), cv=std / mean if mean > 0 else 0.0,
+        )
+
+
+def _percentile(sorted_xs: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    pos = (len(sorted_xs) - 1) * q / 100.0
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+@dataclass
+class ErrorInfo(Record):
+    type: str
+    message: str
+    operator: Optional[str] = None
+    node: Optional[str] = None
+
+
+@dataclass
+class Resources(Record):
+    peak_rss_mb: float  # whole runner process lifetime (load and compile included)
+    cpu_util_percent: float  # (user + system CPU time) / wall time over the timed loop
+    gpu: Dict[str, float] = field(default_factory=dict)  # peak memory, utilisation, power
+
+
+@dataclass
+class RunResult(Record):
+    engine: str
+    status: str
+    engine_version: str = ""
+    stage: Optional[str] = None  # where a non-ok run stopped
+    reason: str = ""  # one line: why it is not ok
+    error: Optional[ErrorInfo] = None
+    precision: str = ""  # what the engine actually ran at, read back where the engine can say
+    stage_seconds: Dict[str, float] = field(default_factory=dict)  # load / convert / compile
+    first_inference_ms: Optional[float] = None
+    latency_ms: Optional[Latency] = None
+    throughput_per_s: Optional[float] = None
+    resources: Optional[Resources] = None
+    settings: Dict[str, Any] = field(default_factory=dict)  # effective settings read back
+    environment: Dict[str, Any] = field(default_factory=dict)
+    copy_policy: str = "inside"  # host<->device copies are inside the timed region
+    outputs_file: Optional[str] = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError("status must be one of {}, got {!r}".format(", ".join(STATUSES), self.status))
+        if self.stage is not None and self.stage not in STAGES:
+            raise ValueError("stage must be one of {}, got {!r}".format(", ".join(STAGES), self.stage))
+        if self.status == "ok" and self.latency_ms is None:
+            raise ValueError("an ok result needs latency_ms")
+
+    @classmethod
+    def from_error(cls, engine: str, error: BaseException, stage: Optional[str] = None,
+                   **fields: Any) -> "RunResult":
+        status = getattr(error, "status", "failed")
+        info = ErrorInfo(type=type(error).__name__, message=str(error),
+                         operator=getattr(error, "operator", None), node=getattr(error, "node", None))
+        return cls(engine=engine, status=status, stage=stage, reason=_one_line(error), error=info, **fields)
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+

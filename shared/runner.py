@@ -1,0 +1,166 @@
+"""The runner base class: it owns the lifecycle and the measuring, an engine writes hooks.
+
+Lifecycle of `Runner.run()`:
+  setup    check the engine is usable here, read its version, read the inputs
+  load     `load_impl()`: read / convert / compile the model (hooks may time sub-stages with
+           `self.stage("convert")` and `self.stage("compile")`)
+  run      first inference (timed alone), one pass over every input (outputs kept for
+           parity), `warmup` more calls, then the timed loop over the inputs in turn
+  release  `release_impl()`, always
+
+A hook raises `UnsupportedError` when the engine cannot handle the model and
+`EngineUnavailable` when it cannot run here; anything else is a failure of the stage it was
+raised in. Timing wraps `infer_impl` only: host->device and device->host copies belong in it
+(the copy policy is "inside" for every engine).
+"""
+import contextlib
+import dataclasses
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from .environment import describe
+from .errors import E2EError, ProtocolError
+from .monitor import ResourceWindow
+from .result import Latency, RunResult
+from .spec import RunSpec
+from .tensors import Sample, load_samples
+from .timing import measure
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """Engine options of a runner that takes none."""
+
+
+class Runner:
+    #: distributions whose versions go into the result's environment record
+    packages: List[str] = []
+    #: dataclass validating `spec.engine_options` (unknown keys and bad values are errors)
+    Options: Any = NoOptions
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.options: Any = None
+        #: what the engine actually ran at; a hook overwrites it with what it read back
+        self.precision = spec.precision
+        #: effective settings read back from the engine (threads, providers, hints...)
+        self.settings: Dict[str, Any] = {}
+        self._stages: List[str] = []
+        self._stage_seconds: Dict[str, float] = {}
+        self._failed_stage: Optional[str] = None
+
+    # -- hooks --------------------------------------------------------------------------
+    def available_impl(self) -> None:
+        """Raise EngineUnavailable (with what to do about it) if the engine cannot run here."""
+
+    def version_impl(self) -> str:
+        raise NotImplementedError
+
+    def load_impl(self) -> None:
+        raise NotImplementedError
+
+    def infer_impl(self, feeds: Sample) -> Sample:
+        """One inference from host arrays to host arrays the caller may keep (copies)."""
+        raise NotImplementedError
+
+    def release_impl(self) -> None:
+        """Free the engine's resources."""
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage; an exception escaping it is attributed to it."""
+        self._stages.append(name)
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self._failed_stage = self._failed_stage or name  # the innermost stage
+            raise
+        finally:
+            elapsed = time.perf_counter() - start
+            self._stage_seconds[name] = self._stage_seconds.get(name, 0.0) + elapsed
+            self._stages.pop()
+            if self._stages:  # a sub-stage's time is not counted twice in its parent
+                parent = self._stages[-1]
+                self._stage_seconds[parent] = self._stage_seconds.get(parent, 0.0) - elapsed
+
+    def run(self) -> Tuple[RunResult, List[Sample]]:
+        spec = self.spec
+        base = {"environment": describe(self.packages)}  # type: Dict[str, Any]
+        outputs = []  # type: List[Sample]
+        try:
+            with self.stage("setup"):
+                self.options = _parse_options(self.Options, spec.engine_options)
+                self.available_impl()
+                base["engine_version"] = self.version_impl()
+                samples = load_samples(spec.inputs_path)
+                if not samples:
+                    raise ProtocolError("{} holds no input samples".format(spec.inputs_path))
+            with self.stage("load"):
+                self.load_impl()
+            with self.stage("run"):
+                result, outputs = self._measure(samples)
+            result.environment = base["environment"]
+            result.engine_version = base["engine_version"]
+            return result, outputs
+        except Exception as e:  # a failing engine is a result, not a crash
+            skipped = isinstance(e, E2EError) and e.status == "skipped"
+            return RunResult.from_error(
+                spec.engine, e, stage=None if skipped else self._failed_stage or "setup",
+                precision=self.precision, settings=self.settings,
+                stage_seconds=self._load_seconds(), **base), []
+        finally:
+            try:
+                self.release_impl()
+            except Exception:
+                pass
+
+    def _measure(self, samples: List[Sample]) -> Tuple[RunResult, List[Sample]]:
+        spec = self.spec
+        start = time.perf_counter()
+        outputs = [_checked(self.infer_impl(samples[0]))]
+        first_ms = (time.perf_counter() - start) * 1e3
+        outputs += [_checked(self.infer_impl(s)) for s in samples[1:]]
+        for i in range(spec.warmup):
+            self.infer_impl(samples[i % len(samples)])
+        with ResourceWindow(spec.device_index if spec.device != "cpu" else None) as window:
+            latencies = measure(self.infer_impl, samples, spec.iterations, spec.min_time_s)
+        latency = Latency.from_values(latencies)
+        result = RunResult(
+            engine=spec.engine, status="ok", precision=self.precision, settings=self.settings,
+            stage_seconds=self._load_seconds(), first_inference_ms=first_ms, latency_ms=latency,
+            throughput_per_s=spec.batch_size * 1e3 / latency.mean, resources=window.resources(),
+        )
+        return result, outputs if spec.save_outputs else []
+
+    def _load_seconds(self) -> Dict[str, float]:
+        return {k: v for k, v in self._stage_seconds.items() if k in ("load", "convert", "compile")}
+
+
+def _parse_options(options_cls: Any, options: Dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(options_cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ProtocolError("unknown engine option(s) {}; this engine takes: {}".format(
+            ", ".join(unknown), ", ".join(sorted(names)) or "none"))
+    try:
+        return options_cls(**options)
+    except (TypeError, ValueError) as e:
+        raise ProtocolError("bad engine options: {}".format(e)) from None
+
+
+def _checked(outputs: Any) -> Sample:
+    import numpy as np
+
+    if not isinstance(outputs, dict) or not all(isinstance(v, np.ndarray) for v in outputs.values()):
+        raise ProtocolError("infer_impl must return a dict of name -> numpy array")
+    return outputs
+
+
+def find_runner_class(module: Any) -> Optional[type]:
+    """The one Runner subclass a runner module defines."""
+    found = [v for v in vars(module).values()
+             if isinstance(v, type) and issubclass(v, Runner) and v is not Runner
+             and v.__module__ == module.__name__]
+    return found[0] if len(found) == 1 else None

@@ -1,0 +1,37 @@
+"""Samples travel as one `.npz`: key `"<index>/<tensor name>"`, never pickled.
+
+A sample is an ordered `name -> ndarray` map keyed by ONNX tensor names (inputs or outputs).
+"""
+from collections import OrderedDict
+from typing import Dict, List
+
+import numpy as np
+
+from .errors import ProtocolError
+
+Sample = Dict[str, np.ndarray]
+
+
+def save_samples(path: str, samples: List[Sample]) -> None:
+    arrays = OrderedDict()
+    for i, sample in enumerate(samples):
+        for name, array in sample.items():
+            arrays["{}/{}".format(i, name)] = np.ascontiguousarray(array)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_samples(path: str) -> List[Sample]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            samples = {}  # type: Dict[int, Sample]
+            for key in data.files:
+                index, sep, name = key.partition("/")
+                if not sep or not index.isdigit():
+                    raise ProtocolError("{}: key {!r} is not '<index>/<name>'".format(path, key))
+                samples.setdefault(int(index), OrderedDict())[name] = data[key]
+    except (OSError, ValueError) as e:
+        raise ProtocolError("cannot read tensors from {}: {}".format(path, e)) from None
+    if sorted(samples) != list(range(len(samples))):
+        raise ProtocolError("{}: sample indices are not 0..{}".format(path, len(samples) - 1))
+    return [samples[i] for i in range(len(samples))]
