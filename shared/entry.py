@@ -18,7 +18,7 @@ from .runner import find_runner_class
 from .spec import RunSpec
 from .tensors import save_samples
 
-SPEC, RESULT, OUTPUTS, LOG = "spec.json", "result.json", "outputs.npz", "runner.log"
+SPEC, RESULT, OUTPUTS, LOG, STAGE = "spec.json", "result.json", "outputs.npz", "runner.log", "stage"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -34,7 +34,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # an import error in runner code is the engine's failure, not ours
         result, outputs = RunResult.from_error(spec.engine, e, stage="setup"), []
     else:
-        result, outputs = runner_cls(spec).run()
+        runner = runner_cls(spec)
+        runner.stage_file = os.path.join(args.io, STAGE)
+        result, outputs = runner.run()
     if outputs:
         save_samples(os.path.join(args.io, OUTPUTS), outputs)
         result.outputs_file = OUTPUTS

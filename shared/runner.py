@@ -48,6 +48,8 @@ class Runner:
         self._stages: List[str] = []
         self._stage_seconds: Dict[str, float] = {}
         self._failed_stage: Optional[str] = None
+        #: where the current stage's name is written, so a crash can still be attributed
+        self.stage_file: Optional[str] = None
 
     # -- hooks --------------------------------------------------------------------------
     def available_impl(self) -> None:
@@ -71,6 +73,9 @@ class Runner:
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage; an exception escaping it is attributed to it."""
         self._stages.append(name)
+        if self.stage_file:
+            with open(self.stage_file, "w") as f:
+                f.write(name)
         start = time.perf_counter()
         try:
             yield

@@ -1,0 +1,165 @@
+"""`e2e bench`: export once, run every (engine, precision) in turn, merge into one report."""
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, List, Optional
+
+from shared.result import RunResult
+from shared.spec import RunSpec
+from shared.tensors import load_samples
+
+from . import __version__, engines as engine_registry, export, host, models, testdata
+from .config import BenchConfig
+from .engines import REFERENCE, Engine
+from .launchers import EnvironmentFailed, HostLauncher, VenvLauncher
+from .parity import compare
+from .report import Report, Row, write_report
+
+
+def bench(cfg: BenchConfig, console: Any) -> Report:
+    selected = engine_registry.select(cfg.engines)
+    source = models.resolve(cfg.model, cfg.input_size)
+    run_dir = _run_dir(cfg.out, source.name)
+    log = console.print
+    started = time.perf_counter()
+    phases = {}
+
+    t = time.perf_counter()
+    artifact = export.prepare(source, cfg.weights, cfg.seed, cfg.opset, cfg.cache_dir, log=log)
+    phases["export_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir)
+    phases["inputs_s"] = time.perf_counter() - t
+
+    report = Report(
+        e2e_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join(["e2e", *sys.argv[1:]]), run_dir=str(run_dir),
+        setup=_setup(cfg), device=host.describe(), model=artifact.info, data=data.info,
+    )
+    if artifact.info["weights"]["kind"] == "random":
+        report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "
+                            "and parity figures are valid, task accuracy is not meaningful.")
+    ctx = _Context(cfg, run_dir, artifact, data, report, log)
+    try:
+        for engine in selected:
+            for precision in cfg.precisions:
+                with console.status(f"[bold]{engine.id}[/] at {precision}..."):
+                    row = ctx.run(engine, precision)
+                report.results.append(row)
+                write_report(report, run_dir, views=False)  # nothing measured is lost
+                log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
+    except KeyboardInterrupt:
+        report.interrupted = True
+        report.notes.append("The run was interrupted: engines after the last row did not run.")
+        raise
+    finally:
+        report.setup["phase_seconds"] = {**phases, "total_s": time.perf_counter() - started}
+        write_report(report, run_dir)
+    return report
+
+
+class _Context:
+    """What every engine run shares: the export, the inputs, the reference outputs."""
+
+    def __init__(self, cfg: BenchConfig, run_dir: Path, artifact: export.Artifact,
+                 data: testdata.TestData, report: Report, log: Any) -> None:
+        self.cfg, self.run_dir, self.artifact, self.data, self.report, self.log = \
+            cfg, run_dir, artifact, data, report, log
+        self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log)}
+        self.reference_note = ""
+
+    def run(self, engine: Engine, precision: str) -> Row:
+        cfg = self.cfg
+        launcher = self.launchers["host" if "host" in engine.launchers else "venv"]
+        io_dir = self.run_dir / "logs" / f"{engine.id}-{precision}"
+        reason = self._skip_reason(engine, precision) or launcher.unavailable(engine)
+        if reason:
+            return Row.make(engine, launcher.name, precision, RunResult(engine.id, "skipped", reason=reason))
+        try:
+            launcher.prepare(engine)
+        except EnvironmentFailed as e:
+            return Row.make(engine, launcher.name, precision,
+                            RunResult.from_error(engine.id, e, stage="setup"))
+        spec = RunSpec(
+            engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
+            device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
+            min_time_s=cfg.min_time, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+        )
+        result = launcher.run(engine, spec, io_dir, cfg.timeout)
+        row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
+                       run_dir=self.run_dir)
+        row.parity = self._parity(engine, precision, result, io_dir)
+        return row
+
+    def _model_for(self, engine: Engine) -> Path:
+        if engine.id == REFERENCE and self.artifact.torch_card is not None:
+            return self.artifact.torch_card
+        return self.artifact.onnx_path
+
+    def _skip_reason(self, engine: Engine, precision: str) -> Optional[str]:
+        if engine.id == REFERENCE and self.artifact.torch_card is None:
+            return "no PyTorch model to run: the model was given as an ONNX file"
+        return engine_registry.skip_reason(engine, self.cfg.device or "cpu", precision)
+
+    def _parity(self, engine: Engine, precision: str, result: RunResult, io_dir: Path) -> Optional[Any]:
+        if result.status != "ok" or not result.outputs_file:
+            return None
+        outputs = io_dir / result.outputs_file
+        reference = self.data.reference_path
+        if not reference.is_file():
+            if engine.id == REFERENCE and precision == "fp32":
+                shutil.copyfile(outputs, reference)  # this run *is* the reference
+                return None
+            self._make_reference()
+            if not reference.is_file():
+                return None
+        return compare(load_samples(str(reference)), load_samples(str(outputs)), result.precision or precision,
+                       detection=self.artifact.task == "detection")
+
+    def _make_reference(self) -> None:
+        """The reference outputs when the reference engine is not among the rows (one pass)."""
+        torch_engine = engine_registry.discover()[REFERENCE]
+        if self.artifact.torch_card is None or self.reference_note:
+            return
+        self.log("Computing the PyTorch reference outputs (once)...")
+        io_dir = self.run_dir / "logs" / "reference"
+        spec = RunSpec(engine=REFERENCE, model_path=str(self.artifact.torch_card),
+                       inputs_path=str(self.data.inputs_path), warmup=0, iterations=1,
+                       threads=self.cfg.threads or 1, device=self.cfg.device or "cpu")
+        result = self.launchers["host"].run(torch_engine, spec, io_dir, self.cfg.timeout)
+        if result.status == "ok" and result.outputs_file:
+            shutil.copyfile(io_dir / result.outputs_file, self.data.reference_path)
+        else:
+            self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"
+            self.report.notes.append(self.reference_note)
+
+
+def _input_size(source: models.ModelSource, artifact: export.Artifact, cfg: BenchConfig) -> tuple:
+    if cfg.input_size:
+        return cfg.input_size
+    if source.model is not None:
+        return source.model.input_size
+    shape = artifact.info["inputs"][0]["shape"]  # an ONNX file: its static H, W when it has them
+    hw = shape[-2:]
+    return tuple(hw) if len(hw) == 2 and all(isinstance(d, int) and d > 0 for d in hw) else (224, 224)
+
+
+def _setup(cfg: BenchConfig) -> dict:
+    return {
+        "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup,
+        "iterations": cfg.iterations, "min_time_s": cfg.min_time, "threads": cfg.threads,
+        "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,
+        "timeout_s": cfg.timeout, "cache_dir": str(cfg.cache_dir),
+        "copy_policy": "host<->device copies are inside the timed region for every engine",
+        "timed_region": "one engine call on a preloaded input, monotonic clock, after warm-up",
+    }
+
+
+def _run_dir(out: Optional[Path], model_name: str) -> Path:
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{stamp}-{model_name}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,98 @@
+"""The `e2e` command: parse, build the config, call the coordinator. Nothing else lives here."""
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.errors import E2EError
+
+from .config import BenchConfig, default_cache, parse_size
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Export a PyTorch model to ONNX once, run it on every engine, report.")
+console = Console(stderr=True)
+state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
+    state["debug"] = debug
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name, path/to/model.onnx, or package.module:factory.")],
+    engines: Annotated[str, typer.Option("--engines", "-e", help="'all' or a comma list (see `e2e engines`).")] = "all",
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N [default: cuda:0 if an NVIDIA GPU is visible, else cpu]")] = None,
+    precision: Annotated[str, typer.Option(help="Comma list of fp32, fp16, bf16, int8.")] = "fp32",
+    warmup: Annotated[int, typer.Option(help="Untimed calls before measuring.")] = 5,
+    iterations: Annotated[int, typer.Option(help="Timed calls (at least).")] = 50,
+    min_time: Annotated[float, typer.Option(help="Keep measuring until this many seconds too.")] = 0.0,
+    threads: Annotated[Optional[int], typer.Option(help="Threads for every engine [default: physical cores].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory [default: runs/<time>-<model>].")] = None,
+    weights: Annotated[str, typer.Option(help="'pretrained', 'random' (seeded) or a checkpoint path.")] = "pretrained",
+    seed: Annotated[int, typer.Option(help="Seed for random weights.")] = 0,
+    images: Annotated[Optional[Path], typer.Option(help="Folder of test images [default: shipped photos].")] = None,
+    input_size: Annotated[Optional[str], typer.Option(help="HxW of the test inputs, e.g. 480x640.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
+    timeout: Annotated[float, typer.Option(help="Seconds before an engine run is killed.")] = 1800.0,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for exports and environments [default: $E2E_CACHE_DIR or ~/.cache/e2e].")] = None,
+) -> None:
+    """Benchmark a model on engines and write a report."""
+    with user_errors():
+        _bench(BenchConfig(
+            model=model, engines=engines, device=device, precisions=[p.strip() for p in precision.split(",") if p.strip()],
+            warmup=warmup, iterations=iterations, min_time=min_time, threads=threads, out=out, weights=weights,
+            seed=seed, images=images, input_size=parse_size(input_size), opset=opset, timeout=timeout,
+            cache_dir=cache_dir or default_cache(),
+        ))
+
+
+def _bench(cfg: BenchConfig) -> None:
+    from .bench import bench as run_bench
+    from .summary import summary_table
+
+    report = run_bench(cfg, console)
+    # A pipe or a CI log has no width: don't squeeze the table into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 160).print(summary_table(report))
+    console.print(f"Report: {report.run_dir}/report.md (report.json, results.csv, logs/)")
+
+
+@app.command("engines")
+def list_engines(
+    device: Annotated[Optional[str], typer.Option(help="Check for this device [default: as bench].")] = None,
+) -> None:
+    """List the engines and whether each can run here, and why not."""
+    from .engines import discover
+    from .summary import availability
+
+    with user_errors():
+        cfg = BenchConfig(model="-", device=device)
+    table = Table("engine", "name", "devices", "precisions", "launchers", "here")
+    for engine in discover().values():
+        table.add_row(engine.id, engine.name, ", ".join(engine.devices), ", ".join(engine.precisions),
+                      ", ".join(engine.launchers), availability(engine, cfg.device or "cpu"))
+    Console().print(table)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Known errors end in one line and a non-zero exit; a traceback only with --debug."""
+    try:
+        yield
+    except E2EError as e:
+        if state["debug"]:
+            raise
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("interrupted: the rows finished so far are in the report")
+        raise typer.Exit(130) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,91 @@
+"""Engines are folders: `runners/<id>/` with a manifest. Discovered by scanning, never listed."""
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import yaml
+
+import runners
+
+from .errors import UsageError
+
+RUNNERS_DIR = Path(runners.__file__).parent
+REFERENCE = "torch"  # the engine whose outputs are the reference; listed first
+LAUNCHERS = ("host", "venv", "docker")
+
+
+@dataclass(frozen=True)
+class Engine:
+    id: str  # folder name = CLI value = bake target = image tag suffix
+    name: str
+    folder: Path
+    devices: Tuple[str, ...]
+    precisions: Tuple[str, ...]
+    launchers: Tuple[str, ...]
+    note: str = ""  # why the engine needs what it needs, shown in skip reasons
+
+    @property
+    def runner_path(self) -> Path:
+        return self.folder / "runner.py"
+
+    @property
+    def requirements_path(self) -> Path:
+        return self.folder / "requirements.txt"
+
+    @property
+    def image(self) -> str:
+        return f"e2e-{self.id}"
+
+
+def _load(folder: Path) -> Engine:
+    manifest = folder / "manifest.yaml"
+    try:
+        data = yaml.safe_load(manifest.read_text()) or {}
+        engine = Engine(
+            id=folder.name, name=str(data.pop("name")), folder=folder,
+            devices=tuple(data.pop("devices")), precisions=tuple(data.pop("precisions")),
+            launchers=tuple(data.pop("launchers")), note=str(data.pop("note", "")),
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
+        raise UsageError(f"{manifest}: invalid manifest ({e})") from None
+    if data:
+        raise UsageError(f"{manifest}: unknown key(s) {', '.join(sorted(data))}")
+    if bad := set(engine.launchers) - set(LAUNCHERS):
+        raise UsageError(f"{manifest}: unknown launcher(s) {', '.join(sorted(bad))}")
+    return engine
+
+
+@lru_cache(maxsize=None)
+def discover() -> Dict[str, Engine]:
+    """Every runner folder, the reference first, then by id."""
+    folders = sorted(p.parent for p in RUNNERS_DIR.glob("*/manifest.yaml"))
+    engines = {f.name: _load(f) for f in folders}
+    return dict(sorted(engines.items(), key=lambda kv: (kv[0] != REFERENCE, kv[0])))
+
+
+def select(names: str) -> List[Engine]:
+    """`all` or a comma-separated list of engine ids."""
+    engines = discover()
+    wanted = list(engines) if names.strip() == "all" else [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in engines]
+    if unknown or not wanted:
+        raise UsageError(f"unknown engine {', '.join(unknown) or repr(names)}; "
+                         f"valid: all, {', '.join(engines)}")
+    return [engines[n] for n in dict.fromkeys(wanted)]
+
+
+def skip_reason(engine: Engine, device: str, precision: str) -> Optional[str]:
+    """Why this engine cannot run at this device and precision here, before launching it."""
+    from .host import nvidia_gpus
+
+    kind = "cpu" if device == "cpu" else "cuda"
+    if kind not in engine.devices:
+        hint = " on a machine with an NVIDIA GPU" if kind == "cpu" else ""
+        return (f"{engine.name} does not run on {kind} (it runs on: {', '.join(engine.devices)}); "
+                f"rerun with --device {engine.devices[0]}{hint}")
+    if kind == "cuda" and not nvidia_gpus():
+        return "no NVIDIA GPU is visible here (NVML found none); run on a GPU machine or use --device cpu"
+    if precision not in engine.precisions:
+        return f"{engine.name} does not offer {precision} (it offers: {', '.join(engine.precisions)})"
+    return None

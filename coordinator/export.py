@@ -1,0 +1,170 @@
+"""Export once: torch -> ONNX with the TorchScript exporter, cached by content.
+
+The cache key covers everything the file depends on (factory, weights, input size, opset,
+exporter, torch version), so every engine and every rerun reads the same file. The dynamo
+exporter is not used: it fails on torchvision's detection models (a data-dependent guard in
+batched_nms, torch 2.14).
+"""
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from shared.records import write_json_atomic
+
+from .errors import UsageError
+from .models import DETECTION_OUTPUTS, ModelDef, ModelSource, Weights, build, factory_kwargs, load_weights
+
+EXPORTER = "torch.onnx.export(dynamo=False)"
+EXPORT_FORMAT = 1  # bump when the export code changes what it writes
+
+
+@dataclass
+class Artifact:
+    """An exported model: the ONNX file, the torch model card, and what the report says of it."""
+
+    dir: Path
+    onnx_path: Path
+    torch_card: Optional[Path]  # None when the user gave an ONNX file: no PyTorch reference
+    task: str  # detection, classification or generic
+    info: Dict[str, Any]
+
+    @property
+    def input_names(self) -> List[str]:
+        return [i["name"] for i in self.info["inputs"]]
+
+    @property
+    def output_names(self) -> List[str]:
+        return [o["name"] for o in self.info["outputs"]]
+
+
+def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Path,
+            log: Any = print) -> Artifact:
+    if source.onnx_path is not None:
+        return _from_onnx_file(source.onnx_path)
+    model = source.model
+    assert model is not None
+    got = load_weights(model, weights, seed)
+    if got.warning:
+        log(f"[bold yellow]WARNING:[/] {got.warning}")
+    key = _key({"factory": model.factory, "kwargs": factory_kwargs(model), "weights": got.identity,
+                "input_size": model.input_size, "opset": opset, "exporter": EXPORTER,
+                "torch": _torch_version(), "format": EXPORT_FORMAT})
+    folder = cache / "models" / f"{model.name}-{key[:16]}"
+    if not (folder / "export.json").is_file():
+        _export(model, got, seed, opset, folder, log)
+    else:
+        log(f"ONNX export of {model.name}: cached ({folder})")
+    info = json.loads((folder / "export.json").read_text())
+    return Artifact(folder, folder / "model.onnx", folder / "torch_model.json", info["task"], info)
+
+
+def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Path, log: Any) -> None:
+    import torch
+
+    log(f"Exporting {model.name} to ONNX (opset {opset}, TorchScript exporter)...")
+    net = build(model, weights, seed)
+    h, w = model.input_size
+    task = model.task or _guess_task(net, h, w)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
+    try:
+        start = time.perf_counter()
+        if task == "detection":
+            # torchvision detectors take a list of CHW images: the graph has no batch axis.
+            args: Tuple[Any, ...] = ([torch.rand(3, h, w)],)
+            inputs, outputs = ["images"], list(DETECTION_OUTPUTS)
+            dynamic = {"images": {1: "height", 2: "width"}, **{o: {0: "detections"} for o in outputs}}
+        else:
+            args = (torch.rand(1, 3, h, w),)
+            inputs, outputs = ["input"], ["logits" if task == "classification" else "output"]
+            dynamic = {"input": {0: "batch"}, outputs[0]: {0: "batch"}}
+        with torch.no_grad():
+            torch.onnx.export(net, args, str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
+                              input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
+        seconds = time.perf_counter() - start
+        torch.save(net.state_dict(), tmp / "weights.pt")
+        card = {"factory": model.factory, "kwargs": factory_kwargs(model), "state_dict": "weights.pt",
+                "task": task, "input_names": inputs, "output_names": outputs}
+        write_json_atomic(str(tmp / "torch_model.json"), card)
+        info = describe_onnx(tmp / "model.onnx")
+        info.update(name=model.name, source=model.factory, task=task, exporter=EXPORTER,
+                    torch=_torch_version(), export_seconds=round(seconds, 3), input_size=[h, w],
+                    parameters=sum(p.numel() for p in net.parameters()),
+                    weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
+        write_json_atomic(str(tmp / "export.json"), info)
+        if folder.exists():  # a half-written folder from an interrupted run
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"Exported in {seconds:.1f} s: {folder / 'model.onnx'}")
+
+
+def _from_onnx_file(path: Path) -> Artifact:
+    info = describe_onnx(path)
+    names = [o["name"] for o in info["outputs"]]
+    task = "detection" if set(DETECTION_OUTPUTS) <= set(names) else "generic"
+    info.update(name=path.stem, source=str(path), task=task, exporter="given as ONNX",
+                weights={"kind": "onnx", "detail": "as stored in the file", "warning": ""})
+    return Artifact(path.parent, path, None, task, info)
+
+
+def describe_onnx(path: Path) -> Dict[str, Any]:
+    """Checker-validated facts about an ONNX file; a file that fails the checker is refused."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))  # the path form also handles >2 GB external data
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        first = " ".join(str(e).split())[:300]
+        raise UsageError(f"{path} is not a valid ONNX model: {first}") from None
+
+    def tensors(values: Any) -> List[Dict[str, Any]]:
+        return [{"name": v.name, "dtype": onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type).lower(),
+                 "shape": [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]} for v in values]
+
+    initializers = {i.name for i in model.graph.initializer}
+    ops = Counter(n.op_type for n in model.graph.node)
+    return {
+        "onnx_file": str(path), "file_bytes": path.stat().st_size, "sha256": _file_sha256(path),
+        "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0),
+        "inputs": tensors(i for i in model.graph.input if i.name not in initializers),
+        "outputs": tensors(model.graph.output),
+        "nodes": len(model.graph.node), "operators": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def _guess_task(net: Any, h: int, w: int) -> str:
+    """A user factory: torchvision-style detectors return a list of dicts with boxes."""
+    import torch
+
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, h, w))
+    if isinstance(out, list) and out and isinstance(out[0], dict) and "boxes" in out[0]:
+        return "detection"
+    return "generic"
+
+
+def _key(parts: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _torch_version() -> str:
+    from importlib.metadata import version
+
+    return version("torch")

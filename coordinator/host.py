@@ -1,0 +1,61 @@
+"""Facts about the machine: the report's device section, default threads, GPU presence."""
+import os
+import platform
+from typing import Any, Dict, List
+
+import psutil
+
+from shared.environment import cpu_model
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def nvidia_gpus() -> List[Dict[str, Any]]:
+    """NVIDIA GPUs seen through NVML; empty where there is no driver."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion()
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            gpus.append({"index": i, "name": _text(pynvml.nvmlDeviceGetName(handle)),
+                         "memory_mb": pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20,
+                         "driver": driver, "cuda": f"{cuda // 1000}.{cuda % 1000 // 10}"})
+        return gpus
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def describe() -> Dict[str, Any]:
+    mem = psutil.virtual_memory()
+    return {
+        "cpu": cpu_model(), "physical_cores": physical_cores(), "logical_cores": os.cpu_count(),
+        "cpu_flags": _cpu_flags(), "memory_gb": round(mem.total / 2**30, 1),
+        "os": platform.platform(), "python": platform.python_version(), "gpus": nvidia_gpus(),
+    }
+
+
+def _cpu_flags() -> List[str]:
+    """The instruction-set flags that change which kernels (and precisions) engines pick."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in present]
+    except OSError:
+        pass
+    return []

@@ -1,0 +1,98 @@
+"""Local launchers: the virtualenv launcher (one environment per engine, made on first use
+from its pinned requirements and reused while they and the Python stay the same) and the
+host launcher (the coordinator's own Python, for the PyTorch reference)."""
+import fcntl
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from shared.errors import E2EError
+from shared.result import RunResult
+from shared.spec import RunSpec
+
+from ..engines import Engine
+from .process import last_line, protocol_path, run_process
+
+READY = ".e2e-ready"
+
+
+class EnvironmentFailed(E2EError):
+    """The engine's environment could not be made; its row fails at setup."""
+
+
+class VenvLauncher:
+    name = "venv"
+
+    def __init__(self, cache: Path, log: Callable[[str], None] = print) -> None:
+        self.cache = cache
+        self.log = log
+
+    @staticmethod
+    def unavailable(engine: Engine) -> Optional[str]:
+        if "venv" in engine.launchers:
+            return None
+        why = f" ({engine.note})" if engine.note else ""
+        return (f"{engine.name} runs only in its Docker image{why}: build it with "
+                f"`e2e images build {engine.id}` and run with --launcher docker")
+
+    def env_dir(self, engine: Engine) -> Path:
+        key = hashlib.sha256(engine.requirements_path.read_bytes() + sys.version.encode()).hexdigest()[:12]
+        return self.cache / "venvs" / f"{engine.id}-{key}"
+
+    def python(self, engine: Engine) -> str:
+        return str(self.env_dir(engine) / "bin" / "python")
+
+    def prepare(self, engine: Engine) -> None:
+        folder = self.env_dir(engine)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two runs may create the same environment at once
+            if (folder / READY).is_file():
+                return
+            shutil.rmtree(folder, ignore_errors=True)
+            self.log(f"Creating the {engine.id} environment from {engine.requirements_path.name} "
+                     f"(once; cached in {folder})...")
+            log_path = folder.with_suffix(".log")
+            with open(log_path, "wb") as log:
+                for argv in _install_commands(folder, engine.requirements_path):
+                    if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+                        raise EnvironmentFailed(f"could not create the {engine.id} environment: "
+                                                f"{last_line(log_path)} (full log: {log_path})")
+            (folder / READY).write_text("")
+
+    def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
+        return run_process(self.python(engine), engine, spec, io_dir, timeout, [protocol_path(self.cache)])
+
+
+def _install_commands(folder: Path, requirements: Path) -> List[List[str]]:
+    python = str(folder / "bin" / "python")
+    uv = shutil.which("uv")
+    if uv:
+        return [[uv, "venv", "--quiet", "--python", sys.executable, str(folder)],
+                [uv, "pip", "install", "--quiet", "--python", python, "-r", str(requirements)]]
+    return [[sys.executable, "-m", "venv", str(folder)],
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)]]
+
+
+class HostLauncher:
+    """The coordinator's own Python: for the PyTorch reference, which needs the model code."""
+
+    name = "host"
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+
+    @staticmethod
+    def unavailable(engine: Engine) -> Optional[str]:
+        return None if "host" in engine.launchers else f"{engine.name} does not run in the host Python"
+
+    def prepare(self, engine: Engine) -> None:
+        pass
+
+    def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
+        # The working directory is on the path so `--model package.module:factory` imports.
+        return run_process(sys.executable, engine, spec, io_dir, timeout,
+                           [protocol_path(self.cache), Path.cwd()])

@@ -1,0 +1,107 @@
+"""Run a runner as a child process of some Python interpreter, and read back what it wrote."""
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import List
+
+import shared
+from shared.entry import LOG, RESULT, SPEC, STAGE
+from shared.environment import THREAD_VARIABLES
+from shared.errors import ProtocolError
+from shared.result import RunResult
+from shared.spec import RunSpec
+
+from ..engines import Engine
+
+SHARED_DIR = Path(shared.__file__).parent
+
+
+def protocol_path(cache: Path) -> Path:
+    """A folder holding only `shared/`: put on a runner's PYTHONPATH, it brings the protocol
+    and nothing else of the coordinator's environment."""
+    files = sorted(SHARED_DIR.glob("*.py"))
+    digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:16]
+    root = cache / "protocol" / digest
+    if not (root / "shared" / "__init__.py").is_file():
+        tmp = root.with_name(f".{digest}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "shared").mkdir(parents=True)
+        for f in files:
+            shutil.copy2(f, tmp / "shared" / f.name)
+        try:
+            tmp.rename(root)
+        except OSError:  # another process staged it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def runner_env(threads: int, python_path: List[Path]) -> dict:
+    env = dict(os.environ)
+    env.update({k: str(threads) for k in THREAD_VARIABLES})
+    env.update(PYTHONPATH=os.pathsep.join(str(p) for p in python_path), PYTHONUNBUFFERED="1",
+               PYTHONNOUSERSITE="1")
+    return env
+
+
+def run_process(python: str, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float,
+                python_path: List[Path]) -> RunResult:
+    io_dir.mkdir(parents=True, exist_ok=True)
+    spec.save(str(io_dir / SPEC))
+    argv = [python, "-m", "shared.entry", "--runner", str(engine.runner_path), "--io", str(io_dir)]
+    with open(io_dir / LOG, "wb") as log:
+        # A session of its own, so a timeout or Ctrl-C stops the runner and all its children.
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=io_dir,
+                                env=runner_env(spec.threads, python_path), start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            return RunResult(engine.id, "timeout", stage=_stage(io_dir), reason=(
+                f"no result after {timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)"))
+        except BaseException:  # Ctrl-C, SIGTERM: leave no runner behind
+            _kill(proc)
+            raise
+    return read_result(engine.id, io_dir, code)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def read_result(engine_id: str, io_dir: Path, exit_code: int) -> RunResult:
+    """What the runner wrote, or a failed row that says how the process ended."""
+    path = io_dir / RESULT
+    if path.is_file():
+        try:
+            return RunResult.load(str(path))
+        except ProtocolError as e:
+            return RunResult(engine_id, "failed", stage=_stage(io_dir), reason=f"invalid result.json: {e}")
+    if exit_code < 0:
+        how = f"the runner was killed by {signal.Signals(-exit_code).name}"
+    else:
+        how = f"the runner exited with code {exit_code}"
+    tail = last_line(io_dir / LOG)
+    return RunResult(engine_id, "failed", stage=_stage(io_dir),
+                     reason=f"{how} before writing a result" + (f"; last log line: {tail}" if tail else ""))
+
+
+def _stage(io_dir: Path):  # type: ignore[no-untyped-def]
+    try:
+        return (io_dir / STAGE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""

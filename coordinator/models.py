@@ -1,0 +1,165 @@
+"""The model zoo and model sources: a registry name, `package.module:factory`, or an ONNX file.
+
+Only `build()` imports torch, so listing models and reading ONNX files stays light.
+"""
+import hashlib
+import importlib
+import socket
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .errors import UsageError
+
+DETECTION_OUTPUTS = ("boxes", "labels", "scores")
+
+
+@dataclass(frozen=True)
+class ModelDef:
+    name: str
+    factory: str  # "package.module:function"
+    task: str  # "detection" or "classification"
+    input_size: Tuple[int, int]  # H, W of the test inputs
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # passed with weights=None
+
+    @property
+    def torchvision_name(self) -> Optional[str]:
+        module, _, fn = self.factory.partition(":")
+        return fn if module.startswith("torchvision.models") else None
+
+
+def _det(name: str, fn: str, size: Tuple[int, int] = (480, 640)) -> ModelDef:
+    return ModelDef(name, f"torchvision.models.detection:{fn}", "detection", size, {"weights_backbone": None})
+
+
+def _cls(name: str, fn: str) -> ModelDef:
+    return ModelDef(name, f"torchvision.models:{fn}", "classification", (224, 224))
+
+
+REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
+    _det("faster_rcnn", "fasterrcnn_resnet50_fpn"),
+    _det("faster_rcnn_v2", "fasterrcnn_resnet50_fpn_v2"),
+    _det("retinanet", "retinanet_resnet50_fpn"),
+    _det("fcos", "fcos_resnet50_fpn"),
+    _det("ssdlite", "ssdlite320_mobilenet_v3_large", (320, 320)),
+    _cls("resnet18", "resnet18"),
+    _cls("resnet50", "resnet50"),
+    _cls("mobilenet_v3_large", "mobilenet_v3_large"),
+    _cls("efficientnet_b0", "efficientnet_b0"),
+)}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What the user asked for, resolved: a model definition, or an ONNX file."""
+
+    model: Optional[ModelDef] = None
+    onnx_path: Optional[Path] = None
+
+    @property
+    def name(self) -> str:
+        return self.model.name if self.model else self.onnx_path.stem  # type: ignore[union-attr]
+
+
+def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None) -> ModelSource:
+    """`faster_rcnn`, `path/to/model.onnx`, or `package.module:factory`."""
+    if spec.endswith(".onnx"):
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"ONNX file not found: {spec}")
+        return ModelSource(onnx_path=path)
+    if spec in REGISTRY:
+        model = REGISTRY[spec]
+    elif ":" in spec:
+        model = ModelDef(spec.replace(":", "."), spec, task="", input_size=(224, 224))
+    else:
+        raise UsageError(f"unknown model {spec!r}; valid: {', '.join(REGISTRY)}, "
+                         "a path ending in .onnx, or package.module:factory")
+    if input_size:
+        model = ModelDef(model.name, model.factory, model.task, input_size, model.kwargs)
+    return ModelSource(model=model)
+
+
+@dataclass
+class Weights:
+    """Which weights a model got, said plainly in the report."""
+
+    kind: str  # "pretrained", "checkpoint" or "random"
+    detail: str  # weights enum, checkpoint path + sha256, or the seed
+    state_dict: Any = None  # None: the factory's own initialisation (after seeding)
+    warning: str = ""
+
+    @property
+    def identity(self) -> str:
+        return f"{self.kind}:{self.detail}"
+
+
+def load_weights(model: ModelDef, weights: str, seed: int) -> Weights:
+    """`pretrained` (falls back to seeded random weights, loudly), `random`, or a checkpoint path."""
+    if weights == "random":
+        return Weights("random", f"seed={seed}")
+    if weights != "pretrained":
+        return _checkpoint(Path(weights))
+    if model.torchvision_name is None:
+        return Weights("factory", "the factory's own weights")
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(model.torchvision_name).DEFAULT
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)  # an unreachable hub must not stall the run
+    try:
+        state = enum.get_state_dict(progress=False, check_hash=True)
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200]
+        return Weights("random", f"seed={seed}", warning=(
+            f"pretrained weights {enum} could not be had ({reason}); using seeded random weights "
+            "instead: speed figures stay valid, task accuracy is meaningless. Put the file in "
+            "$TORCH_HOME/hub/checkpoints or pass --weights PATH"))
+    finally:
+        socket.setdefaulttimeout(old)
+    return Weights("pretrained", str(enum), state_dict=state)
+
+
+def _checkpoint(path: Path) -> Weights:
+    if not path.is_file():
+        raise UsageError(f"--weights: no such checkpoint file: {path} (or use 'pretrained' / 'random')")
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UsageError(f"--weights: cannot read {path} as a PyTorch state dict: {e}") from None
+    for key in ("state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(data, dict) and isinstance(data.get(key), dict):
+            data = data[key]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Weights("checkpoint", f"{path} sha256={digest[:16]}", state_dict=data)
+
+
+def build(model: ModelDef, weights: Weights, seed: int) -> Any:
+    """The eval-mode torch module with the given weights."""
+    import torch
+
+    module_name, _, attr = model.factory.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise UsageError(f"cannot import model factory {model.factory}: {e}") from None
+    torch.manual_seed(seed)
+    kwargs = factory_kwargs(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = factory(**kwargs)
+    if weights.state_dict is not None:
+        try:
+            net.load_state_dict(weights.state_dict)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise UsageError(f"the weights do not fit {model.name}: {first}") from None
+    return net.eval()
+
+
+def factory_kwargs(model: ModelDef) -> Dict[str, Any]:
+    """Registry models are built without weights (they are loaded afterwards)."""
+    return {"weights": None, **model.kwargs} if model.torchvision_name else dict(model.kwargs)

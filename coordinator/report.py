@@ -1,0 +1,165 @@
+"""The run directory's report: `report.json` (versioned), `results.csv`, `report.md`.
+
+`report.json` is the source; the other files are views made from it.
+"""
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from shared.records import Record, write_json_atomic
+from shared.result import RunResult
+
+from .engines import REFERENCE, Engine
+from .parity import Parity
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Row(RunResult):
+    """One (engine, precision): the runner's result plus what the coordinator knows of it."""
+
+    name: str = ""  # the engine's display name
+    launcher: str = ""  # host, venv or docker
+    precision_requested: str = ""
+    parity: Optional[Parity] = None
+    log: str = ""  # the runner's log, relative to the run directory
+
+    @classmethod
+    def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
+             log: Optional[Path] = None, run_dir: Optional[Path] = None) -> "Row":
+        fields = {k: v for k, v in vars(result).items()}
+        rel = os.path.relpath(log, run_dir) if log and run_dir and log.exists() else ""
+        return cls(**fields, name=engine.name, launcher=launcher, precision_requested=precision, log=rel)
+
+    def summary(self) -> str:
+        if self.status != "ok" or self.latency_ms is None:
+            where = f" at {self.stage}" if self.stage else ""
+            op = f" [{self.error.operator}]" if self.error and self.error.operator else ""
+            return f"{where}{op}: {self.reason}".lstrip(": ")
+        return f"p50 {self.latency_ms.p50:.2f} ms, parity {verdict(self.parity)}"
+
+
+def verdict(parity: Optional[Parity]) -> str:
+    if parity is None:
+        return "-"
+    return "passed" if parity.passed else "FAILED"
+
+
+@dataclass
+class Report(Record):
+    e2e_version: str
+    created: str
+    command: str
+    run_dir: str
+    setup: Dict[str, Any]
+    device: Dict[str, Any]
+    model: Dict[str, Any]
+    data: Dict[str, Any]
+    results: List[Row] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    interrupted: bool = False
+    schema_version: int = REPORT_SCHEMA_VERSION
+
+    def reference_p50(self, precision: str = "fp32") -> Optional[float]:
+        for r in self.results:
+            if r.engine == REFERENCE and r.precision_requested == precision and r.latency_ms:
+                return r.latency_ms.p50
+        return None
+
+
+def write_report(report: Report, run_dir: Path, views: bool = True) -> None:
+    write_json_atomic(str(run_dir / "report.json"), report.to_dict())
+    if views:
+        (run_dir / "results.csv").write_text(results_frame(report).to_csv(index=False))
+        (run_dir / "report.md").write_text(markdown(report))
+
+
+def results_frame(report: Report) -> Any:
+    """One row per (engine, precision), nested fields flattened (`latency_ms.p50`, ...)."""
+    import pandas as pd
+
+    rows = []
+    ref = report.reference_p50()
+    for r in report.results:
+        d = r.to_dict()
+        for drop in ("environment", "settings", "error"):
+            d.pop(drop)
+        d["speedup_vs_torch"] = ref / r.latency_ms.p50 if ref and r.latency_ms else None
+        d["parity_passed"] = r.parity.passed if r.parity else None
+        d.pop("parity")
+        rows.append(d)
+    return pd.json_normalize(rows)
+
+
+def _ms(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def markdown(report: Report) -> str:
+    m = report.model
+    ref = report.reference_p50()
+    lines = [
+        f"# e2e report: {m.get('name')}", "",
+        f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
+        *[f"> **Note:** {n}" for n in report.notes], "",
+        "## Results", "",
+        "| engine | precision | launcher | status | p50 ms | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report.results:
+        lat = r.latency_ms
+        speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
+        rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
+        note = "" if r.status == "ok" else r.summary().replace("|", "\\|")
+        lines.append(f"| {r.engine} | {r.precision or r.precision_requested} | {r.launcher} | {r.status} | "
+                     f"{_ms(lat and lat.p50)} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
+                     f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
+                     f"{verdict(r.parity)} | {rss} | {note} |")
+    s, d, data = report.setup, report.device, report.data
+    lines += [
+        "", "## Setup", "",
+        f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']}, "
+        f"iterations {s['iterations']}, minimum time {s['min_time_s']} s",
+        f"- {s['copy_policy']}; timed region: {s['timed_region']}",
+        "", "## Device", "",
+        f"- CPU {d['cpu']} ({d['physical_cores']} physical cores, flags: {', '.join(d['cpu_flags']) or '-'}), "
+        f"{d['memory_gb']} GB, {d['os']}",
+        f"- GPUs: {', '.join(g['name'] for g in d['gpus']) or 'none'}",
+        "", "## Model", "",
+        f"- {m.get('name')} from `{m.get('source')}`, weights: {m['weights']['kind']} ({m['weights']['detail']})",
+        f"- ONNX opset {m['opset']}, {m['exporter']}, {m['file_bytes'] / 2**20:.1f} MiB, sha256 {m['sha256'][:16]}…,"
+        f" {m['nodes']} nodes",
+        f"- inputs: {', '.join(_tensor(t) for t in m['inputs'])}; outputs: {', '.join(_tensor(t) for t in m['outputs'])}",
+        "", "## Test data", "",
+        f"- {data['count']} images from {data['source']}: {data['preprocessing']}",
+        "", "## Outputs (parity with PyTorch)", "",
+    ]
+    for r in report.results:
+        if r.parity:
+            lines.append(f"- **{r.engine}** ({r.precision}): {parity_text(r.parity)}")
+    lines += ["", "## Resource usage", ""]
+    for r in report.results:
+        if r.resources:
+            lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB, CPU "
+                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop, load "
+                         f"{sum(r.stage_seconds.values()):.2f} s, first inference {_ms(r.first_inference_ms)} ms")
+    return "\n".join(lines) + "\n"
+
+
+def parity_text(p: Parity) -> str:
+    if p.detection:
+        d = p.detection
+        return (f"{verdict(p)} — {d.matched}/{max(d.reference_boxes, d.engine_boxes)} boxes matched "
+                f"({d.matched_fraction:.1%}, need {d.min_matched_fraction:.0%}), mean IoU {d.mean_iou:.4f}, "
+                f"labels {d.label_agreement:.1%} equal, max score diff {d.max_score_diff:.2e}")
+    if p.note:
+        return f"{verdict(p)} — {p.note}"
+    worst = ", ".join(f"{o.name}: max abs {o.max_abs:.2e}, max rel {o.max_rel:.2e}" if o.max_abs is not None
+                      else f"{o.name}: {o.note}" for o in p.outputs)
+    return f"{verdict(p)} (atol {p.atol:g}, rtol {p.rtol:g}) — {worst}"
+
+
+def _tensor(t: Dict[str, Any]) -> str:
+    return f"`{t['name']}` {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]"

@@ -1,0 +1,32 @@
+"""Terminal views: the summary table after a bench, availability for `e2e engines`."""
+from rich.table import Table
+
+from .engines import Engine, skip_reason
+from .launchers import VenvLauncher
+from .report import Report, verdict
+
+
+def summary_table(report: Report) -> Table:
+    ref = report.reference_p50()
+    table = Table(title=f"e2e: {report.model.get('name')} on {report.setup['device']}, "
+                        f"{report.setup['threads']} threads", title_justify="left")
+    for col in ("engine", "precision", "launcher", "status", "p50 ms", "p99 ms", "vs torch", "parity", "note"):
+        table.add_column(col, justify="right" if col.endswith(("ms", "torch")) else "left",
+                         overflow="fold", max_width=60 if col == "note" else None)
+    colors = {"ok": "green", "skipped": "dim", "unsupported": "yellow", "failed": "red", "timeout": "red"}
+    for r in report.results:
+        lat = r.latency_ms
+        table.add_row(
+            r.engine, r.precision or r.precision_requested, r.launcher,
+            f"[{colors[r.status]}]{r.status}[/]", f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
+            f"{ref / lat.p50:.2f}x" if ref and lat else "", verdict(r.parity),
+            "" if r.status == "ok" else r.summary(),
+        )
+    return table
+
+
+def availability(engine: Engine, device: str) -> str:
+    reason = skip_reason(engine, device, engine.precisions[0])
+    if reason is None and "host" not in engine.launchers:
+        reason = VenvLauncher.unavailable(engine)
+    return "[green]yes[/]" if reason is None else f"[dim]{reason}[/]"

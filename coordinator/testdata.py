@@ -1,0 +1,100 @@
+"""Test inputs: photographs preprocessed once, saved as `.npz` beside the export."""
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from shared.records import write_json_atomic
+from shared.tensors import save_samples
+
+from .errors import UsageError
+from .export import Artifact
+
+DEFAULT_IMAGES = Path(__file__).parent / "data" / "images"
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+PREPROCESS_FORMAT = 1  # bump when preprocessing changes
+
+
+@dataclass
+class TestData:
+    inputs_path: Path
+    reference_path: Path  # the PyTorch outputs for these inputs, once computed
+    info: Dict[str, Any]
+
+
+def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path) -> TestData:
+    folder = images or DEFAULT_IMAGES
+    files = _image_files(folder)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + f.read_bytes())
+    digest.update(json.dumps([input_size, artifact.task, PREPROCESS_FORMAT]).encode())
+    # Keyed by the ONNX file too: the reference outputs saved here depend on the weights.
+    data_dir = cache / "data" / f"{artifact.info['sha256'][:16]}-{digest.hexdigest()[:16]}"
+    inputs = data_dir / "inputs.npz"
+    if not (data_dir / "data.json").is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        samples, how = _preprocess(files, artifact, input_size)
+        save_samples(str(inputs), samples)
+        info = {"images": [str(f) for f in files], "source": "shipped photographs (CC0 / public domain)"
+                if images is None else str(folder), "count": len(files), "preprocessing": how,
+                "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}}
+        write_json_atomic(str(data_dir / "data.json"), info)
+    info = json.loads((data_dir / "data.json").read_text())
+    return TestData(inputs, data_dir / "reference.npz", info)
+
+
+def _image_files(folder: Path) -> List[Path]:
+    if not folder.is_dir():
+        raise UsageError(f"--images: not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UsageError(f"--images: no images in {folder}")
+    return files
+
+
+def _load_rgb(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as e:
+        raise UsageError(f"--images: {path} is not a readable image ({e.__class__.__name__})") from None
+
+
+def _preprocess(files: List[Path], artifact: Artifact, size: Tuple[int, int]) -> Tuple[List[Dict[str, np.ndarray]], str]:
+    from PIL import Image
+
+    h, w = size
+    name = artifact.input_names[0]
+    if len(artifact.input_names) != 1:
+        raise UsageError(f"the model has {len(artifact.input_names)} inputs; only single-image models "
+                         "are supported so far")
+    samples = []
+    for f in files:
+        im = _load_rgb(f)
+        if artifact.task == "detection":
+            # The model normalises and resizes inside (GeneralizedRCNNTransform): give it [0, 1] RGB.
+            x = np.asarray(im.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
+            samples.append({name: np.ascontiguousarray(x.transpose(2, 0, 1))})
+        else:
+            scale = 256 / 224
+            short = round(min(h, w) * scale)
+            iw, ih = im.size
+            r = short / min(iw, ih)
+            im = im.resize((max(w, round(iw * r)), max(h, round(ih * r))), Image.BILINEAR)
+            left, top = (im.size[0] - w) // 2, (im.size[1] - h) // 2
+            x = np.asarray(im.crop((left, top, left + w, top + h)), dtype=np.float32) / 255.0
+            x = (x - IMAGENET_MEAN) / IMAGENET_STD
+            samples.append({name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
+    if artifact.task == "detection":
+        how = f"RGB, resized to {h}x{w} (bilinear), scaled to [0, 1], CHW; the model normalises inside"
+    else:
+        how = (f"RGB, shorter side resized to {round(min(h, w) * 256 / 224)}, centre crop {h}x{w}, "
+               "scaled to [0, 1], ImageNet mean/std normalised, NCHW with batch 1")
+    return samples, how

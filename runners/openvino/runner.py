@@ -1,0 +1,112 @@
+"""OpenVINO runner: the CPU plugin, at an explicit inference precision read back after compiling."""
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Tuple
+
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+
+HINTS = ("LATENCY", "THROUGHPUT")
+# e2e precision -> OpenVINO element type, and back
+TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+FROM_OV = {v: k for k, v in TO_OV.items()}
+
+
+@dataclass
+class Options:
+    performance_hint: str = "LATENCY"
+    num_streams: int = 1
+
+    def __post_init__(self) -> None:
+        if self.performance_hint not in HINTS:
+            raise ValueError("performance_hint must be one of {}, got {!r}".format(", ".join(HINTS), self.performance_hint))
+        if not isinstance(self.num_streams, int) or self.num_streams < 1:
+            raise ValueError("num_streams must be an integer >= 1, got {!r}".format(self.num_streams))
+
+
+class OpenVinoRunner(Runner):
+    packages = ["openvino", "numpy"]
+    Options = Options
+
+    def available_impl(self) -> None:
+        if self.spec.device != "cpu":
+            raise EngineUnavailable("OpenVINO has no NVIDIA GPU support; its GPU plugin is for Intel GPUs only. "
+                                    "Run it on device cpu")
+        if self.spec.precision not in TO_OV:
+            raise EngineUnavailable("the OpenVINO runner does not offer {} yet (it needs NNCF quantization); "
+                                    "use one of {}".format(self.spec.precision, ", ".join(TO_OV)))
+
+    def version_impl(self) -> str:
+        import openvino as ov
+
+        return ov.get_version()
+
+    def load_impl(self) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        with self.stage("convert"):
+            model = _unsupported_from(core.read_model, self.spec.model_path)
+        # The ONNX graph outputs, in order; compiled.outputs keeps that order.
+        self.output_names = [port.get_any_name() for port in model.outputs]
+        config = {
+            # Always set: on CPUs with AVX512-BF16 or AMX the plugin's default is bf16.
+            "INFERENCE_PRECISION_HINT": TO_OV[self.spec.precision],
+            "INFERENCE_NUM_THREADS": self.spec.threads,
+            "PERFORMANCE_HINT": self.options.performance_hint,
+            "NUM_STREAMS": self.options.num_streams,
+        }
+        with self.stage("compile"):
+            self.compiled = _unsupported_from(core.compile_model, model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        # A hint is a wish: the plugin falls back (e.g. bf16 -> f32 without hardware support).
+        ran_at = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        self.precision = FROM_OV.get(ran_at, ran_at)
+        self.settings.update({key.lower(): _plain(self.compiled.get_property(key)) for key in (
+            "INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "NUM_STREAMS",
+            "EXECUTION_MODE_HINT", "EXECUTION_DEVICES")})
+        self.settings["device"] = core.get_property("CPU", "FULL_DEVICE_NAME")
+
+    def infer_impl(self, feeds: Sample) -> Sample:
+        # share_outputs=False: OpenVINO copies each output (actual, possibly dynamic shape)
+        # into a fresh numpy array, so the caller may keep it past the next call.
+        result = self.request.infer(feeds, share_outputs=False)
+        return {name: result[port] for name, port in zip(self.output_names, self.compiled.outputs)}
+
+    def release_impl(self) -> None:
+        self.request = self.compiled = None
+
+
+def _plain(value: object) -> object:
+    """Property values as JSON-friendly data: element types as "f32", enums by name."""
+    if isinstance(value, (int, float, str, list)):
+        return value
+    return value.to_string() if hasattr(value, "to_string") else getattr(value, "name", str(value))
+
+
+def _unsupported_from(call: Callable[..., Any], *args: Any) -> Any:
+    """Run an OpenVINO call; an error that names the operator it broke on becomes UnsupportedError."""
+    try:
+        return call(*args)
+    except RuntimeError as e:
+        operator, node, line = _operator_in(str(e))
+        if operator is None:
+            raise
+        raise UnsupportedError("OpenVINO cannot handle operator {}: {}; export the model without it or at "
+                               "another opset.\n{}".format(operator, line, e), operator=operator, node=node) from None
+
+
+def _operator_in(message: str) -> Tuple[Optional[str], Optional[str], str]:
+    """(operator, node, the line naming them) from an ONNX frontend or CPU plugin error message.
+
+    Frontend: "-- No conversion rule found for operations: FooBar-17, Baz-11" or
+    "-- Conversion is failed for: Qux-13" (ONNX op type, dash, opset).
+    CPU plugin: "Unsupported operation of type: NonZero name: /roi_heads/NonZero".
+    """
+    found = re.search(r"-- (?:No conversion rule found for operations|Conversion is failed for): ([^\n]+)", message)
+    if found:
+        ops = [re.sub(r"-\d+$", "", op.strip()) for op in found.group(1).split(",")]
+        return ", ".join(ops), None, found.group(0)[3:].strip()
+    found = re.search(r"Unsupported operation of type: (\S+) name: ([^\n]+)", message)
+    if found:
+        return found.group(1), found.group(2).strip(), found.group(0).strip()
+    return None, None, ""

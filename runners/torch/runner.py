@@ -1,0 +1,61 @@
+"""PyTorch, the reference: the same model object the ONNX was exported from, run eagerly.
+
+`spec.model_path` is the export's `torch_model.json`: the factory, its arguments and the
+state dict file, so this runner rebuilds exactly the weights that were exported.
+"""
+import importlib
+import json
+import os
+
+from shared import EngineUnavailable, Runner, Sample
+
+
+class TorchRunner(Runner):
+    packages = ["torch", "torchvision", "numpy"]
+
+    def available_impl(self) -> None:
+        import torch
+
+        if self.spec.device != "cpu" and not torch.cuda.is_available():
+            raise EngineUnavailable("this torch build sees no CUDA device (torch {})".format(torch.__version__))
+        if not self.spec.model_path.endswith(".json"):
+            raise EngineUnavailable("no PyTorch model to run: the model was given as an ONNX file")
+
+    def version_impl(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def load_impl(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.spec.threads)
+        torch.set_num_interop_threads(1)
+        with open(self.spec.model_path, encoding="utf-8") as f:
+            card = json.load(f)
+        module_name, _, attr = card["factory"].partition(":")
+        model = getattr(importlib.import_module(module_name), attr)(**card["kwargs"])
+        state = os.path.join(os.path.dirname(self.spec.model_path), card["state_dict"])
+        model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
+        self.device = torch.device(self.spec.device)
+        self.model = model.eval().to(self.device)
+        self.task, self.output_names = card["task"], card["output_names"]
+        self.settings.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
+                             mode="eager, torch.inference_mode")
+        self.precision = "fp32"
+
+    def infer_impl(self, feeds: Sample) -> Sample:
+        import torch
+
+        with torch.inference_mode():
+            tensors = [torch.from_numpy(a).to(self.device) for a in feeds.values()]
+            if self.task == "detection":  # a list of CHW images in, a list of dicts out
+                found = self.model(tensors)[0]
+                outs = [found[name] for name in self.output_names]
+            else:
+                out = self.model(*tensors)
+                outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            return {n: t.cpu().numpy().copy() for n, t in zip(self.output_names, outs)}
+
+    def release_impl(self) -> None:
+        self.model = None
