@@ -21,6 +21,8 @@ from .report import Report, Row, write_report
 def bench(cfg: BenchConfig, console: Any) -> Report:
     selected = engine_registry.select(cfg.engines)
     source = models.resolve(cfg.model, cfg.input_size)
+    if cfg.images is not None:
+        testdata.image_files(cfg.images)
     run_dir = _run_dir(cfg.out, source.name)
     log = console.print
     started = time.perf_counter()

@@ -10,8 +10,9 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -84,7 +85,8 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
             args = (torch.rand(1, 3, h, w),)
             inputs, outputs = ["input"], ["logits" if task == "classification" else "output"]
             dynamic = {"input": {0: "batch"}, outputs[0]: {0: "batch"}}
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, on purpose
             torch.onnx.export(net, args, str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
                               input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
         seconds = time.perf_counter() - start

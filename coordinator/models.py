@@ -42,6 +42,7 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _det("faster_rcnn_v2", "fasterrcnn_resnet50_fpn_v2"),
     _det("retinanet", "retinanet_resnet50_fpn"),
     _det("fcos", "fcos_resnet50_fpn"),
+    _det("faster_rcnn_mobilenet", "fasterrcnn_mobilenet_v3_large_320_fpn", (320, 320)),
     _det("ssdlite", "ssdlite320_mobilenet_v3_large", (320, 320)),
     _cls("resnet18", "resnet18"),
     _cls("resnet50", "resnet50"),

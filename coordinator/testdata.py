@@ -28,7 +28,7 @@ class TestData:
 
 def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path) -> TestData:
     folder = images or DEFAULT_IMAGES
-    files = _image_files(folder)
+    files = image_files(folder)
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode() + f.read_bytes())
@@ -48,12 +48,15 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     return TestData(inputs, data_dir / "reference.npz", info)
 
 
-def _image_files(folder: Path) -> List[Path]:
+def image_files(folder: Path) -> List[Path]:
+    """The files of an image folder; checked before the (slow) export so bad input fails fast."""
     if not folder.is_dir():
         raise UsageError(f"--images: not a folder: {folder}")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise UsageError(f"--images: no images in {folder}")
+    for f in files:
+        _load_rgb(f)
     return files
 
 

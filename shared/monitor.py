@@ -1,6 +1,6 @@
 """Resource usage read from the OS around the timed loop: nothing runs during it.
 
-Peak RSS comes from getrusage (the kernel's high-water mark); CPU utilisation is process CPU
+Peak RSS is the kernel's high-water mark; CPU utilisation is process CPU
 time over wall time. GPU figures use nvidia-ml-py when the runner environment has it.
 """
 import os
@@ -45,6 +45,15 @@ class ResourceWindow:
 
 
 def peak_rss_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a runner started from a
+    # large coordinator would report the coordinator's peak.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB on Linux
 

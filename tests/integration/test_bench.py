@@ -1,0 +1,48 @@
+"""`e2e bench` end to end through the CLI: export, every engine, parity, the report files."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def bench(tmp_path, cache, *args):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["bench", "--weights", "random", "--warmup", "1", "--iterations", "3",
+                                      "--device", "cpu", "--out", str(out), "--cache-dir", str(cache), *args])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    return result, out, {(r["engine"], r["precision_requested"]): r for r in report["results"]}, report
+
+
+def test_all_engines_on_a_tiny_classifier(tmp_path, cache):
+    result, out, rows, report = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "all")
+    for engine in ("torch", "ort", "openvino", "tvm"):
+        row = rows[(engine, "fp32")]
+        assert row["status"] == "ok", row["reason"]
+        assert row["precision"] == "fp32" and row["latency_ms"]["count"] == 3
+        assert row["launcher"] == ("host" if engine == "torch" else "venv")
+        if engine != "torch":
+            assert row["parity"]["passed"], row["parity"]
+    assert rows[("trt", "fp32")]["status"] == "skipped"
+    assert "does not run on cpu" in rows[("trt", "fp32")]["reason"]
+    assert rows[("openppl", "fp32")]["status"] == "skipped"
+    assert "Docker image" in rows[("openppl", "fp32")]["reason"]
+    assert report["model"]["weights"]["kind"] == "random" and report["notes"]
+    assert (out / "results.csv").is_file() and (out / "report.md").is_file()
+    assert "openvino" in result.output  # the summary table
+
+
+def test_detection_parity_on_a_small_detector(tmp_path, cache):
+    _, _, rows, report = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:small_faster_rcnn", "--engines", "torch,ort,openvino",
+                               "--iterations", "1", "--warmup", "0")
+    assert report["model"]["task"] == "detection"
+    for engine in ("ort", "openvino"):
+        row = rows[(engine, "fp32")]
+        assert row["status"] == "ok", row["reason"]
+        parity = row["parity"]
+        assert parity["method"] == "detection" and parity["passed"], parity
+        assert parity["detection"]["reference_boxes"] > 0  # random weights still detect: the test can fail

@@ -1,0 +1,32 @@
+"""Every CPU engine, for real, in its own virtualenv, on a tiny ONNX graph."""
+import numpy as np
+import pytest
+
+from coordinator.engines import discover
+from coordinator.launchers import VenvLauncher
+from shared import RunSpec, load_samples, save_samples
+from tests.fixtures.onnx_models import matmul_relu, matmul_relu_reference, matmul_relu_samples
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("engine_id", ["ort", "openvino", "tvm"])
+def test_engine_runs_in_its_own_environment(engine_id, cache, tmp_path):
+    engine = discover()[engine_id]
+    launcher = VenvLauncher(cache)
+    launcher.prepare(engine)
+    samples = matmul_relu_samples()
+    save_samples(str(tmp_path / "inputs.npz"), samples)
+    spec = RunSpec(engine=engine_id, model_path=str(matmul_relu(tmp_path / "m.onnx")),
+                   inputs_path=str(tmp_path / "inputs.npz"), warmup=1, iterations=5, threads=2)
+
+    result = launcher.run(engine, spec, tmp_path / "io", timeout=600)
+
+    assert result.status == "ok", f"{result.reason}\n{(tmp_path / 'io' / 'runner.log').read_text()}"
+    assert result.engine_version and result.precision == "fp32"
+    assert result.latency_ms.count == 5
+    # isolated: the runner ran on the engine's own interpreter, not the coordinator's
+    assert result.environment["executable"].startswith(str(cache / "venvs"))
+    outputs = load_samples(str(tmp_path / "io" / "outputs.npz"))
+    for sample, out in zip(samples, outputs):
+        np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-5, atol=1e-6)

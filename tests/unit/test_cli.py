@@ -1,0 +1,54 @@
+"""CLI errors a user can cause: one line, non-zero exit, no traceback."""
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args, tmp_path):
+    return runner.invoke(app, ["bench", *args, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "no_such_model"], "unknown model 'no_such_model'; valid: faster_rcnn"),
+    (["--model", "resnet18", "--engines", "ort,warp"], "unknown engine warp; valid: all, torch, ort"),
+    (["--model", "missing.onnx"], "ONNX file not found: missing.onnx"),
+    (["--model", "resnet18", "--precision", "fp8"], "unknown precision fp8"),
+    (["--model", "resnet18", "--device", "tpu"], "unknown device 'tpu'"),
+    (["--model", "resnet18", "--input-size", "big"], "--input-size must look like 480x640"),
+    (["--model", "resnet18", "--weights", "nope.pt"], "no such checkpoint file"),
+])
+def test_bad_input_is_one_line_and_exit_1(tmp_path, args, message):
+    result = invoke(*args, tmp_path=tmp_path)
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_corrupt_onnx_is_refused(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    result = invoke("--model", str(bad), tmp_path=tmp_path)
+    assert result.exit_code == 1 and "is not a valid ONNX model" in result.output, result.output
+
+
+@pytest.mark.parametrize("files, message", [({}, "no images in"), ({"notes.txt": b"hello"}, "is not a readable image")])
+def test_bad_image_folder(tmp_path, files, message):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    result = invoke("--model", "tests.fixtures.tiny:tiny_cnn", "--weights", "random", "--engines", "torch",
+                    "--images", str(folder), tmp_path=tmp_path)
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_engines_lists_every_runner_and_says_why_not(tmp_path):
+    result = runner.invoke(app, ["engines", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    for engine in ("torch", "ort", "openvino", "tvm", "trt", "openppl"):
+        assert engine in result.output
+    assert "TensorRT does not run on cpu" in result.output

@@ -1,0 +1,48 @@
+"""A runner process that crashes, hangs or writes garbage still ends as a row that says so."""
+import sys
+from pathlib import Path
+
+import pytest
+
+from coordinator.engines import Engine
+from coordinator.launchers.process import protocol_path, read_result, run_process
+from shared import RunSpec, save_samples
+from tests.fixtures.onnx_models import matmul_relu_samples
+
+ENGINE = Engine(id="numpy", name="numpy", folder=Path(__file__).parents[1] / "fixtures" / "numpy_engine",
+                devices=("cpu",), precisions=("fp32",), launchers=("host",))
+
+
+def launch(tmp_path, timeout=60.0, **options):
+    save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
+    spec = RunSpec(engine="numpy", model_path="unused.onnx", inputs_path=str(tmp_path / "inputs.npz"),
+                   warmup=0, iterations=2, threads=3, engine_options=options)
+    return run_process(sys.executable, ENGINE, spec, tmp_path / "io", timeout, [protocol_path(tmp_path / "cache")])
+
+
+def test_a_normal_run_reads_back_the_result(tmp_path):
+    result = launch(tmp_path)
+    assert result.status == "ok", result.reason
+    # the launcher sets every BLAS/OpenMP thread variable to the spec's thread count
+    assert result.environment["thread_env"]["OMP_NUM_THREADS"] == "3"
+    assert (tmp_path / "io" / "runner.log").read_text().startswith("e2e runner numpy starting")
+
+
+def test_a_crash_is_a_failed_row_naming_the_signal_and_stage(tmp_path):
+    result = launch(tmp_path, fail_in="abort")
+    assert (result.status, result.stage) == ("failed", "compile")
+    assert "killed by SIGABRT" in result.reason
+
+
+def test_a_hang_is_killed_and_reported_as_timeout(tmp_path):
+    result = launch(tmp_path, timeout=3, fail_in="hang")
+    assert (result.status, result.stage) == ("timeout", "compile")
+    assert "no result after 3 s" in result.reason
+
+
+@pytest.mark.parametrize("content, message", [("{\"engine\": \"x\", \"sta", "invalid result.json"),
+                                              ("{\"engine\": \"x\", \"status\": \"great\"}", "status must be one of")])
+def test_a_truncated_or_invalid_result_is_a_failed_row(tmp_path, content, message):
+    (tmp_path / "result.json").write_text(content)
+    result = read_result("x", tmp_path, 0)
+    assert result.status == "failed" and message in result.reason

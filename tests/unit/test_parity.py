@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from coordinator.parity import box_iou, compare, match_detections
+
+BOXES = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]], dtype=np.float32)
+
+
+def det(boxes, labels=(1, 2, 3), scores=(0.9, 0.8, 0.7)):
+    return {"boxes": np.asarray(boxes, np.float32), "labels": np.asarray(labels, np.int64),
+            "scores": np.asarray(scores, np.float32)}
+
+
+def test_tensor_parity_uses_precision_tolerances():
+    ref = [{"y": np.array([1.0, 2.0, 3.0], np.float32)}]
+    near = [{"y": np.array([1.0, 2.0, 3.0 + 5e-3], np.float32)}]
+    assert not compare(ref, near, "fp32", detection=False).passed
+    assert compare(ref, near, "fp16", detection=False).passed
+    worst = compare(ref, near, "fp32", detection=False).outputs[0]
+    assert worst.max_abs == pytest.approx(5e-3, rel=1e-3)
+
+
+@pytest.mark.parametrize("out, note", [
+    ({"y": np.ones(4, np.float32)}, "shape [4]"),
+    ({"y": np.array([1.0, np.nan, 3.0], np.float32)}, "non-finite"),
+    ({"z": np.ones(3, np.float32)}, "missing"),
+])
+def test_tensor_parity_failures_say_why(out, note):
+    p = compare([{"y": np.array([1.0, 2.0, 3.0], np.float32)}], [out], "fp32", detection=False)
+    assert not p.passed and note in p.outputs[0].note
+
+
+def test_iou():
+    iou = box_iou(BOXES[:1], np.array([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], np.float32))
+    np.testing.assert_allclose(iou, [[1.0, 50 / 150, 0.0]])
+
+
+def test_reordered_detections_match_fully():
+    ref = det(BOXES)
+    out = det(BOXES[::-1] + 0.1, labels=(3, 2, 1), scores=(0.7, 0.8, 0.9))
+    p = compare([ref], [out], "fp32", detection=True)
+    assert p.passed and p.detection.matched == 3 and p.detection.label_agreement == 1.0
+    assert p.detection.mean_iou > 0.97
+
+
+def test_a_missing_box_lowers_the_matched_fraction():
+    p = compare([det(BOXES)], [det(BOXES[:2], (1, 2), (0.9, 0.8))], "fp32", detection=True)
+    assert p.detection.matched_fraction == pytest.approx(2 / 3) and not p.passed
+
+
+def test_label_swap_is_caught():
+    p = compare([det(BOXES)], [det(BOXES, labels=(2, 1, 3))], "fp32", detection=True)
+    assert p.detection.matched == 3 and p.detection.label_agreement == pytest.approx(1 / 3)
+    assert not p.passed
+
+
+def test_matching_is_one_to_one():
+    ref = det(BOXES[:1].repeat(2, axis=0), (1, 1), (0.9, 0.8))
+    pairs = match_detections(ref, det(BOXES[:1], (1,), (0.9,)))
+    assert pairs == [(0, 0, 1.0)]
+
+
+def test_empty_detections_on_both_sides_pass():
+    empty = det(np.zeros((0, 4)), (), ())
+    assert compare([empty], [empty], "fp32", detection=True).passed

@@ -1,0 +1,84 @@
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared import RunResult, RunSpec, load_samples, save_samples
+from tests.fixtures.onnx_models import matmul_relu_reference, matmul_relu_samples
+
+RUNNER = Path(__file__).parents[1] / "fixtures" / "numpy_engine" / "runner.py"
+ROOT = Path(__file__).parents[2]
+
+
+def load_runner_class():
+    spec = importlib.util.spec_from_file_location("numpy_matmul", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.NumpyRunner
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    path = tmp_path / "inputs.npz"
+    save_samples(str(path), matmul_relu_samples())
+    return path
+
+
+def make_spec(inputs, **kw):
+    base = dict(engine="numpy", model_path="unused.onnx", inputs_path=str(inputs), warmup=1, iterations=5)
+    return RunSpec(**{**base, **kw})
+
+
+def test_run_measures_and_keeps_outputs_of_every_input(inputs):
+    result, outputs = load_runner_class()(make_spec(inputs, iterations=7)).run()
+    assert result.status == "ok", result.reason
+    assert result.latency_ms.count == 7 and result.latency_ms.min > 0
+    assert result.first_inference_ms > 0 and result.throughput_per_s > 0
+    assert set(result.stage_seconds) == {"load", "convert", "compile"}
+    assert result.resources.peak_rss_mb > 0
+    assert result.settings == {"threads": 1} and result.engine_version == np.__version__
+    for sample, out in zip(matmul_relu_samples(), outputs):
+        np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-6)
+
+
+def test_min_time_keeps_measuring(inputs):
+    result, _ = load_runner_class()(make_spec(inputs, iterations=1, min_time_s=0.2)).run()
+    assert result.latency_ms.count > 1
+
+
+@pytest.mark.parametrize("fail_in, status, stage", [
+    ("convert", "unsupported", "convert"), ("compile", "failed", "compile"), ("skip", "skipped", None),
+])
+def test_errors_become_rows_with_their_stage(inputs, fail_in, status, stage):
+    result, outputs = load_runner_class()(make_spec(inputs, engine_options={"fail_in": fail_in})).run()
+    assert (result.status, result.stage, outputs) == (status, stage, [])
+    assert result.reason
+    if status == "unsupported":
+        assert (result.error.operator, result.error.node) == ("Foo", "foo_1")
+
+
+def test_unknown_engine_option_names_the_valid_ones(inputs):
+    result, _ = load_runner_class()(make_spec(inputs, engine_options={"nope": 1})).run()
+    assert result.status == "failed" and "unknown engine option(s) nope" in result.reason
+    assert "fail_in" in result.reason
+
+
+def test_entry_point_writes_result_and_outputs(tmp_path, inputs):
+    make_spec(inputs).save(str(tmp_path / "spec.json"))
+    subprocess.run([sys.executable, "-m", "shared.entry", "--runner", str(RUNNER), "--io", str(tmp_path)],
+                   cwd=ROOT, check=True, capture_output=True)
+    result = RunResult.load(str(tmp_path / "result.json"))
+    assert result.status == "ok" and result.outputs_file == "outputs.npz"
+    assert len(load_samples(str(tmp_path / "outputs.npz"))) == 2
+
+
+def test_protocol_package_is_python38_compatible():
+    vermin = shutil.which("vermin", path=str(Path(sys.executable).parent)) or shutil.which("vermin")
+    assert vermin, "vermin is a test dependency: pip install -e '.[test]'"
+    out = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.8-",
+                          "--eval-annotations", str(ROOT / "shared")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
