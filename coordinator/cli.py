@@ -14,7 +14,7 @@ from .config import BenchConfig, default_cache, parse_size
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export a PyTorch model to ONNX once, run it on every engine, report.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 state = {"debug": False}
 
 
@@ -87,7 +87,7 @@ def user_errors() -> Iterator[None]:
     except E2EError as e:
         if state["debug"]:
             raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("interrupted: the rows finished so far are in the report")

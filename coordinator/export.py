@@ -85,10 +85,13 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
             args = (torch.rand(1, 3, h, w),)
             inputs, outputs = ["input"], ["logits" if task == "classification" else "output"]
             dynamic = {"input": {0: "batch"}, outputs[0]: {0: "batch"}}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter, on purpose
+        # The tracer warns a screenful on torchvision detectors; keep it in export.log, not the terminal.
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             torch.onnx.export(net, args, str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
                               input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
+        (tmp / "export.log").write_text("".join(
+            warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught))
         seconds = time.perf_counter() - start
         torch.save(net.state_dict(), tmp / "weights.pt")
         card = {"factory": model.factory, "kwargs": factory_kwargs(model), "state_dict": "weights.pt",

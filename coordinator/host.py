@@ -5,7 +5,7 @@ from typing import Any, Dict, List
 
 import psutil
 
-from shared.environment import cpu_model
+from shared.environment import cpu_flags, cpu_model
 
 
 def physical_cores() -> int:
@@ -42,20 +42,7 @@ def describe() -> Dict[str, Any]:
     mem = psutil.virtual_memory()
     return {
         "cpu": cpu_model(), "physical_cores": physical_cores(), "logical_cores": os.cpu_count(),
-        "cpu_flags": _cpu_flags(), "memory_gb": round(mem.total / 2**30, 1),
+        "cpu_flags": cpu_flags(), "memory_gb": round(mem.total / 2**30, 1),
         "os": platform.platform(), "python": platform.python_version(), "gpus": nvidia_gpus(),
     }
 
-
-def _cpu_flags() -> List[str]:
-    """The instruction-set flags that change which kernels (and precisions) engines pick."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in present]
-    except OSError:
-        pass
-    return []

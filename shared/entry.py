@@ -7,6 +7,7 @@ and stderr to DIR/runner.log. Exit code 0 whenever result.json was written, what
 engine's status: the status is in the result.
 """
 import argparse
+import faulthandler
 import importlib.util
 import os
 import sys
@@ -27,6 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--io", required=True, help="directory with spec.json; results go here")
     args = parser.parse_args(argv)
 
+    faulthandler.enable()  # a native crash still leaves a Python traceback in the log
     spec = RunSpec.load(os.path.join(args.io, SPEC))
     print("e2e runner {} starting".format(spec.engine), flush=True)  # first log line: start overhead
     try:

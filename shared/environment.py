@@ -11,6 +11,7 @@ def describe(packages: List[str]) -> Dict[str, Any]:
         "executable": sys.executable,
         "os": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "in_container": os.path.exists("/.dockerenv"),
         "packages": package_versions(packages),
@@ -30,6 +31,20 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> List[str]:
+    """The instruction-set flags that decide which kernels (and precisions) engines pick."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8")
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in present]
+    except OSError:
+        pass
+    return []
 
 
 def package_versions(names: List[str]) -> Dict[str, str]:

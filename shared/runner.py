@@ -45,6 +45,8 @@ class Runner:
         self.precision = spec.precision
         #: effective settings read back from the engine (threads, providers, hints...)
         self.settings: Dict[str, Any] = {}
+        #: the input samples, read before `load_impl` (shape specialisation, profiles)
+        self.samples: List[Sample] = []
         self._stages: List[str] = []
         self._stage_seconds: Dict[str, float] = {}
         self._failed_stage: Optional[str] = None
@@ -99,13 +101,13 @@ class Runner:
                 self.options = _parse_options(self.Options, spec.engine_options)
                 self.available_impl()
                 base["engine_version"] = self.version_impl()
-                samples = load_samples(spec.inputs_path)
-                if not samples:
+                self.samples = load_samples(spec.inputs_path)
+                if not self.samples:
                     raise ProtocolError("{} holds no input samples".format(spec.inputs_path))
             with self.stage("load"):
                 self.load_impl()
             with self.stage("run"):
-                result, outputs = self._measure(samples)
+                result, outputs = self._measure(self.samples)
             result.environment = base["environment"]
             result.engine_version = base["engine_version"]
             return result, outputs

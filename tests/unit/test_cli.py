@@ -13,7 +13,7 @@ def invoke(*args, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "no_such_model"], "unknown model 'no_such_model'; valid: faster_rcnn"),
-    (["--model", "resnet18", "--engines", "ort,warp"], "unknown engine warp; valid: all, torch, ort"),
+    (["--model", "resnet18", "--engines", "ort,warp"], "unknown engine warp; valid: all, torch, "),
     (["--model", "missing.onnx"], "ONNX file not found: missing.onnx"),
     (["--model", "resnet18", "--precision", "fp8"], "unknown precision fp8"),
     (["--model", "resnet18", "--device", "tpu"], "unknown device 'tpu'"),

@@ -1,0 +1,205 @@
+"""OpenPPL (ppl.nn) runner: the x86 engine for cpu, the CUDA engine for cuda:N.
+
+ppl.nn has no wheel: `pyppl` exists only in the e2e-openppl image, built from source. The calls
+follow ppl.nn's own Python tool, tools/pplnn.py. ppl.nn reports errors as status codes and logs
+the details through C stdio, so the loading steps read stderr to name the operator it refused.
+"""
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+
+NO_WHEEL = ("OpenPPL has no wheel: it runs only in its Docker image (e2e images build openppl), which compiles "
+            "ppl.nn v0.9.2 from source and needs internet access during the build")
+OPSET_HINT = "ppl.nn registers most ops only up to opset 11-16: export the model with --opset 11"
+# "cannot find implementation of op: domain[], type[Reciprocal], version[11]"  (engine_graph_partitioner.cc)
+# "cannot find creator for node[name] of type[:Loop:11]"                       (cuda/engine.cc)
+OP_PATTERNS = (re.compile(r"op: domain\[[^\]]*\], type\[(?P<op>[^\]]+)\], version\[(?P<v>\d+)\]"),
+               re.compile(r"node\[(?P<node>[^\]]*)\] of type\[[^:\]]*:(?P<op>[^:\]]+):(?P<v>\d+)\]"))
+
+
+@dataclass
+class Options:
+    mm_policy: str = "perf"  # "perf": x86 MM_MRU / cuda MM_BEST_FIT; "mem": MM_COMPACT (pplnn.py's --mm-policy)
+    quick_select: bool = False  # cuda: take default kernels instead of timing the candidates per Conv
+
+    def __post_init__(self) -> None:
+        if self.mm_policy not in ("perf", "mem"):
+            raise ValueError("mm_policy must be one of perf, mem")
+        if not isinstance(self.quick_select, bool):
+            raise ValueError("quick_select must be true or false")
+
+
+class OpenPPLRunner(Runner):
+    packages = ["numpy"]
+    Options = Options
+
+    def available_impl(self) -> None:
+        try:
+            from pyppl import nn as pplnn
+        except ImportError:
+            raise EngineUnavailable(NO_WHEEL) from None
+        if self.spec.precision != "fp32":
+            raise EngineUnavailable(f"ppl.nn takes fp32 models only, not {self.spec.precision}; use --precision fp32")
+        kind = "x86" if self.spec.device == "cpu" else "cuda"
+        if not hasattr(pplnn, kind):  # the submodule exists only if the build enabled that engine
+            flag = "PPLNN_USE_X86_64" if kind == "x86" else "PPLNN_USE_CUDA"
+            raise EngineUnavailable(f"this ppl.nn build has no {kind} engine; rebuild the image with -D{flag}=ON")
+        if kind == "x86" and not {"avx512f", "fma"} & _cpu_flags():
+            raise EngineUnavailable("ppl.nn's x86 engine needs AVX512 or FMA3, and this CPU has neither")
+
+    def version_impl(self) -> str:
+        from pyppl import nn as pplnn
+
+        self.settings["commit"] = pplnn.PPLNN_COMMIT_STR
+        return f"{pplnn.PPLNN_VERSION_MAJOR}.{pplnn.PPLNN_VERSION_MINOR}.{pplnn.PPLNN_VERSION_PATCH}"
+
+    def load_impl(self) -> None:
+        from pyppl import common as pplcommon
+        from pyppl import nn as pplnn
+
+        self.rc_ok, self.ret_str = pplcommon.RC_SUCCESS, pplcommon.GetRetCodeStr
+        self.dtypes = {getattr(pplcommon, "DATATYPE_" + k): np.dtype(v) for k, v in (
+            ("FLOAT32", "float32"), ("FLOAT16", "float16"), ("FLOAT64", "float64"), ("INT8", "int8"),
+            ("INT32", "int32"), ("INT64", "int64"), ("UINT8", "uint8"), ("BOOL", "bool"))}
+        first = self.samples[0]
+        engine = self._create_engine(pplnn, [list(a.shape) for a in first.values()])
+        builder = pplnn.onnx.RuntimeBuilderFactory.Create()
+        if not builder:
+            raise RuntimeError("ppl.nn could not create an ONNX runtime builder; see runner.log")
+        with self.stage("convert"):
+            self._call(lambda: builder.LoadModelFromFile(self.spec.model_path), "read the ONNX model")
+        with self.stage("compile"):  # partition and optimize for the engine, pick kernels
+            resources = pplnn.onnx.RuntimeBuilderResources()
+            resources.engines = [engine]
+            self._call(lambda: builder.SetResources(resources), "take the engine")
+            self._call(builder.Preprocess, "prepare the graph for its engine")
+            self.runtime = builder.CreateRuntime()
+            if not self.runtime:
+                raise RuntimeError("ppl.nn could not create a runtime; see runner.log")
+        self.builder, self.engine = builder, engine
+        self.sync = getattr(self.runtime, "Sync", None)  # the CUDA engine may run asynchronously
+        names = [self.runtime.GetInputTensor(i).GetName() for i in range(self.runtime.GetInputCount())]
+        if set(names) - set(first):
+            raise RuntimeError(f"the model's inputs are {names}, the samples give {list(first)}")
+
+    def _create_engine(self, pplnn: Any, dims: List[List[int]]) -> Any:
+        spec, perf = self.spec, self.options.mm_policy == "perf"
+        if spec.device == "cpu":
+            options = pplnn.x86.EngineOptions()
+            options.mm_policy = pplnn.x86.MM_MRU if perf else pplnn.x86.MM_COMPACT
+            engine = pplnn.x86.EngineFactory.Create(options)
+            self.precision = "fp32"  # the x86 engine is fp32 only
+            self.settings.update(engine="x86", isa="avx512" if "avx512f" in _cpu_flags() else "fma3",
+                                 omp_num_threads=os.environ.get("OMP_NUM_THREADS", "unset"))
+        else:
+            options = pplnn.cuda.EngineOptions()
+            options.device_id = spec.device_index
+            options.mm_policy = pplnn.cuda.MM_BEST_FIT if perf else pplnn.cuda.MM_COMPACT
+            engine = pplnn.cuda.EngineFactory.Create(options)
+            # ppl.nn's CUDA Conv/Gemm kernels are fp16 (or int8) only; bridge nodes convert around them
+            # (ppl.nn issues #9 and #561): an fp32 model does not run at fp32 there.
+            self.precision = "fp16 (conv/gemm)"
+            self.settings.update(engine="cuda", device_id=spec.device_index, quick_select=self.options.quick_select)
+        if not engine:
+            raise RuntimeError(f"ppl.nn could not create its {self.settings['engine']} engine; see runner.log")
+        if spec.device != "cpu":  # option names as in tools/pplnn.py; older builds may lack them
+            if self.options.quick_select:
+                self._check(engine.Configure(pplnn.cuda.ENGINE_CONF_USE_DEFAULT_ALGORITHMS), "quick-select")
+            dims_option = getattr(pplnn.cuda, "ENGINE_CONF_SET_INPUT_DIMS", None)
+            if dims_option is not None:  # a hint for kernel selection; samples are keyed in graph input order
+                self._check(engine.Configure(dims_option, dims), "take the input dims")
+                self.settings["input_dims_hint"] = dims
+        self.settings["mm_policy"] = self.options.mm_policy
+        return engine
+
+    def _call(self, step: Callable[[], Any], what: str) -> None:
+        """Run one loading step; a failure names the operator when ppl.nn's log does."""
+        with _stderr_copied() as log:
+            status = step()
+        if status == self.rc_ok:
+            return
+        op, node, version = _refused_op("".join(log))
+        message = f"ppl.nn could not {what}: {self.ret_str(status)}"
+        if op:
+            message += f"; the {self.settings.get('engine')} engine has no {op} (opset {version}). {OPSET_HINT}"
+        raise UnsupportedError(message, operator=op, node=node)
+
+    def _check(self, status: Any, what: str) -> None:
+        if status != self.rc_ok:
+            raise RuntimeError(f"ppl.nn could not {what}: {self.ret_str(status)}")
+
+    def infer_impl(self, feeds: Sample) -> Sample:
+        runtime = self.runtime
+        for i in range(runtime.GetInputCount()):
+            tensor = runtime.GetInputTensor(i)
+            # ConvertFromHost reads the buffer as C-contiguous and reshapes the tensor to it
+            self._check(tensor.ConvertFromHost(np.ascontiguousarray(feeds[tensor.GetName()])),
+                        f"take input {tensor.GetName()!r}")
+        self._check(runtime.Run(), "run the model")
+        if self.sync is not None:
+            self._check(self.sync(), "finish the run")
+        outputs = {}
+        for i in range(runtime.GetOutputCount()):
+            tensor = runtime.GetOutputTensor(i)
+            name, shape = tensor.GetName(), tensor.GetShape()
+            dims = shape.GetDims()
+            if 0 in dims:  # ConvertToHost returns nothing for an empty tensor: give its real shape, no data
+                if shape.GetDataType() not in self.dtypes:
+                    raise RuntimeError(f"output {name!r} is empty and of a data type e2e cannot name")
+                outputs[name] = np.empty(dims, dtype=self.dtypes[shape.GetDataType()])
+                continue
+            data = tensor.ConvertToHost()  # a fresh host buffer (py_tensor.cc), safe to keep
+            if not data:
+                raise RuntimeError(f"ppl.nn could not copy output {name!r} to the host; see runner.log")
+            outputs[name] = np.asarray(data)
+        return outputs
+
+    def release_impl(self) -> None:
+        self.runtime = self.builder = self.engine = None
+
+
+def _refused_op(log: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    for pattern in OP_PATTERNS:
+        found = pattern.search(log)
+        if found:
+            return found.group("op"), found.groupdict().get("node"), found.group("v")
+    return None, None, None
+
+
+@contextlib.contextmanager
+def _stderr_copied() -> Iterator[List[str]]:
+    """Capture fd 2 (ppl.nn's C-level logger) while a step runs, then pass it on to the runner log."""
+    text = []  # type: List[str]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield text
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text.append(capture.read().decode("utf-8", "replace"))
+            sys.stderr.write(text[0])
+            sys.stderr.flush()
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()

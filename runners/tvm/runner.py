@@ -1,0 +1,180 @@
+"""Apache TVM runner: ONNX -> Relax (TVM's ONNX frontend) -> LLVM for the host CPU -> Relax VM."""
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+
+PIPELINES = ("default", "cpu")
+HINT = "TVM's Relax ONNX frontend cannot take this graph; try another engine or simplify the graph"
+
+
+@dataclass
+class Options:
+    opt_level: int = 3  # pass context and LLVM codegen
+    pipeline: str = "default"  # "default": tvm.compile's; "cpu": adds constant folding and op fusion
+    mcpu: str = ""  # LLVM CPU name; empty: the host CPU as LLVM detects it
+
+    def __post_init__(self) -> None:
+        if type(self.opt_level) is not int or self.opt_level not in (0, 1, 2, 3):
+            raise ValueError("opt_level must be one of 0, 1, 2, 3, got {!r}".format(self.opt_level))
+        if self.pipeline not in PIPELINES:
+            raise ValueError("pipeline must be one of {}, got {!r}".format(
+                ", ".join(PIPELINES), self.pipeline))
+
+
+class TvmRunner(Runner):
+    packages = ["apache-tvm", "apache-tvm-ffi", "onnx", "numpy", "ml_dtypes"]
+    Options = Options
+
+    def available_impl(self) -> None:
+        import tvm
+
+        if self.spec.device != "cpu":
+            raise EngineUnavailable("the TVM runner compiles for the CPU only; run it with device 'cpu'")
+        if self.spec.precision != "fp32":
+            raise EngineUnavailable("the TVM runner runs fp32 only (got {}); fp16/bf16/int8 are not "
+                                    "wired up yet".format(self.spec.precision))
+        if not tvm.runtime.enabled("llvm"):
+            raise EngineUnavailable("this TVM build has no LLVM backend; install the apache-tvm wheel")
+
+    def version_impl(self) -> str:
+        import tvm
+
+        return tvm.__version__
+
+    def load_impl(self) -> None:
+        import onnx
+        import tvm
+        from tvm import relax
+        from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
+
+        model = onnx.load(self.spec.model_path)
+        graph = model.graph
+        weights = {t.name for t in graph.initializer}
+        self.input_names = [i.name for i in graph.input if i.name not in weights]
+        self.output_names = [o.name for o in graph.output]
+        shapes, dtypes = _input_types(self.samples, graph)
+        target = self._target()
+        self.settings.update(
+            target=str(target), mcpu=str(target.attrs["mcpu"]), opt_level=self.options.opt_level,
+            pipeline=self.options.pipeline, num_threads=tvm.runtime.num_threads(),  # the runtime's pool
+            input_shapes={k: [str(d) for d in v] for k, v in shapes.items()})
+        self.precision = "fp32"
+        _guard_nms(onnx_frontend)
+        with self.stage("convert"):
+            try:
+                mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as e:  # the importer refusing the graph is an answer, not a crash
+                raise _unsupported(e, graph) from None
+        del model, graph  # the module holds its own copy of the weights
+        with self.stage("compile"):
+            cpu = self.options.pipeline == "cpu"
+            pipeline = relax.get_default_pipeline(target) if cpu else "default"
+            try:
+                with tvm.transform.PassContext(opt_level=self.options.opt_level):
+                    executable = tvm.compile(mod, target, relax_pipeline=pipeline)
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                message = _first_line(e)
+                op = re.search(r"\brelax\.[\w.]+", message)  # no ONNX node survives into the build
+                raise UnsupportedError("TVM could not build the imported model: {} (try another "
+                                       "engine)".format(message),
+                                       operator=op.group(0) if op else None) from None
+            self.vm = relax.VirtualMachine(executable, tvm.cpu())
+
+    def _target(self) -> Any:
+        import tvm
+        from tvm.target import codegen
+
+        # "mcpu": "native" falls back to generic in the 0.27 wheel; LLVM's own host detection does not.
+        mcpu = self.options.mcpu or codegen.llvm_get_system_cpu()
+        if not codegen.llvm_is_valid_cpu(mcpu, codegen.llvm_get_system_triple()):
+            raise ValueError("mcpu {!r} is not a CPU this TVM's LLVM knows; leave it empty for the "
+                             "host CPU".format(mcpu))
+        return tvm.target.Target({"kind": "llvm", "mcpu": mcpu, "num-cores": self.spec.threads,
+                                  "opt-level": self.options.opt_level})
+
+    def infer_impl(self, feeds: Sample) -> Sample:
+        import tvm
+
+        out = self.vm["main"](*[tvm.runtime.tensor(feeds[name]) for name in self.input_names])
+        outs = [out] if isinstance(out, tvm.runtime.Tensor) else list(out)
+        return {name: o.numpy() for name, o in zip(self.output_names, outs)}
+
+    def release_impl(self) -> None:
+        self.vm = None
+
+
+def _input_types(samples: List[Sample], graph: Any) -> Tuple[Dict[str, list], Dict[str, str]]:
+    """Bind every dim all samples agree on, so the compiled graph is as static as the inputs allow;
+    dims that vary stay symbolic, shared by their ONNX dim name as the frontend does."""
+    import tvm
+
+    declared = {i.name: [d.dim_param for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    symbols = {}  # type: Dict[str, Any]
+    shapes, dtypes = {}, {}
+    for name, first in samples[0].items():
+        dims = [s[name].shape for s in samples if name in s]
+        if all(len(d) == first.ndim for d in dims):
+            params = declared.get(name) or [""] * first.ndim
+            shapes[name] = []
+            for i, values in enumerate(zip(*dims)):
+                key = params[i] or "{}_{}".format(name, i)
+                shapes[name].append(values[0] if len(set(values)) == 1 else
+                                    symbols.setdefault(key, tvm.tirx.Var(key, "int64")))
+        dtypes[name] = str(first.dtype)
+    return shapes, dtypes
+
+
+def _unsupported(error: Exception, graph: Any) -> UnsupportedError:
+    """Name the ONNX node the frontend was converting when it failed."""
+    import onnx
+    import tvm
+
+    node = None  # type: Optional[Any]
+    tb = error.__traceback__
+    while tb is not None:  # the innermost `node` is the deepest one (inside an If branch)
+        candidate = tb.tb_frame.f_locals.get("node")
+        node = candidate if isinstance(candidate, onnx.NodeProto) else node
+        tb = tb.tb_next
+    marker = "not supported for frontend ONNX:"  # the up-front check, before any node is converted
+    if isinstance(error, tvm.error.OpNotImplemented) and marker in str(error):
+        first_op = str(error).split(marker, 1)[1].split(",")[0].strip()
+        node = next((n for n in graph.node if n.op_type == first_op), None)
+    if node is None:
+        return UnsupportedError("{}: {}".format(HINT, _first_line(error)))
+    return UnsupportedError("converting {} node {!r}: {} ({})".format(
+        node.op_type, node.name, _first_line(error), HINT), operator=node.op_type, node=node.name)
+
+
+def _first_line(error: Exception, limit: int = 400) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # TVM's checks read "Check failed: (<C++ condition>) is false: <what went wrong>"
+    first = re.sub(r"^Check failed: \(.*\) is false:\s*", "", lines[0]) if lines else ""
+    text = "{}: {}".format(type(error).__name__, first)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _guard_nms(frontend: Any) -> None:
+    """TVM 0.27 segfaults on NonMaxSuppression whose boxes or scores have a known rank but unknown
+    dims (e.g. after a Slice with runtime bounds); raise before the C++ call instead."""
+    from tvm import relax
+
+    impl = getattr(getattr(frontend, "NonMaxSuppression", None), "_impl_v10", None)
+    if impl is None or getattr(impl, "e2e_guarded", False):
+        return
+
+    def guarded(cls: Any, bb: Any, inputs: Any, attr: Dict[str, Any], params: Any) -> Any:
+        for what, x in zip(("boxes", "scores"), inputs):
+            ty = getattr(x, "ty", None)
+            if isinstance(ty, relax.TensorType) and ty.ndim >= 0 and ty.shape is None:
+                raise ValueError("NonMaxSuppression {} has rank {} but unknown dims, which crashes TVM "
+                                 "0.27; the shape arithmetic before it must fold".format(what, ty.ndim))
+        return impl(bb, inputs, attr, params)
+
+    guarded.e2e_guarded = True  # type: ignore[attr-defined]
+    frontend.NonMaxSuppression._impl_v10 = classmethod(guarded)
