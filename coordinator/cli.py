@@ -72,11 +72,12 @@ def list_engines(
 
     with user_errors():
         cfg = BenchConfig(model="-", device=device)
-    table = Table("engine", "name", "devices", "precisions", "launchers", "here")
+    table = Table("engine", "name", "devices", "precisions", "launchers")
+    table.add_column("here", overflow="fold")
     for engine in discover().values():
         table.add_row(engine.id, engine.name, ", ".join(engine.devices), ", ".join(engine.precisions),
                       ", ".join(engine.launchers), availability(engine, cfg.device or "cpu"))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @contextmanager

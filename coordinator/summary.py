@@ -3,7 +3,7 @@ from rich.table import Table
 
 from .engines import Engine, skip_reason
 from .launchers import VenvLauncher
-from .report import Report, verdict
+from .report import Report, Row, verdict
 
 
 def summary_table(report: Report) -> Table:
@@ -17,7 +17,7 @@ def summary_table(report: Report) -> Table:
     for r in report.results:
         lat = r.latency_ms
         table.add_row(
-            r.engine, r.precision or r.precision_requested, r.launcher,
+            r.engine, precision_label(r), r.launcher,
             f"[{colors[r.status]}]{r.status}[/]", f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
             f"{ref / lat.p50:.2f}x" if ref and lat else "", verdict(r.parity),
             "" if r.status == "ok" else r.summary(),
@@ -30,3 +30,10 @@ def availability(engine: Engine, device: str) -> str:
     if reason is None and "host" not in engine.launchers:
         reason = VenvLauncher.unavailable(engine)
     return "[green]yes[/]" if reason is None else f"[dim]{reason}[/]"
+
+
+def precision_label(row: Row) -> str:
+    """What the engine ran at, and what was asked when the engine chose otherwise."""
+    if row.precision and row.precision != row.precision_requested:
+        return f"{row.precision} (asked {row.precision_requested})"
+    return row.precision or row.precision_requested
