@@ -33,6 +33,12 @@ class Row(RunResult):
         rel = os.path.relpath(log, run_dir) if log and run_dir and log.exists() else ""
         return cls(**fields, name=engine.name, launcher=launcher, precision_requested=precision, log=rel)
 
+    def precision_label(self) -> str:
+        """What the engine ran at, and what was asked when the engine chose otherwise."""
+        if self.precision and self.precision != self.precision_requested:
+            return f"{self.precision} (asked {self.precision_requested})"
+        return self.precision or self.precision_requested
+
     def summary(self) -> str:
         if self.status != "ok" or self.latency_ms is None:
             where = f" at {self.stage}" if self.stage else ""
@@ -113,7 +119,7 @@ def markdown(report: Report) -> str:
         speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = "" if r.status == "ok" else r.summary().replace("|", "\\|")
-        lines.append(f"| {r.engine} | {r.precision or r.precision_requested} | {r.launcher} | {r.status} | "
+        lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
                      f"{_ms(lat and lat.p50)} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
                      f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
                      f"{verdict(r.parity)} | {rss} | {note} |")

@@ -3,7 +3,7 @@ from rich.table import Table
 
 from .engines import Engine, skip_reason
 from .launchers import VenvLauncher
-from .report import Report, Row, verdict
+from .report import Report, verdict
 
 
 def summary_table(report: Report) -> Table:
@@ -17,7 +17,7 @@ def summary_table(report: Report) -> Table:
     for r in report.results:
         lat = r.latency_ms
         table.add_row(
-            r.engine, precision_label(r), r.launcher,
+            r.engine, r.precision_label(), r.launcher,
             f"[{colors[r.status]}]{r.status}[/]", f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
             f"{ref / lat.p50:.2f}x" if ref and lat else "", verdict(r.parity),
             "" if r.status == "ok" else r.summary(),
@@ -31,9 +31,3 @@ def availability(engine: Engine, device: str) -> str:
         reason = VenvLauncher.unavailable(engine)
     return "[green]yes[/]" if reason is None else f"[dim]{reason}[/]"
 
-
-def precision_label(row: Row) -> str:
-    """What the engine ran at, and what was asked when the engine chose otherwise."""
-    if row.precision and row.precision != row.precision_requested:
-        return f"{row.precision} (asked {row.precision_requested})"
-    return row.precision or row.precision_requested
