@@ -4,7 +4,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional, Tuple
 
 from shared.result import RunResult
 from shared.spec import RunSpec
@@ -13,7 +13,8 @@ from shared.tensors import load_samples
 from . import __version__, engines as engine_registry, export, host, models, testdata
 from .config import BenchConfig
 from .engines import REFERENCE, Engine
-from .launchers import EnvironmentFailed, HostLauncher, VenvLauncher
+from .launchers import DockerLauncher, EnvironmentFailed, HostLauncher, VenvLauncher
+from .launchers.process import start_overhead
 from .parity import compare
 from .report import Report, Row, write_report
 
@@ -69,14 +70,28 @@ class _Context:
                  data: testdata.TestData, report: Report, log: Any) -> None:
         self.cfg, self.run_dir, self.artifact, self.data, self.report, self.log = \
             cfg, run_dir, artifact, data, report, log
-        self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log)}
+        self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log),
+                          "docker": DockerLauncher()}
         self.reference_note = ""
+
+    def _launcher(self, engine: Engine) -> Tuple[Any, Optional[str]]:
+        """The launcher for this engine and, if it cannot run the engine, why. `auto` takes
+        Docker when a daemon answers and the image is built, else the virtualenv."""
+        if "host" in engine.launchers:
+            return self.launchers["host"], None
+        docker = self.launchers["docker"]
+        if self.cfg.launcher == "docker":
+            return docker, docker.unavailable(engine, self.cfg.device)
+        if self.cfg.launcher == "auto" and docker.unavailable(engine, self.cfg.device) is None:
+            return docker, None
+        venv = self.launchers["venv"]
+        return venv, venv.unavailable(engine)
 
     def run(self, engine: Engine, precision: str) -> Row:
         cfg = self.cfg
-        launcher = self.launchers["host" if "host" in engine.launchers else "venv"]
+        launcher, unavailable = self._launcher(engine)
         io_dir = self.run_dir / "logs" / f"{engine.id}-{precision}"
-        reason = self._skip_reason(engine, precision) or launcher.unavailable(engine)
+        reason = self._skip_reason(engine, precision) or unavailable
         if reason:
             return Row.make(engine, launcher.name, precision, RunResult(engine.id, "skipped", reason=reason))
         try:
@@ -89,9 +104,11 @@ class _Context:
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
             min_time_s=cfg.min_time, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
         )
+        started = time.time()
         result = launcher.run(engine, spec, io_dir, cfg.timeout)
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir)
+        row.start_overhead_s = start_overhead(io_dir, started)
         row.parity = self._parity(engine, precision, result, io_dir)
         return row
 

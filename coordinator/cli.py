@@ -18,6 +18,12 @@ console = Console(stderr=True, soft_wrap=True)
 state = {"debug": False}
 
 
+def _add_subcommands() -> None:
+    from .cli_images import app as images_app
+
+    app.add_typer(images_app, name="images")
+
+
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False) -> None:
     state["debug"] = debug
@@ -40,6 +46,7 @@ def bench(
     input_size: Annotated[Optional[str], typer.Option(help="HxW of the test inputs, e.g. 480x640.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
     timeout: Annotated[float, typer.Option(help="Seconds before an engine run is killed.")] = 1800.0,
+    launcher: Annotated[str, typer.Option(help="auto (Docker when the image is built, else venv), venv or docker.")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for exports and environments [default: $E2E_CACHE_DIR or ~/.cache/e2e].")] = None,
 ) -> None:
     """Benchmark a model on engines and write a report."""
@@ -47,7 +54,7 @@ def bench(
         _bench(BenchConfig(
             model=model, engines=engines, device=device, precisions=[p.strip() for p in precision.split(",") if p.strip()],
             warmup=warmup, iterations=iterations, min_time=min_time, threads=threads, out=out, weights=weights,
-            seed=seed, images=images, input_size=parse_size(input_size), opset=opset, timeout=timeout,
+            seed=seed, images=images, input_size=parse_size(input_size), opset=opset, timeout=timeout, launcher=launcher,
             cache_dir=cache_dir or default_cache(),
         ))
 
@@ -93,6 +100,9 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         console.print("interrupted: the rows finished so far are in the report")
         raise typer.Exit(130) from None
+
+
+_add_subcommands()
 
 
 def main() -> None:

@@ -52,8 +52,8 @@ class BenchConfig:
                 raise UsageError(f"--{name} must be at least 1")
         if self.warmup < 0 or self.min_time < 0 or self.timeout <= 0:
             raise UsageError("--warmup and --min-time must be >= 0, --timeout > 0")
-        if self.launcher not in ("auto", "venv"):
-            raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv")
+        if self.launcher not in ("auto", "venv", "docker"):
+            raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv, docker")
 
 
 def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:

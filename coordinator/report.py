@@ -25,6 +25,7 @@ class Row(RunResult):
     precision_requested: str = ""
     parity: Optional[Parity] = None
     log: str = ""  # the runner's log, relative to the run directory
+    start_overhead_s: Optional[float] = None  # from launching the runner to its first log line
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,

@@ -5,7 +5,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import shared
 from shared.entry import LOG, RESULT, SPEC, STAGE
@@ -59,7 +59,7 @@ def run_process(python: str, engine: Engine, spec: RunSpec, io_dir: Path, timeou
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(proc)
-            return RunResult(engine.id, "timeout", stage=_stage(io_dir), reason=(
+            return RunResult(engine.id, "timeout", stage=current_stage(io_dir), reason=(
                 f"no result after {timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)"))
         except BaseException:  # Ctrl-C, SIGTERM: leave no runner behind
             _kill(proc)
@@ -82,17 +82,18 @@ def read_result(engine_id: str, io_dir: Path, exit_code: int) -> RunResult:
         try:
             return RunResult.load(str(path))
         except ProtocolError as e:
-            return RunResult(engine_id, "failed", stage=_stage(io_dir), reason=f"invalid result.json: {e}")
+            return RunResult(engine_id, "failed", stage=current_stage(io_dir), reason=f"invalid result.json: {e}")
     if exit_code < 0:
         how = f"the runner was killed by {signal.Signals(-exit_code).name}"
     else:
         how = f"the runner exited with code {exit_code}"
     tail = last_line(io_dir / LOG)
-    return RunResult(engine_id, "failed", stage=_stage(io_dir),
+    return RunResult(engine_id, "failed", stage=current_stage(io_dir),
                      reason=f"{how} before writing a result" + (f"; last log line: {tail}" if tail else ""))
 
 
-def _stage(io_dir: Path):  # type: ignore[no-untyped-def]
+def current_stage(io_dir: Path) -> Optional[str]:
+    """The stage the runner last entered (it writes it down), for a run that ended without a result."""
     try:
         return (io_dir / STAGE).read_text().strip() or None
     except OSError:
@@ -105,3 +106,13 @@ def last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][:300] if lines else ""
+
+
+def start_overhead(io_dir: Path, started_at: float) -> Optional[float]:
+    """Seconds from launching to the runner's first log line ("... starting at <unix time>")."""
+    try:
+        with open(io_dir / LOG, errors="replace") as f:
+            first = f.readline().split()
+        return max(0.0, float(first[-1]) - started_at) if first[:2] == ["e2e", "runner"] else None
+    except (OSError, ValueError, IndexError):
+        return None

@@ -25,7 +25,7 @@ def test_a_normal_run_reads_back_the_result(tmp_path):
     assert result.status == "ok", result.reason
     # the launcher sets every BLAS/OpenMP thread variable to the spec's thread count
     assert result.environment["thread_env"]["OMP_NUM_THREADS"] == "3"
-    assert (tmp_path / "io" / "runner.log").read_text().startswith("e2e runner numpy starting")
+    assert (tmp_path / "io" / "runner.log").read_text().startswith("e2e runner numpy starting at ")
 
 
 def test_a_crash_is_a_failed_row_naming_the_signal_and_stage(tmp_path):

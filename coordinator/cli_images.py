@@ -1,0 +1,49 @@
+"""`e2e images build|list`: the runner images, from docker-bake.hcl."""
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, help="Build and list the runner images (docker-bake.hcl).")
+
+
+@app.command()
+def build(
+    engines: Annotated[Optional[List[str]], typer.Argument(help="Targets or groups [default: all].")] = None,
+    ca_cert: Annotated[Optional[Path], typer.Option(help="A PEM file pip must trust during the build (TLS proxy).")] = None,
+) -> None:
+    """Build the images with Docker's classic builder (no buildx needed), dependencies first."""
+    from . import images
+    from .cli import console, user_errors
+
+    with user_errors(), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        outcomes = images.build(
+            engines or [], ca_cert, log=progress.console.print,
+            on_line=lambda target, line: progress.update(task, description=f"{target}: {line[:100]}"))
+    table = Table("image", "result", "seconds")
+    table.add_column("last line / error", overflow="fold")
+    for o in outcomes:
+        table.add_row(o.tag, "[green]built[/]" if o.ok else "[red]FAILED[/]", f"{o.seconds:.0f}", o.message)
+    Console().print(table)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_() -> None:
+    """Each image: tag, built or not, size, the pinned engine version."""
+    from . import images
+    from .cli import user_errors
+
+    with user_errors():
+        rows = images.list_images()
+    table = Table("target", "tag", "built", "size MB", "created", "pinned")
+    for r in rows:
+        table.add_row(r["target"], r["tag"], r["built"], "" if r["size_mb"] is None else str(r["size_mb"]),
+                      r["created"], r["pinned"])
+    Console().print(table)

@@ -1,0 +1,141 @@
+"""Docker launcher: the engine's image, the model mounted read-only, one writable /io.
+
+The container gets no network, a read-only root file system (a tmpfs /tmp), a non-root
+user, no capabilities, `no-new-privileges`, memory and pid limits; it is removed afterwards and
+its output kept as the runner's log. The GPU is passed with a DeviceRequest when asked for.
+"""
+import os
+import signal
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from shared.entry import LOG
+from shared.environment import THREAD_VARIABLES
+from shared.result import RunResult
+from shared.spec import RunSpec
+
+from .. import images
+from ..engines import Engine
+from .process import current_stage, read_result
+
+IMAGE_UID = 1000  # the `e2e` user of every runner image
+PIDS_LIMIT = 1024
+
+
+class DockerLauncher:
+    name = "docker"
+
+    def __init__(self, memory_limit_mb: Optional[int] = None) -> None:
+        self._client: Any = None
+        self._reason: Optional[str] = None
+        self.memory_limit_mb = memory_limit_mb or _default_memory_mb()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None and self._reason is None:
+            try:
+                self._client = images.client()
+            except images.DockerUnavailable as e:
+                self._reason = str(e)
+        return self._client
+
+    def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
+        if "docker" not in engine.launchers:
+            return f"{engine.name} has no Docker image"
+        if self.client is None:
+            return self._reason
+        tag = images.image_tag(engine.id)
+        if tag is None:
+            return f"docker-bake.hcl has no target {engine.id!r}"
+        try:
+            self.client.images.get(tag)
+        except Exception:
+            return f"image {tag} is not built: run `e2e images build {engine.id}`"
+        if device != "cpu" and "nvidia" not in (self.client.info().get("Runtimes") or {}):
+            return ("Docker has no NVIDIA runtime here (install nvidia-container-toolkit to pass GPUs "
+                    "into containers)")
+        return None
+
+    def prepare(self, engine: Engine) -> None:
+        pass
+
+    def container_options(self, engine: Engine, spec: RunSpec, io_dir: Path) -> Dict[str, Any]:
+        """Everything `containers.run` gets; the spec is rewritten to the container's paths."""
+        import docker
+
+        io_dir.mkdir(parents=True, exist_ok=True)
+        model, inputs = Path(spec.model_path), Path(spec.inputs_path)
+        cache = Path(spec.cache_dir) if spec.cache_dir else io_dir / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        inside = spec.replace(model_path=f"/model/{model.name}", inputs_path=f"/data/{inputs.name}",
+                              cache_dir="/cache")
+        inside.save(str(io_dir / "spec.json"))
+        mounts = [
+            docker.types.Mount("/model", str(model.parent.resolve()), type="bind", read_only=True),
+            docker.types.Mount("/data", str(inputs.parent.resolve()), type="bind", read_only=True),
+            docker.types.Mount("/io", str(io_dir.resolve()), type="bind"),
+            docker.types.Mount("/cache", str(cache.resolve()), type="bind"),
+        ]
+        gpus = [docker.types.DeviceRequest(device_ids=[str(spec.device_index)], capabilities=[["gpu"]])] \
+            if spec.device != "cpu" else []
+        return dict(
+            image=images.image_tag(engine.id), detach=True, mounts=mounts, network_mode="none",
+            user=_writable_by_container(io_dir, cache), read_only=True, tmpfs={"/tmp": "rw,nosuid,size=2g"},
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit=f"{self.memory_limit_mb}m",
+            memswap_limit=f"{self.memory_limit_mb}m", pids_limit=PIDS_LIMIT, device_requests=gpus,
+            environment=_environment(spec.threads), labels={"e2e.engine": engine.id},
+        )
+
+    def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
+        import requests
+
+        container = self.client.containers.run(**self.container_options(engine, spec, io_dir))
+        try:
+            try:
+                code = container.wait(timeout=timeout)["StatusCode"]
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                container.kill()
+                _save_logs(container, io_dir)
+                return RunResult(engine.id, "timeout", stage=current_stage(io_dir), reason=(
+                    f"no result after {timeout:.0f} s; the container was killed (raise --timeout if it needs longer)"))
+            except BaseException:  # Ctrl-C, SIGTERM: leave no container behind
+                container.kill()
+                raise
+            _save_logs(container, io_dir)
+            container.reload()
+            if container.attrs["State"].get("OOMKilled"):
+                return RunResult(engine.id, "failed", reason=(
+                    f"out of memory: the container was OOM-killed at its {self.memory_limit_mb} MB limit"))
+            # A container killed by a signal exits 128 + the signal number.
+            return read_result(engine.id, io_dir, -(code - 128) if code > 128 and code - 128 in
+                               signal.valid_signals() else code)
+        finally:
+            container.remove(force=True)
+
+
+def _environment(threads: int) -> Dict[str, str]:
+    env = {k: str(threads) for k in THREAD_VARIABLES}
+    env["HOME"] = "/tmp"  # the root file system is read-only; engines that write to ~ get /tmp
+    return env
+
+
+def _writable_by_container(*folders: Path) -> str:
+    """Run as the caller's uid when it is not root (its files stay its own); as root, run as
+    the image's non-root user and hand it the writable folders."""
+    uid, gid = os.getuid(), os.getgid()
+    if uid != 0:
+        return f"{uid}:{gid}"
+    for folder in folders:
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, IMAGE_UID, IMAGE_UID)
+    return f"{IMAGE_UID}:{IMAGE_UID}"
+
+
+def _save_logs(container: Any, io_dir: Path) -> None:
+    (io_dir / LOG).write_bytes(container.logs(stdout=True, stderr=True))
+
+
+def _default_memory_mb() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total / 2**20 * 0.8)
