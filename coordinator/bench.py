@@ -1,4 +1,5 @@
 """`e2e bench`: export once, run every (engine, precision) in turn, merge into one report."""
+import functools
 import shutil
 import sys
 import time
@@ -25,7 +26,8 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
     if cfg.images is not None:
         testdata.image_files(cfg.images)
     run_dir = _run_dir(cfg.out, source.name)
-    log = console.print
+    # Messages carry paths and engine errors: print them as they are, never as markup.
+    log = functools.partial(console.print, markup=False, highlight=False)
     started = time.perf_counter()
     phases = {}
 

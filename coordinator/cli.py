@@ -6,6 +6,7 @@ from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.errors import E2EError
@@ -75,15 +76,17 @@ def list_engines(
 ) -> None:
     """List the engines and whether each can run here, and why not."""
     from .engines import discover
+    from .launchers import DockerLauncher
     from .summary import availability
 
     with user_errors():
         cfg = BenchConfig(model="-", device=device)
+    docker = DockerLauncher()
     table = Table("engine", "name", "devices", "precisions", "launchers")
     table.add_column("here", overflow="fold")
     for engine in discover().values():
         table.add_row(engine.id, engine.name, ", ".join(engine.devices), ", ".join(engine.precisions),
-                      ", ".join(engine.launchers), availability(engine, cfg.device or "cpu"))
+                      ", ".join(engine.launchers), availability(engine, cfg.device or "cpu", docker))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -95,7 +98,7 @@ def user_errors() -> Iterator[None]:
     except E2EError as e:
         if state["debug"]:
             raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("interrupted: the rows finished so far are in the report")

@@ -23,7 +23,7 @@ def build(
                                  console=console, transient=True) as progress:
         task = progress.add_task("starting", total=None)
         outcomes = images.build(
-            engines or [], ca_cert, log=progress.console.print,
+            engines or [], ca_cert, log=lambda m: progress.console.print(m, markup=False),
             on_line=lambda target, line: progress.update(task, description=f"{target}: {line[:100]}"))
     table = Table("image", "result", "seconds")
     table.add_column("last line / error", overflow="fold")

@@ -52,7 +52,7 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
     assert model is not None
     got = load_weights(model, weights, seed)
     if got.warning:
-        log(f"[bold yellow]WARNING:[/] {got.warning}")
+        log(f"WARNING: {got.warning}")
     key = _key({"factory": model.factory, "kwargs": factory_kwargs(model), "weights": got.identity,
                 "input_size": model.input_size, "opset": opset, "exporter": EXPORTER,
                 "torch": _torch_version(), "format": EXPORT_FORMAT})
@@ -74,6 +74,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
     task = model.task or _guess_task(net, h, w)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; runner containers read it as their own user
     try:
         start = time.perf_counter()
         if task == "detection":

@@ -1,8 +1,10 @@
 """Terminal views: the summary table after a bench, availability for `e2e engines`."""
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .engines import Engine, skip_reason
-from .launchers import VenvLauncher
+from .launchers import DockerLauncher, VenvLauncher
 from .report import Report, verdict
 
 
@@ -20,14 +22,17 @@ def summary_table(report: Report) -> Table:
             r.engine, r.precision_label(), r.launcher,
             f"[{colors[r.status]}]{r.status}[/]", f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
             f"{ref / lat.p50:.2f}x" if ref and lat else "", verdict(r.parity),
-            "" if r.status == "ok" else r.summary(),
+            Text("" if r.status == "ok" else r.summary()),  # engine messages are not markup
         )
     return table
 
 
-def availability(engine: Engine, device: str) -> str:
+def availability(engine: Engine, device: str, docker: DockerLauncher) -> str:
+    """Where the engine would run with --launcher auto, or why it cannot run here."""
     reason = skip_reason(engine, device, engine.precisions[0])
-    if reason is None and "host" not in engine.launchers:
-        reason = VenvLauncher.unavailable(engine)
-    return "[green]yes[/]" if reason is None else f"[dim]{reason}[/]"
-
+    if reason is None and "host" in engine.launchers:
+        return "[green]yes[/] (host Python)"
+    if reason is None and docker.unavailable(engine, device) is None:
+        return "[green]yes[/] (Docker image)"
+    reason = reason or VenvLauncher.unavailable(engine)
+    return "[green]yes[/] (virtualenv)" if reason is None else f"[dim]{escape(reason)}[/]"

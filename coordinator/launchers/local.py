@@ -36,7 +36,7 @@ class VenvLauncher:
             return None
         why = f" ({engine.note})" if engine.note else ""
         return (f"{engine.name} runs only in its Docker image{why}: build it with "
-                f"`e2e images build {engine.id}` and run with --launcher docker")
+                f"`e2e images build {engine.id}`; --launcher auto or docker then runs it")
 
     def env_dir(self, engine: Engine) -> Path:
         key = hashlib.sha256(engine.requirements_path.read_bytes() + sys.version.encode()).hexdigest()[:12]

@@ -1,0 +1,72 @@
+"""docker-bake.hcl evaluated the way `docker buildx bake` does, without buildx."""
+from pathlib import Path
+
+import pytest
+
+from coordinator import bake
+from coordinator.engines import discover
+from coordinator.errors import UsageError
+from coordinator.images import BAKE_FILE
+
+SAMPLE = '''
+variable "TAG" { default = "1.0" }
+variable "BASE" { default = "debian:12" }
+group "default" { targets = ["b"] }
+target "_common" {
+  args = { A = "common", BASE = "${BASE}" }
+  labels = { "version" = "${TAG}" }
+}
+target "base" {
+  inherits = ["_common"]
+  tags = ["base:${TAG}"]
+}
+target "b" {
+  inherits = ["_common"]
+  dockerfile = "b/Dockerfile"
+  args = { A = "own" }
+  contexts = { base = "target:base" }
+  tags = ["b:${TAG}"]
+}
+'''
+
+
+@pytest.fixture
+def sample(tmp_path) -> Path:
+    path = tmp_path / "docker-bake.hcl"
+    path.write_text(SAMPLE)
+    return path
+
+
+def test_variables_inheritance_and_dependencies(sample):
+    f = bake.load(sample, environ={})
+    b = f.targets["b"]
+    assert b.args == {"A": "own", "BASE": "debian:12"}  # maps merge, the child wins
+    assert b.labels == {"version": "1.0"} and b.tags == ["b:1.0"] and b.dockerfile == "b/Dockerfile"
+    assert [t.name for t in f.expand([])] == ["base", "b"]  # the default group, dependencies first
+
+
+def test_environment_overrides_variables_as_bake_does(sample):
+    f = bake.load(sample, environ={"TAG": "2.0", "BASE": "local/python"})
+    assert f.targets["b"].tags == ["b:2.0"] and f.targets["b"].args["BASE"] == "local/python"
+
+
+def test_unknown_target_names_the_valid_ones(sample):
+    with pytest.raises(UsageError, match="no image target 'x'.*valid: base, b"):
+        bake.load(sample, environ={}).expand(["x"])
+
+
+def test_unknown_variable_is_an_error(tmp_path):
+    path = tmp_path / "docker-bake.hcl"
+    path.write_text('target "a" { tags = ["a:${NOPE}"] }')
+    with pytest.raises(UsageError, match="unknown variable"):
+        bake.load(path, environ={})
+
+
+def test_the_project_bake_file_has_a_target_per_runner():
+    f = bake.load(BAKE_FILE, environ={})
+    runners = [e for e, engine in discover().items() if "docker" in engine.launchers]
+    assert set(runners) <= set(f.targets)
+    assert set(f.groups["default"]) == set(runners)
+    for engine in runners:
+        t = f.targets[engine]
+        assert t.tags[0].startswith(f"e2e-{engine}:") and (Path(BAKE_FILE).parent / t.dockerfile).is_file()
