@@ -125,19 +125,26 @@ class _Context:
         return engine_registry.skip_reason(engine, self.cfg.device or "cpu", precision)
 
     def _parity(self, engine: Engine, precision: str, result: RunResult, io_dir: Path) -> Optional[Any]:
-        if result.status != "ok" or not result.outputs_file:
-            return None
-        outputs = io_dir / result.outputs_file
         reference = self.data.reference_path
-        if not reference.is_file():
-            if engine.id == REFERENCE and precision == "fp32":
+        outputs = io_dir / result.outputs_file if result.status == "ok" and result.outputs_file else None
+        if engine.id == REFERENCE and precision == "fp32" and not reference.is_file():
+            if outputs is not None:
                 shutil.copyfile(outputs, reference)  # this run *is* the reference
-                return None
+            else:
+                self._no_reference(result)
+            return None
+        if outputs is None:
+            return None
+        if not reference.is_file():
             self._make_reference()
             if not reference.is_file():
                 return None
         return compare(load_samples(str(reference)), load_samples(str(outputs)), result.precision or precision,
                        detection=self.artifact.task == "detection")
+
+    def _no_reference(self, result: RunResult) -> None:
+        self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"
+        self.report.notes.append(self.reference_note)
 
     def _make_reference(self) -> None:
         """The reference outputs when the reference engine is not among the rows (one pass)."""
@@ -153,8 +160,7 @@ class _Context:
         if result.status == "ok" and result.outputs_file:
             shutil.copyfile(io_dir / result.outputs_file, self.data.reference_path)
         else:
-            self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"
-            self.report.notes.append(self.reference_note)
+            self._no_reference(result)
 
 
 def _input_size(source: models.ModelSource, artifact: export.Artifact, cfg: BenchConfig) -> tuple:

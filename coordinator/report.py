@@ -45,12 +45,15 @@ class Row(RunResult):
             where = f" at {self.stage}" if self.stage else ""
             op = f" [{self.error.operator}]" if self.error and self.error.operator else ""
             return f"{where}{op}: {self.reason}".lstrip(": ")
-        return f"p50 {self.latency_ms.p50:.2f} ms, parity {verdict(self.parity)}"
+        return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}"
+
+    def verdict(self) -> str:
+        if self.parity is None:
+            return "reference" if self.engine == REFERENCE and self.status == "ok" else "-"
+        return verdict(self.parity)
 
 
-def verdict(parity: Optional[Parity]) -> str:
-    if parity is None:
-        return "-"
+def verdict(parity: Parity) -> str:
     return "passed" if parity.passed else "FAILED"
 
 
@@ -123,7 +126,7 @@ def markdown(report: Report) -> str:
         lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
                      f"{_ms(lat and lat.p50)} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
                      f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
-                     f"{verdict(r.parity)} | {rss} | {note} |")
+                     f"{r.verdict()} | {rss} | {note} |")
     s, d, data = report.setup, report.device, report.data
     lines += [
         "", "## Setup", "",

@@ -5,7 +5,7 @@ from rich.text import Text
 
 from .engines import Engine, skip_reason
 from .launchers import DockerLauncher, VenvLauncher
-from .report import Report, verdict
+from .report import Report
 
 
 def summary_table(report: Report) -> Table:
@@ -21,7 +21,7 @@ def summary_table(report: Report) -> Table:
         table.add_row(
             r.engine, r.precision_label(), r.launcher,
             f"[{colors[r.status]}]{r.status}[/]", f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
-            f"{ref / lat.p50:.2f}x" if ref and lat else "", verdict(r.parity),
+            f"{ref / lat.p50:.2f}x" if ref and lat else "", r.verdict(),
             Text("" if r.status == "ok" else r.summary()),  # engine messages are not markup
         )
     return table

@@ -12,7 +12,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def bench(tmp_path, cache, *args):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["bench", "--weights", "random", "--warmup", "1", "--iterations", "3",
-                                      "--device", "cpu", "--out", str(out), "--cache-dir", str(cache), *args])
+                                      "--device", "cpu", "--launcher", "venv", "--out", str(out), "--cache-dir", str(cache),
+                                      *args])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     return result, out, {(r["engine"], r["precision_requested"]): r for r in report["results"]}, report
