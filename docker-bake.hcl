@@ -17,18 +17,23 @@ variable "PYTHON_BASE" {
   default = "python:3.11-slim-bookworm"
 }
 
-# NGC TensorRT 25.01: TensorRT 10.8, CUDA 12.8, Python 3.12.
+# TensorRT itself comes from the pinned tensorrt-cu12 wheels (runners/trt/requirements.txt), not
+# from an NGC TensorRT image (25.01 would be TensorRT 10.8). The base brings the CUDA 12 runtime and
+# the NVIDIA Container Toolkit settings: CUDA 12.9, the toolkit TensorRT 10.16's cu12 build is made
+# with, on Ubuntu 24.04 (Python 3.12). Needs a driver for CUDA 12.9 (see runners/trt/README.md).
 variable "TRT_BASE" {
-  default = "nvcr.io/nvidia/tensorrt:25.01-py3"
+  default = "nvidia/cuda:12.9.1-base-ubuntu24.04"
 }
 
 # ppl.nn v0.9.2 builds with CUDA 11.x, gcc 11 and Python 3.10 (pybind11 2.9.2 predates 3.11).
+# No cuDNN: ppl.nn uses neither cuDNN nor cuBLAS. The runtime flavour brings libnvrtc, which
+# ppl.nn's CUDA engine needs. ubuntu:22.04 for both builds the x86-only variant (README).
 variable "CUDA_DEVEL_BASE" {
-  default = "nvidia/cuda:11.8.0-cudnn8-devel-ubuntu22.04"
+  default = "nvidia/cuda:11.8.0-devel-ubuntu22.04"
 }
 
 variable "CUDA_RUNTIME_BASE" {
-  default = "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"
+  default = "nvidia/cuda:11.8.0-runtime-ubuntu22.04"
 }
 
 # A PEM file whose certificates pip must trust during the build (a TLS-inspecting proxy's CA),
@@ -109,6 +114,14 @@ target "openppl" {
     CUDA_DEVEL_BASE = "${CUDA_DEVEL_BASE}"
     CUDA_RUNTIME_BASE = "${CUDA_RUNTIME_BASE}"
     PPLNN_TAG = "v0.9.2"
+    # OFF (with ubuntu:22.04 bases) builds the x86 engine only.
+    PPLNN_USE_CUDA = "ON"
+    # SASS for Volta to Hopper: CUDA 11.8's defaults in ppl.nn stop at sm_87 (no H100/H200).
+    PPLNN_CUDA_ARCHITECTURES = "70;75;80;86;89;90"
+    # ppl.nn dependencies that track a branch, as "name=sha ..." (FetchContent names: hpcc,
+    # pplcommon, ppl.kernel.cpu, ppl.kernel.cuda, ...). Empty: each is pinned to the last commit
+    # of its branch at or before the tag's commit date; /opt/pplnn/build-info.txt records them.
+    PPLNN_DEP_COMMITS = ""
   }
   tags = ["e2e-openppl:${TAG}"]
 }

@@ -44,8 +44,8 @@ class OpenPPLRunner(Runner):
     def available_impl(self) -> None:
         try:
             from pyppl import nn as pplnn
-        except ImportError:
-            raise EngineUnavailable(NO_WHEEL) from None
+        except ImportError as e:  # also a CUDA build started without a GPU (no libcuda.so.1)
+            raise EngineUnavailable("{} (import: {})".format(NO_WHEEL, e)) from None
         if self.spec.precision != "fp32":
             raise EngineUnavailable(f"ppl.nn takes fp32 models only, not {self.spec.precision}; use --precision fp32")
         kind = "x86" if self.spec.device == "cpu" else "cuda"
