@@ -3,13 +3,12 @@
 ARG PYTHON_BASE=python:3.11-slim-bookworm
 FROM ${PYTHON_BASE}
 
-# Certificates pip must trust while building (a TLS-inspecting proxy's CA): appended to the
-# system bundle, which pip is then told to use instead of its own.
+# A CA pip must trust while building (docker/trust-ca.sh); the runner user and venv.
 ARG EXTRA_CA_CERT=""
-COPY docker/certs/ /tmp/e2e-certs/
-RUN set -e; \
-    if [ -n "$EXTRA_CA_CERT" ]; then cat "/tmp/e2e-certs/$(basename "$EXTRA_CA_CERT")" >> /etc/ssl/certs/ca-certificates.crt; fi; \
-    rm -rf /tmp/e2e-certs
+COPY docker/ /tmp/e2e-docker/
+RUN sh /tmp/e2e-docker/trust-ca.sh "$EXTRA_CA_CERT" \
+    && sh /tmp/e2e-docker/runner-user.sh python3 \
+    && rm -rf /tmp/e2e-docker
 ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -17,10 +16,6 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/opt/e2e
-
-RUN python3 -m venv /opt/venv \
-    && useradd --create-home --uid 1000 --user-group e2e \
-    && mkdir -p /io /model /data /cache && chown e2e:e2e /io /cache
 
 COPY shared/ /opt/e2e/shared/
 USER e2e
