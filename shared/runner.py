@@ -95,7 +95,6 @@ class Runner:
     def run(self) -> Tuple[RunResult, List[Sample]]:
         spec = self.spec
         base = {"environment": describe(self.packages)}  # type: Dict[str, Any]
-        outputs = []  # type: List[Sample]
         try:
             with self.stage("setup"):
                 self.options = _parse_options(self.Options, spec.engine_options)

@@ -1,6 +1,5 @@
 """The runner images, built and run for real: same answers as the virtualenvs, locked down."""
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
