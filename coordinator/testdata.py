@@ -38,10 +38,14 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     inputs = data_dir / "inputs.npz"
     if not (data_dir / "data.json").is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
-        samples, how = _preprocess(files, artifact, input_size)
+        if _takes_images(artifact):
+            samples, how = _preprocess(files, artifact, input_size)
+            source = "shipped photographs (CC0 / public domain)" if images is None else str(folder)
+        else:
+            samples, how = _random_inputs(artifact, len(files))
+            source, files = "seeded random tensors (the model does not take an RGB image)", []
         save_samples(str(inputs), samples)
-        info = {"images": [str(f) for f in files], "source": "shipped photographs (CC0 / public domain)"
-                if images is None else str(folder), "count": len(files), "preprocessing": how,
+        info = {"images": [str(f) for f in files], "source": source, "count": len(samples), "preprocessing": how,
                 "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}}
         write_json_atomic(str(data_dir / "data.json"), info)
     info = json.loads((data_dir / "data.json").read_text())
@@ -58,6 +62,32 @@ def image_files(folder: Path) -> List[Path]:
     for f in files:
         _load_rgb(f)
     return files
+
+
+def _takes_images(artifact: Artifact) -> bool:
+    """One float input shaped like a CHW image (detectors) or an NCHW batch, with 3 channels."""
+    inputs = artifact.info["inputs"]
+    if len(inputs) != 1 or inputs[0]["dtype"] != "float":
+        return False
+    shape = inputs[0]["shape"]
+    return (len(shape) == 3 and shape[0] == 3) or (len(shape) == 4 and shape[1] == 3)
+
+
+def _random_inputs(artifact: Artifact, count: int) -> Tuple[List[Dict[str, np.ndarray]], str]:
+    """For models that take no image (an ONNX file given as is): seeded standard-normal tensors,
+    dynamic dims set to 1."""
+    rng = np.random.default_rng(0)
+    dtypes = {"float": np.float32, "double": np.float64, "float16": np.float16, "int64": np.int64, "int32": np.int32}
+    samples = []
+    for _ in range(count):
+        sample = {}
+        for t in artifact.info["inputs"]:
+            if t["dtype"] not in dtypes:
+                raise UsageError(f"input {t['name']!r} has type {t['dtype']}, which e2e cannot make inputs for")
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in t["shape"]]
+            sample[t["name"]] = rng.standard_normal(shape).astype(dtypes[t["dtype"]])
+        samples.append(sample)
+    return samples, "standard normal, seed 0, dynamic dims set to 1"
 
 
 def _load_rgb(path: Path) -> Any:

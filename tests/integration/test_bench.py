@@ -47,3 +47,14 @@ def test_detection_parity_on_a_small_detector(tmp_path, cache):
         parity = row["parity"]
         assert parity["method"] == "detection" and parity["passed"], parity
         assert parity["detection"]["reference_boxes"] > 0  # random weights still detect: the test can fail
+
+
+def test_an_onnx_file_runs_without_a_pytorch_reference(tmp_path, cache):
+    from tests.fixtures.onnx_models import matmul_relu
+
+    model = matmul_relu(tmp_path / "tiny.onnx")
+    _, _, rows, report = bench(tmp_path, cache, "--model", str(model), "--engines", "torch,ort")
+    assert rows[("torch", "fp32")]["status"] == "skipped"
+    assert "given as an ONNX file" in rows[("torch", "fp32")]["reason"]
+    assert rows[("ort", "fp32")]["status"] == "ok" and rows[("ort", "fp32")]["parity"] is None
+    assert report["data"]["input_shapes"] == {"x": [1, 4]}
