@@ -94,8 +94,8 @@ class _Context:
         launcher, unavailable = self._launcher(engine)
         io_dir = self.run_dir / "logs" / f"{engine.id}-{precision}"
         reason = self._skip_reason(engine, precision) or unavailable
-        if reason:
-            return Row.make(engine, launcher.name, precision, RunResult(engine.id, "skipped", reason=reason))
+        if reason:  # nothing was launched
+            return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason))
         try:
             launcher.prepare(engine)
         except EnvironmentFailed as e:

@@ -21,7 +21,7 @@ class Row(RunResult):
     """One (engine, precision): the runner's result plus what the coordinator knows of it."""
 
     name: str = ""  # the engine's display name
-    launcher: str = ""  # host, venv or docker
+    launcher: str = ""  # host, venv or docker; empty when nothing was launched
     precision_requested: str = ""
     parity: Optional[Parity] = None
     log: str = ""  # the runner's log, relative to the run directory
