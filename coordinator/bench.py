@@ -11,7 +11,8 @@ from shared.result import RunResult
 from shared.spec import RunSpec
 from shared.tensors import load_samples
 
-from . import __version__, engines as engine_registry, export, host, models, testdata
+from . import __version__, dataset, engines as engine_registry, export, host, models, testdata
+from .accuracy import score
 from .config import BenchConfig
 from .engines import REFERENCE, Engine
 from .launchers import DockerLauncher, EnvironmentFailed, HostLauncher, VenvLauncher
@@ -23,6 +24,7 @@ from .report import Report, Row, write_report
 def bench(cfg: BenchConfig, console: Any) -> Report:
     selected = engine_registry.select(cfg.engines)
     source = models.resolve(cfg.model, cfg.input_size)
+    labelled = dataset.load(cfg.dataset, cfg.limit) if cfg.dataset else None
     if cfg.images is not None:
         testdata.image_files(cfg.images)
     run_dir = _run_dir(cfg.out, source.name)
@@ -35,7 +37,7 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
     artifact = export.prepare(source, cfg.weights, cfg.seed, cfg.opset, cfg.cache_dir, log=log)
     phases["export_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir)
+    data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled)
     phases["inputs_s"] = time.perf_counter() - t
 
     report = Report(
@@ -112,6 +114,12 @@ class _Context:
                        run_dir=self.run_dir)
         row.start_overhead_s = start_overhead(io_dir, started)
         row.parity = self._parity(engine, precision, result, io_dir)
+        evaluation = self.data.info.get("evaluation")
+        if evaluation and result.status == "ok" and result.outputs_file:
+            reference = self.data.reference_path
+            row.accuracy = score(evaluation, self.data.inputs_path.parent, load_samples(str(io_dir / result.outputs_file)),
+                                 self.artifact.output_names[0],
+                                 load_samples(str(reference)) if reference.is_file() else None)
         return row
 
     def _model_for(self, engine: Engine) -> Path:

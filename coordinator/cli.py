@@ -44,6 +44,8 @@ def bench(
     weights: Annotated[str, typer.Option(help="'pretrained', 'random' (seeded) or a checkpoint path.")] = "pretrained",
     seed: Annotated[int, typer.Option(help="Seed for random weights.")] = 0,
     images: Annotated[Optional[Path], typer.Option(help="Folder of test images [default: shipped photos].")] = None,
+    dataset: Annotated[Optional[Path], typer.Option(help="COCO annotations.json (detection) or a folder of class folders (classification): task accuracy per engine.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use the first N images of --dataset.")] = None,
     input_size: Annotated[Optional[str], typer.Option(help="HxW of the test inputs, e.g. 480x640.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
     timeout: Annotated[float, typer.Option(help="Seconds before an engine run is killed.")] = 1800.0,
@@ -55,7 +57,7 @@ def bench(
         _bench(BenchConfig(
             model=model, engines=engines, device=device, precisions=[p.strip() for p in precision.split(",") if p.strip()],
             warmup=warmup, iterations=iterations, min_time=min_time, threads=threads, out=out, weights=weights,
-            seed=seed, images=images, input_size=parse_size(input_size), opset=opset, timeout=timeout, launcher=launcher,
+            seed=seed, images=images, dataset=dataset, limit=limit, input_size=parse_size(input_size), opset=opset, timeout=timeout, launcher=launcher,
             cache_dir=cache_dir or default_cache(),
         ))
 

@@ -29,6 +29,8 @@ class BenchConfig:
     weights: str = "pretrained"
     seed: int = 0
     images: Optional[Path] = None
+    dataset: Optional[Path] = None  # labelled data: task accuracy per engine
+    limit: Optional[int] = None  # the first N images of the dataset
     input_size: Optional[Tuple[int, int]] = None
     opset: int = 17
     launcher: str = "auto"
@@ -50,6 +52,8 @@ class BenchConfig:
         for name in ("iterations", "threads"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be at least 1")
+        if self.images is not None and self.dataset is not None:
+            raise UsageError("--images and --dataset both name the test images: give one")
         if self.warmup < 0 or self.min_time < 0 or self.timeout <= 0:
             raise UsageError("--warmup and --min-time must be >= 0, --timeout > 0")
         if self.launcher not in ("auto", "venv", "docker"):

@@ -8,7 +8,8 @@ Detection outputs (boxes / labels / scores) are compared as detections, because 
 change reorders boxes and raw diffs then explode while the detections are the same: engine
 boxes are matched to reference boxes greedily, highest reference score first, to the unmatched
 engine box of highest IoU (>= 0.5). The matched fraction counts against the larger of the two
-sets, so boxes missing on either side lower it.
+sets, so boxes missing on either side lower it. Fidelity mAP scores the engine's detections with
+PyTorch's as ground truth (COCO mAP@[.5:.95]): a measure of deployment fidelity, not accuracy.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -17,6 +18,8 @@ import numpy as np
 
 from shared.records import Record
 from shared.tensors import Sample
+
+from .accuracy import fidelity_map
 
 # precision -> (atol, rtol) for tensor outputs
 TOLERANCES: Dict[str, Tuple[float, float]] = {
@@ -51,6 +54,9 @@ class DetectionParity(Record):
     max_score_diff: float
     min_matched_fraction: float
     min_mean_iou: float
+    only_reference: int = 0  # reference boxes no engine box matched
+    only_engine: int = 0  # engine boxes that matched no reference box
+    fidelity_map: Optional[float] = None  # COCO mAP@[.5:.95] with the reference as ground truth
 
 
 @dataclass
@@ -156,5 +162,6 @@ def _compare_detections(reference: List[Sample], outputs: List[Sample], precisio
     labels = float(np.mean(same_label)) if same_label else 1.0
     passed = fraction >= min_fraction and mean_iou >= min_iou and labels >= min_fraction
     det = DetectionParity(passed, n_ref, n_out, len(ious), fraction, mean_iou, labels, max(score_diffs),
-                          min_fraction, min_iou)
+                          min_fraction, min_iou, only_reference=n_ref - len(ious), only_engine=n_out - len(ious),
+                          fidelity_map=fidelity_map(reference, outputs)["map"])
     return Parity(passed, "detection", precision, atol, rtol, detection=det)

@@ -11,6 +11,7 @@ from shared.records import Record, write_json_atomic
 from shared.result import RunResult
 
 from .engines import REFERENCE, Engine
+from .accuracy import Accuracy
 from .parity import Parity
 
 REPORT_SCHEMA_VERSION = 1
@@ -26,6 +27,7 @@ class Row(RunResult):
     parity: Optional[Parity] = None
     log: str = ""  # the runner's log, relative to the run directory
     start_overhead_s: Optional[float] = None  # from launching the runner to its first log line
+    accuracy: Optional[Accuracy] = None  # task metric with --dataset
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -149,6 +151,13 @@ def markdown(report: Report) -> str:
     for r in report.results:
         if r.parity:
             lines.append(f"- **{r.engine}** ({r.precision}): {parity_text(r.parity)}")
+    scored = [r for r in report.results if r.accuracy]
+    if scored:
+        lines += ["", f"## Task accuracy ({data['source']}, {data['count']} images)", ""]
+        for r in scored:
+            a = r.accuracy
+            ref = "" if a.reference is None else f" (PyTorch {a.reference:.4f}, drop {a.drop:+.4f})"
+            lines.append(f"- **{r.engine}** ({r.precision}): {a.metric} {a.value:.4f}{ref}")
     lines += ["", "## Resource usage", ""]
     for r in report.results:
         if r.resources:
@@ -163,7 +172,9 @@ def parity_text(p: Parity) -> str:
         d = p.detection
         return (f"{verdict(p)} — {d.matched}/{max(d.reference_boxes, d.engine_boxes)} boxes matched "
                 f"({d.matched_fraction:.1%}, need {d.min_matched_fraction:.0%}), mean IoU {d.mean_iou:.4f}, "
-                f"labels {d.label_agreement:.1%} equal, max score diff {d.max_score_diff:.2e}")
+                f"labels {d.label_agreement:.1%} equal, max score diff {d.max_score_diff:.2e}, "
+                f"only in reference {d.only_reference}, only in engine {d.only_engine}, fidelity mAP "
+                f"{'-' if d.fidelity_map is None else f'{d.fidelity_map:.4f}'}")
     if p.note:
         return f"{verdict(p)} — {p.note}"
     worst = ", ".join(f"{o.name}: max abs {o.max_abs:.2e}, max rel {o.max_rel:.2e}" if o.max_abs is not None

@@ -10,6 +10,7 @@ import numpy as np
 from shared.records import write_json_atomic
 from shared.tensors import save_samples
 
+from .dataset import Dataset
 from .errors import UsageError
 from .export import Artifact
 
@@ -26,27 +27,37 @@ class TestData:
     info: Dict[str, Any]
 
 
-def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path) -> TestData:
+def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path,
+            dataset: Optional[Dataset] = None) -> TestData:
     folder = images or DEFAULT_IMAGES
-    files = image_files(folder)
+    files = dataset.files if dataset else image_files(folder)
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode() + f.read_bytes())
-    digest.update(json.dumps([input_size, artifact.task, PREPROCESS_FORMAT]).encode())
+    labels = [dataset.kind, dataset.labels, dataset.image_ids] if dataset else None
+    digest.update(json.dumps([input_size, artifact.task, labels, PREPROCESS_FORMAT]).encode())
     # Keyed by the ONNX file too: the reference outputs saved here depend on the weights.
     data_dir = cache / "data" / f"{artifact.info['sha256'][:16]}-{digest.hexdigest()[:16]}"
     inputs = data_dir / "inputs.npz"
     if not (data_dir / "data.json").is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
+        evaluation: Dict[str, Any] = {}
         if _takes_images(artifact):
-            samples, how = _preprocess(files, artifact, input_size)
-            source = "shipped photographs (CC0 / public domain)" if images is None else str(folder)
+            samples, how, sizes = _preprocess(files, artifact, input_size)
+            source = dataset.source if dataset else "shipped photographs (CC0 / public domain)" \
+                if images is None else str(folder)
+            if dataset:  # what scoring needs: labels, or ids and the factors back to image pixels
+                h, w = input_size
+                evaluation = {"kind": dataset.kind, "labels": dataset.labels, "image_ids": dataset.image_ids,
+                              "scales": [[iw / w, ih / h] for iw, ih in sizes]}
+                if dataset.ground_truth is not None:
+                    write_json_atomic(str(data_dir / "ground_truth.json"), dataset.ground_truth)
         else:
             samples, how = _random_inputs(artifact, len(files))
             source, files = "seeded random tensors (the model does not take an RGB image)", []
         save_samples(str(inputs), samples)
         info = {"images": [str(f) for f in files], "source": source, "count": len(samples), "preprocessing": how,
-                "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}}
+                "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}, "evaluation": evaluation}
         write_json_atomic(str(data_dir / "data.json"), info)
     info = json.loads((data_dir / "data.json").read_text())
     return TestData(inputs, data_dir / "reference.npz", info)
@@ -100,7 +111,8 @@ def _load_rgb(path: Path) -> Any:
         raise UsageError(f"--images: {path} is not a readable image ({e.__class__.__name__})") from None
 
 
-def _preprocess(files: List[Path], artifact: Artifact, size: Tuple[int, int]) -> Tuple[List[Dict[str, np.ndarray]], str]:
+def _preprocess(files: List[Path], artifact: Artifact,
+                size: Tuple[int, int]) -> Tuple[List[Dict[str, np.ndarray]], str, List[Tuple[int, int]]]:
     from PIL import Image
 
     h, w = size
@@ -108,9 +120,10 @@ def _preprocess(files: List[Path], artifact: Artifact, size: Tuple[int, int]) ->
     if len(artifact.input_names) != 1:
         raise UsageError(f"the model has {len(artifact.input_names)} inputs; only single-image models "
                          "are supported so far")
-    samples = []
+    samples, sizes = [], []
     for f in files:
         im = _load_rgb(f)
+        sizes.append(im.size)
         if artifact.task == "detection":
             # The model normalises and resizes inside (GeneralizedRCNNTransform): give it [0, 1] RGB.
             x = np.asarray(im.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
@@ -130,4 +143,4 @@ def _preprocess(files: List[Path], artifact: Artifact, size: Tuple[int, int]) ->
     else:
         how = (f"RGB, shorter side resized to {round(min(h, w) * 256 / 224)}, centre crop {h}x{w}, "
                "scaled to [0, 1], ImageNet mean/std normalised, NCHW with batch 1")
-    return samples, how
+    return samples, how, sizes

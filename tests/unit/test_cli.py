@@ -19,6 +19,8 @@ def invoke(*args, tmp_path):
     (["--model", "resnet18", "--device", "tpu"], "unknown device 'tpu'"),
     (["--model", "resnet18", "--input-size", "big"], "--input-size must look like 480x640"),
     (["--model", "resnet18", "--weights", "nope.pt"], "no such checkpoint file"),
+    (["--model", "resnet18", "--dataset", "nowhere"], "--dataset: no such file or folder: nowhere"),
+    (["--model", "resnet18", "--dataset", "x", "--images", "y"], "--images and --dataset both name the test images"),
 ])
 def test_bad_input_is_one_line_and_exit_1(tmp_path, args, message):
     result = invoke(*args, tmp_path=tmp_path)
