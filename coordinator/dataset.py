@@ -37,8 +37,10 @@ def load(path: Path, limit: Optional[int] = None) -> Dataset:
 def _coco(path: Path, limit: Optional[int]) -> Dataset:
     try:
         gt = json.loads(path.read_text())
+        missing = [k for k in ("images", "annotations", "categories") if k not in gt]
+        if missing:
+            raise KeyError(", ".join(missing))
         images = sorted(gt["images"], key=lambda i: i["id"])[:limit]
-        gt["annotations"], gt["categories"]  # noqa: B018  (both are required)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"--dataset: {path} is not a COCO-format annotation file ({e!r})") from None
     files = []
