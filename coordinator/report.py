@@ -150,14 +150,14 @@ def markdown(report: Report) -> str:
     ]
     for r in report.results:
         if r.parity:
-            lines.append(f"- **{r.engine}** ({r.precision}): {parity_text(r.parity)}")
+            lines.append(f"- **{r.engine}** ({r.precision_label()}): {parity_text(r.parity)}")
     scored = [r for r in report.results if r.accuracy]
     if scored:
         lines += ["", f"## Task accuracy ({data['source']}, {data['count']} images)", ""]
         for r in scored:
             a = r.accuracy
             ref = "" if a.reference is None else f" (PyTorch {a.reference:.4f}, drop {a.drop:+.4f})"
-            lines.append(f"- **{r.engine}** ({r.precision}): {a.metric} {a.value:.4f}{ref}")
+            lines.append(f"- **{r.engine}** ({r.precision_label()}): {a.metric} {a.value:.4f}{ref}")
     lines += ["", "## Resource usage", ""]
     for r in report.results:
         if r.resources:
