@@ -113,6 +113,7 @@ class _Context:
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir)
         row.start_overhead_s = start_overhead(io_dir, started)
+        row.noisy = bool(result.latency_ms and result.latency_ms.cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir)
         evaluation = self.data.info.get("evaluation")
         if evaluation and result.status == "ok" and result.outputs_file:
@@ -186,7 +187,7 @@ def _setup(cfg: BenchConfig) -> dict:
         "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup,
         "iterations": cfg.iterations, "min_time_s": cfg.min_time, "threads": cfg.threads,
         "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,
-        "timeout_s": cfg.timeout, "cache_dir": str(cfg.cache_dir),
+        "timeout_s": cfg.timeout, "cache_dir": str(cfg.cache_dir), "cv_threshold": cfg.cv_threshold,
         "copy_policy": "host<->device copies are inside the timed region for every engine",
         "timed_region": "one engine call on a preloaded input, monotonic clock, after warm-up",
     }

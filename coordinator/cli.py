@@ -49,6 +49,7 @@ def bench(
     input_size: Annotated[Optional[str], typer.Option(help="HxW of the test inputs, e.g. 480x640.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
     timeout: Annotated[float, typer.Option(help="Seconds before an engine run is killed.")] = 1800.0,
+    cv_threshold: Annotated[float, typer.Option(help="Flag rows whose latency coefficient of variation exceeds this as noisy.")] = 0.05,
     launcher: Annotated[str, typer.Option(help="auto (Docker when the image is built, else venv), venv or docker.")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for exports and environments [default: $E2E_CACHE_DIR or ~/.cache/e2e].")] = None,
 ) -> None:
@@ -58,6 +59,7 @@ def bench(
             model=model, engines=engines, device=device, precisions=[p.strip() for p in precision.split(",") if p.strip()],
             warmup=warmup, iterations=iterations, min_time=min_time, threads=threads, out=out, weights=weights,
             seed=seed, images=images, dataset=dataset, limit=limit, input_size=parse_size(input_size), opset=opset, timeout=timeout, launcher=launcher,
+            cv_threshold=cv_threshold,
             cache_dir=cache_dir or default_cache(),
         ))
 

@@ -35,6 +35,7 @@ class BenchConfig:
     opset: int = 17
     launcher: str = "auto"
     timeout: float = 1800.0
+    cv_threshold: float = 0.05  # rows whose latency CV exceeds it are flagged noisy
     cache_dir: Path = field(default_factory=default_cache)
 
     def __post_init__(self) -> None:

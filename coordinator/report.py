@@ -28,6 +28,7 @@ class Row(RunResult):
     log: str = ""  # the runner's log, relative to the run directory
     start_overhead_s: Optional[float] = None  # from launching the runner to its first log line
     accuracy: Optional[Accuracy] = None  # task metric with --dataset
+    noisy: bool = False  # latency CV above the run's threshold: rerun on a quieter machine
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -47,7 +48,8 @@ class Row(RunResult):
             where = f" at {self.stage}" if self.stage else ""
             op = f" [{self.error.operator}]" if self.error and self.error.operator else ""
             return f"{where}{op}: {self.reason}".lstrip(": ")
-        return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}"
+        noisy = f", NOISY (CV {self.latency_ms.cv:.1%})" if self.noisy else ""
+        return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}{noisy}"
 
     def verdict(self) -> str:
         if self.parity is None:
@@ -124,7 +126,8 @@ def markdown(report: Report) -> str:
         lat = r.latency_ms
         speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
-        note = "" if r.status == "ok" else r.summary().replace("|", "\\|")
+        note = r.summary().replace("|", "\\|") if r.status != "ok" else f"noisy (CV {lat.cv:.1%})" \
+            if r.noisy else ""
         lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
                      f"{_ms(lat and lat.p50)} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
                      f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "

@@ -25,7 +25,8 @@ def summary_table(report: Report) -> Table:
                  f"{ref / lat.p50:.2f}x" if ref and lat else "", r.verdict()]
         if scored:
             cells.append(Text(f"{r.accuracy.metric} {r.accuracy.value:.4f}" if r.accuracy else ""))
-        table.add_row(*cells, Text("" if r.status == "ok" else r.summary()))  # engine messages are not markup
+        note = r.summary() if r.status != "ok" else f"noisy: CV {lat.cv:.1%}" if r.noisy and lat else ""
+        table.add_row(*cells, Text(note))  # engine messages are not markup
     return table
 
 
