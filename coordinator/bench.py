@@ -43,7 +43,8 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
     report = Report(
         e2e_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(["e2e", *sys.argv[1:]]), run_dir=str(run_dir),
-        setup=_setup(cfg), device=host.describe(), model=artifact.info, data=data.info,
+        setup=_setup(cfg), device=host.describe(), model=artifact.info,
+        data={**data.info, "inputs_path": str(data.inputs_path)},
     )
     if artifact.info["weights"]["kind"] == "random":
         report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "

@@ -19,6 +19,43 @@ console = Console(stderr=True, soft_wrap=True)
 state = {"debug": False}
 
 
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (holding report.json).")]) -> None:
+    """Regenerate results.csv, report.md and report.html from report.json."""
+    from .compare import load
+    from .report import write_report
+
+    with user_errors():
+        loaded = load(run_dir)
+        write_report(loaded, run_dir if run_dir.is_dir() else run_dir.parent)
+    console.print(f"Wrote {run_dir}/report.html, report.md, results.csv", markup=False)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="The earlier run directory.")],
+    run_b: Annotated[Path, typer.Argument(help="The later run directory.")],
+    threshold: Annotated[float, typer.Option(help="A p50 slower by more than this fraction is a regression.")] = 0.10,
+) -> None:
+    """Per-engine latency and parity changes from RUN_A to RUN_B; exit 1 on a regression."""
+    from rich.text import Text
+
+    from .compare import compare_runs, load
+
+    with user_errors():
+        changes = compare_runs(load(run_a), load(run_b), threshold)
+    table = Table("engine", "precision", "status", "p50 A ms", "p50 B ms", "change", "parity", "regression")
+    for c in changes:
+        change = "" if c.p50_change is None else f"{c.p50_change:+.1%}"
+        table.add_row(c.engine, c.precision, c.status_a if c.status_a == c.status_b else f"{c.status_a} -> {c.status_b}",
+                      "" if c.p50_a is None else f"{c.p50_a:.2f}", "" if c.p50_b is None else f"{c.p50_b:.2f}", change,
+                      c.parity_a if c.parity_a == c.parity_b else f"{c.parity_a} -> {c.parity_b}",
+                      Text(c.regression, style="bold red"))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    if any(c.regression for c in changes):
+        raise typer.Exit(1)
+
+
 def _add_subcommands() -> None:
     from .cli_images import app as images_app
 

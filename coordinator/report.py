@@ -86,8 +86,11 @@ class Report(Record):
 def write_report(report: Report, run_dir: Path, views: bool = True) -> None:
     write_json_atomic(str(run_dir / "report.json"), report.to_dict())
     if views:
+        from .html_report import render
+
         (run_dir / "results.csv").write_text(results_frame(report).to_csv(index=False))
         (run_dir / "report.md").write_text(markdown(report))
+        (run_dir / "report.html").write_text(render(report, run_dir))
 
 
 def results_frame(report: Report) -> Any:

@@ -1,0 +1,93 @@
+"""Inline SVG charts for the HTML report: no script, no network, escaped labels."""
+from html import escape
+from typing import List, Sequence, Tuple
+
+WIDTH, BAR, GAP, LABEL = 720, 22, 8, 170
+COLORS = {"ok": "#2f7ed8", "reference": "#7a7a7a"}
+
+
+def latency_bars(rows: Sequence[Tuple[str, float, float, float]], title: str) -> str:
+    """p50 bars with whiskers to p90 and p99, one per (label, p50, p90, p99), in ms."""
+    if not rows:
+        return ""
+    top = max(r[3] for r in rows) * 1.1 or 1.0
+    scale = (WIDTH - LABEL - 90) / top
+    height = len(rows) * (BAR + GAP) + 40
+    parts = [_title(title)]
+    for i, (label, p50, p90, p99) in enumerate(rows):
+        y = 30 + i * (BAR + GAP)
+        mid = y + BAR / 2
+        parts += [
+            _label(label, y),
+            f'<rect x="{LABEL}" y="{y}" width="{p50 * scale:.1f}" height="{BAR}" fill="{COLORS["ok"]}"/>',
+            f'<line x1="{LABEL + p90 * scale:.1f}" x2="{LABEL + p99 * scale:.1f}" y1="{mid}" y2="{mid}" stroke="#333"/>',
+            f'<line x1="{LABEL + p90 * scale:.1f}" x2="{LABEL + p90 * scale:.1f}" y1="{y + 5}" y2="{y + BAR - 5}" stroke="#333"/>',
+            f'<line x1="{LABEL + p99 * scale:.1f}" x2="{LABEL + p99 * scale:.1f}" y1="{y + 3}" y2="{y + BAR - 3}" stroke="#333"/>',
+            f'<text x="{LABEL + p99 * scale + 6:.1f}" y="{mid + 4}" font-size="12">{_ms(p50)}</text>',
+        ]
+    return _svg(height, parts, f"{title}: p50 bars, whiskers from p90 to p99")
+
+
+def distribution(rows: Sequence[Tuple[str, Sequence[float]]], title: str) -> str:
+    """A box per row from its (min, p50, p90, p95, p99, max), in ms: the shape of the latencies."""
+    if not rows:
+        return ""
+    top = max(r[1][-1] for r in rows) * 1.05 or 1.0
+    bottom = min(r[1][0] for r in rows) * 0.95
+    scale = (WIDTH - LABEL - 30) / max(top - bottom, 1e-9)
+    height = len(rows) * (BAR + GAP) + 50
+    parts = [_title(title)]
+    for i, (label, (lo, p50, p90, p95, p99, hi)) in enumerate(rows):
+        y = 30 + i * (BAR + GAP)
+        mid = y + BAR / 2
+
+        def x(v: float) -> str:
+            return f"{LABEL + (v - bottom) * scale:.1f}"
+
+        parts += [
+            _label(label, y),
+            f'<line x1="{x(lo)}" x2="{x(hi)}" y1="{mid}" y2="{mid}" stroke="#333"/>',
+            f'<rect x="{x(p50)}" y="{y + 3}" width="{(p90 - p50) * scale:.1f}" height="{BAR - 6}" fill="#9cc3ee" stroke="#333"/>',
+            f'<line x1="{x(p50)}" x2="{x(p50)}" y1="{y}" y2="{y + BAR}" stroke="#000" stroke-width="2"/>',
+            f'<circle cx="{x(p95)}" cy="{mid}" r="3" fill="#e67e22"/>',
+            f'<circle cx="{x(p99)}" cy="{mid}" r="3" fill="#c0392b"/>',
+        ]
+    parts.append(f'<text x="{LABEL}" y="{height - 6}" font-size="11">{_ms(bottom)}</text>'
+                 f'<text x="{WIDTH - 30}" y="{height - 6}" font-size="11" text-anchor="end">{_ms(top)}</text>')
+    return _svg(height, parts, f"{title}: min-max line, box p50 to p90, dots p95 and p99")
+
+
+def speedup(rows: Sequence[Tuple[str, float]], title: str) -> str:
+    """Bars of speed-up against the reference (1.0 marked)."""
+    if not rows:
+        return ""
+    top = max(max(r[1] for r in rows), 1.0) * 1.15
+    scale = (WIDTH - LABEL - 60) / top
+    height = len(rows) * (BAR + GAP) + 40
+    parts = [_title(title)]
+    for i, (label, value) in enumerate(rows):
+        y = 30 + i * (BAR + GAP)
+        color = "#27ae60" if value >= 1 else "#c0392b"
+        parts += [_label(label, y),
+                  f'<rect x="{LABEL}" y="{y}" width="{value * scale:.1f}" height="{BAR}" fill="{color}"/>',
+                  f'<text x="{LABEL + value * scale + 6:.1f}" y="{y + BAR / 2 + 4}" font-size="12">{value:.2f}x</text>']
+    parts.append(f'<line x1="{LABEL + scale:.1f}" x2="{LABEL + scale:.1f}" y1="24" y2="{height - 10}" '
+                 'stroke="#555" stroke-dasharray="4 3"/>')
+    return _svg(height, parts, f"{title}: 1.0 is the reference")
+
+
+def _svg(height: float, parts: List[str], description: str) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" role="img" '
+            f'font-family="sans-serif"><desc>{escape(description)}</desc>{"".join(parts)}</svg>')
+
+
+def _title(text: str) -> str:
+    return f'<text x="0" y="16" font-size="14" font-weight="bold">{escape(text)}</text>'
+
+
+def _label(text: str, y: float) -> str:
+    return f'<text x="{LABEL - 8}" y="{y + BAR / 2 + 4}" font-size="12" text-anchor="end">{escape(text)}</text>'
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"

@@ -1,0 +1,127 @@
+"""`report.html`: one self-contained page (inline SVG charts and PNG pictures, no script, no
+network). Jinja2 autoescapes every string that came from a model, a path or an engine."""
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .report import Report, Row, parity_text
+
+TEMPLATES = Path(__file__).parent / "templates"
+PICTURE_WIDTH = 340
+
+
+def render(report: Report, run_dir: Path) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from . import charts
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
+    ref = report.reference_p50()
+    ok = [r for r in report.results if r.status == "ok" and r.latency_ms]
+    labels = {id(r): f"{r.engine} {r.precision_label()}" for r in report.results}
+    return env.get_template("report.html.j2").render(
+        report=report, model=report.model, rows=[_row(r, ref) for r in report.results],
+        verdicts=[_verdict(r, ref, labels[id(r)]) for r in report.results],
+        charts={
+            "bars": charts.latency_bars([(labels[id(r)], r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99)
+                                         for r in ok], "Latency per engine"),
+            "distribution": charts.distribution(
+                [(labels[id(r)], (r.latency_ms.min, r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p95,
+                                  r.latency_ms.p99, r.latency_ms.max)) for r in ok], "Latency distribution"),
+            "speedup": charts.speedup([(labels[id(r)], ref / r.latency_ms.p50) for r in ok] if ref else [],
+                                      "Speed-up against PyTorch (p50)"),
+        },
+        phases={k: f"{v:.1f}" for k, v in report.setup.get("phase_seconds", {}).items()},
+        parity=[{"label": labels[id(r)], "text": parity_text(r.parity)} for r in report.results if r.parity],
+        accuracy=[_accuracy(r) for r in report.results if r.accuracy],
+        detections=_detections(report, run_dir),
+        setup=_pairs({k: v for k, v in report.setup.items() if k != "phase_seconds"}),
+        device=_pairs(report.device),
+        model_rows=_pairs({k: v for k, v in report.model.items() if k != "operators"} |
+                          {"operators": ", ".join(f"{k} {v}" for k, v in report.model.get("operators", {}).items())}),
+        data=_pairs(report.data),
+    )
+
+
+def _ms(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
+    lat, res = r.latency_ms, r.resources
+    note = r.summary() if r.status != "ok" else (f"noisy: CV {lat.cv:.1%}" if r.noisy and lat else "")
+    return {
+        "engine": r.engine, "precision": r.precision_label(), "launcher": r.launcher, "status": r.status,
+        "ok": r.status == "ok", "p50": _ms(lat and lat.p50), "p90": _ms(lat and lat.p90), "p99": _ms(lat and lat.p99),
+        "mean": _ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
+        "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
+        "speedup": f"{ref / lat.p50:.2f}x" if ref and lat else "", "parity": r.verdict(), "note": note,
+        "start": _ms(r.start_overhead_s), "first": _ms(r.first_inference_ms),
+        **{k: _ms(r.stage_seconds.get(k)) for k in ("load", "convert", "compile")},
+        "rss": f"{res.peak_rss_mb:.0f}" if res else "", "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
+        "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",
+        "settings": json.dumps(r.settings, sort_keys=True, default=str),
+    }
+
+
+def _verdict(r: Row, ref: Optional[float], label: str) -> Dict[str, str]:
+    if r.status == "ok" and r.latency_ms:
+        parity = {"passed": "outputs match PyTorch", "FAILED": "outputs DIFFER from PyTorch",
+                  "reference": "the reference"}.get(r.verdict(), "outputs not compared")
+        speed = f", {ref / r.latency_ms.p50:.2f}x PyTorch's speed" if ref and r.engine != "torch" else ""
+        return {"label": label, "css": "fail" if r.verdict() == "FAILED" else "pass",
+                "text": f"runs, {parity}{speed} (p50 {r.latency_ms.p50:.2f} ms)"}
+    what = {"unsupported": "cannot run this model", "skipped": "not run", "timeout": "timed out",
+            "failed": "failed"}[r.status]
+    return {"label": label, "css": r.status, "text": f"{what} — {r.summary()}"}
+
+
+def _accuracy(r: Row) -> Dict[str, str]:
+    a = r.accuracy
+    return {"engine": r.engine, "precision": r.precision_label(), "metric": a.metric, "value": f"{a.value:.4f}",
+            "reference": "" if a.reference is None else f"{a.reference:.4f}",
+            "drop": "" if a.drop is None else f"{a.drop:+.4f}"}
+
+
+def _pairs(d: Dict[str, Any]) -> List[tuple]:
+    return [(k, v if isinstance(v, (str, int, float)) else json.dumps(v, default=str)) for k, v in d.items()]
+
+
+def _detections(report: Report, run_dir: Path) -> List[Dict[str, Any]]:
+    """The first test image with each engine's boxes drawn on it, PyTorch's first."""
+    if report.model.get("task") != "detection" or not report.data.get("inputs_path"):
+        return []
+    from shared.tensors import load_samples
+
+    try:
+        image = next(iter(load_samples(report.data["inputs_path"])[0].values()))
+    except Exception:  # the cache was cleared since: the pictures are a view, not a result
+        return []
+    pictures = []
+    for r in report.results:
+        outputs = run_dir / Path(r.log).parent / (r.outputs_file or "") if r.log else None
+        if r.status != "ok" or outputs is None or not outputs.is_file():
+            continue
+        pictures.append({"label": f"{r.engine} {r.precision_label()}", "width": PICTURE_WIDTH,
+                         "png": _draw(image, load_samples(str(outputs))[0])})
+    return pictures
+
+
+def _draw(chw: Any, detections: Dict[str, Any], min_score: float = 0.5, most: int = 25) -> str:
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    picture = Image.fromarray((np.clip(chw.transpose(1, 2, 0), 0, 1) * 255).astype("uint8"))
+    draw = ImageDraw.Draw(picture)
+    order = np.argsort(-detections["scores"])[:most]
+    for i in order:
+        if detections["scores"][i] < min_score:
+            break
+        x1, y1, x2, y2 = (float(v) for v in detections["boxes"][i])
+        draw.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=2)
+        draw.text((x1 + 2, y1 + 1), f"{int(detections['labels'][i])} {detections['scores'][i]:.2f}", fill=(255, 255, 0))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode()
