@@ -64,6 +64,8 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
         raise
     finally:
         report.setup["phase_seconds"] = {**phases, "total_s": time.perf_counter() - started}
+        if any(r.launcher == "docker" for r in report.results):
+            report.device["container_runtime"] = ctx.launchers["docker"].describe()
         write_report(report, run_dir)
     return report
 
@@ -114,6 +116,8 @@ class _Context:
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir)
         row.start_overhead_s = start_overhead(io_dir, started)
+        if isinstance(launcher, DockerLauncher):
+            row.image = launcher.image_id(engine)
         row.noisy = bool(result.latency_ms and result.latency_ms.cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir)
         evaluation = self.data.info.get("evaluation")
@@ -183,8 +187,21 @@ def _input_size(source: models.ModelSource, artifact: export.Artifact, cfg: Benc
     return tuple(hw) if len(hw) == 2 and all(isinstance(d, int) and d > 0 for d in hw) else (224, 224)
 
 
+def _git_commit() -> str:
+    """The e2e checkout's commit, when e2e runs from one."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
 def _setup(cfg: BenchConfig) -> dict:
     return {
+        "e2e_commit": _git_commit(),
         "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup,
         "iterations": cfg.iterations, "min_time_s": cfg.min_time, "threads": cfg.threads,
         "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,

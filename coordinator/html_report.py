@@ -62,7 +62,7 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
         **{k: _ms(r.stage_seconds.get(k)) for k in ("load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "", "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
         "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",
-        "settings": json.dumps(r.settings, sort_keys=True, default=str),
+        "settings": json.dumps(r.settings, sort_keys=True, default=str) + (f" image {r.image}" if r.image else ""),
     }
 
 

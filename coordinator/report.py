@@ -29,6 +29,7 @@ class Row(RunResult):
     start_overhead_s: Optional[float] = None  # from launching the runner to its first log line
     accuracy: Optional[Accuracy] = None  # task metric with --dataset
     noisy: bool = False  # latency CV above the run's threshold: rerun on a quieter machine
+    image: str = ""  # the Docker image (tag@id) the row ran in
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,

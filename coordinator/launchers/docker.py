@@ -59,6 +59,19 @@ class DockerLauncher:
     def prepare(self, engine: Engine) -> None:
         pass
 
+    def image_id(self, engine: Engine) -> str:
+        """The image's tag and content id, for the report."""
+        tag = images.image_tag(engine.id)
+        return f"{tag}@{self.client.images.get(tag).id}"
+
+    def describe(self) -> dict:
+        """The container runtime, for the report's device section (empty without a daemon)."""
+        if self.client is None:
+            return {}
+        info = self.client.version()
+        return {"docker": info.get("Version", ""), "api": info.get("ApiVersion", ""),
+                "runtimes": sorted((self.client.info().get("Runtimes") or {}).keys())}
+
     def container_options(self, engine: Engine, spec: RunSpec, io_dir: Path) -> Dict[str, Any]:
         """Everything `containers.run` gets; the spec is rewritten to the container's paths."""
         import docker
