@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
 from shared.result import RunResult
 from shared.spec import RunSpec
 from shared.tensors import load_samples
@@ -34,10 +36,12 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
     phases = {}
 
     t = time.perf_counter()
-    artifact = export.prepare(source, cfg.weights, cfg.seed, cfg.opset, cfg.cache_dir, log=log)
+    with console.status(f"[bold]{source.name}[/]: export to ONNX (cached after the first run)..."):
+        artifact = export.prepare(source, cfg.weights, cfg.seed, cfg.opset, cfg.cache_dir, log=log)
     phases["export_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled)
+    with console.status("test inputs..."):
+        data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled)
     phases["inputs_s"] = time.perf_counter() - t
 
     report = Report(
@@ -50,14 +54,19 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
         report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)
     try:
-        for engine in selected:
-            for precision in cfg.precisions:
-                with console.status(f"[bold]{engine.id}[/] at {precision}..."):
+        with progress:
+            rows = progress.add_task("engines", total=len(selected) * len(cfg.precisions))
+            for engine in selected:
+                for precision in cfg.precisions:
+                    progress.update(rows, description=f"[bold]{engine.id}[/] at {precision}")
                     row = ctx.run(engine, precision)
-                report.results.append(row)
-                write_report(report, run_dir, views=False)  # nothing measured is lost
-                log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
+                    report.results.append(row)
+                    write_report(report, run_dir, views=False)  # nothing measured is lost
+                    progress.advance(rows)
+                    log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
     except KeyboardInterrupt:
         report.interrupted = True
         report.notes.append("The run was interrupted: engines after the last row did not run.")
@@ -109,7 +118,7 @@ class _Context:
         spec = RunSpec(
             engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
-            min_time_s=cfg.min_time, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+            min_time_s=cfg.min_time, repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
         )
         started = time.time()
         result = launcher.run(engine, spec, io_dir, cfg.timeout)
@@ -203,7 +212,7 @@ def _setup(cfg: BenchConfig) -> dict:
     return {
         "e2e_commit": _git_commit(),
         "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup,
-        "iterations": cfg.iterations, "min_time_s": cfg.min_time, "threads": cfg.threads,
+        "iterations": cfg.iterations, "min_time_s": cfg.min_time, "repeats": cfg.repeats, "threads": cfg.threads,
         "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,
         "timeout_s": cfg.timeout, "cache_dir": str(cfg.cache_dir), "cv_threshold": cfg.cv_threshold,
         "copy_policy": "host<->device copies are inside the timed region for every engine",

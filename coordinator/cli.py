@@ -76,6 +76,7 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Untimed calls before measuring.")] = 5,
     iterations: Annotated[int, typer.Option(help="Timed calls (at least).")] = 50,
     min_time: Annotated[float, typer.Option(help="Keep measuring until this many seconds too.")] = 0.0,
+    repeats: Annotated[int, typer.Option(help="Timed loops per row; the report gives the spread of their medians.")] = 1,
     threads: Annotated[Optional[int], typer.Option(help="Threads for every engine [default: physical cores].")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory [default: runs/<time>-<model>].")] = None,
     weights: Annotated[str, typer.Option(help="'pretrained', 'random' (seeded) or a checkpoint path.")] = "pretrained",
@@ -94,7 +95,7 @@ def bench(
     with user_errors():
         _bench(BenchConfig(
             model=model, engines=engines, device=device, precisions=[p.strip() for p in precision.split(",") if p.strip()],
-            warmup=warmup, iterations=iterations, min_time=min_time, threads=threads, out=out, weights=weights,
+            warmup=warmup, iterations=iterations, min_time=min_time, repeats=repeats, threads=threads, out=out, weights=weights,
             seed=seed, images=images, dataset=dataset, limit=limit, input_size=parse_size(input_size), opset=opset, timeout=timeout, launcher=launcher,
             cv_threshold=cv_threshold,
             cache_dir=cache_dir or default_cache(),

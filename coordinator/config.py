@@ -24,6 +24,7 @@ class BenchConfig:
     warmup: int = 5
     iterations: int = 50
     min_time: float = 0.0
+    repeats: int = 1  # timed loops per row; the spread of their medians is reported
     threads: Optional[int] = None  # None: the machine's physical cores, the same for every engine
     out: Optional[Path] = None
     weights: str = "pretrained"
@@ -50,7 +51,7 @@ class BenchConfig:
             raise UsageError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
         if self.threads is None:
             self.threads = host.physical_cores()
-        for name in ("iterations", "threads"):
+        for name in ("iterations", "threads", "repeats"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be at least 1")
         if self.images is not None and self.dataset is not None:

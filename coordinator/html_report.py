@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .report import Report, Row, parity_text
+from .report import Report, Row, parity_text, phases_text
 
 TEMPLATES = Path(__file__).parent / "templates"
 PICTURE_WIDTH = 340
@@ -51,14 +51,14 @@ def _ms(value: Optional[float]) -> str:
 
 def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
     lat, res = r.latency_ms, r.resources
-    note = r.summary() if r.status != "ok" else (f"noisy: CV {lat.cv:.1%}" if r.noisy and lat else "")
+    note = r.note()
     return {
         "engine": r.engine, "precision": r.precision_label(), "launcher": r.launcher, "status": r.status,
         "ok": r.status == "ok", "p50": _ms(lat and lat.p50), "p90": _ms(lat and lat.p90), "p99": _ms(lat and lat.p99),
         "mean": _ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
         "speedup": f"{ref / lat.p50:.2f}x" if ref and lat else "", "parity": r.verdict(), "note": note,
-        "start": _ms(r.start_overhead_s), "first": _ms(r.first_inference_ms),
+        "start": _ms(r.start_overhead_s), "first": _ms(r.first_inference_ms), "phases": phases_text(r),
         **{k: _ms(r.stage_seconds.get(k)) for k in ("load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "", "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
         "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",

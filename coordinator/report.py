@@ -52,6 +52,21 @@ class Row(RunResult):
         noisy = f", NOISY (CV {self.latency_ms.cv:.1%})" if self.noisy else ""
         return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}{noisy}"
 
+    def spread(self) -> str:
+        """With --repeats: the range of the repeats' medians, relative to their median."""
+        if len(self.repeat_p50_ms) < 2:
+            return ""
+        xs = sorted(self.repeat_p50_ms)
+        mid = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+        return f"{len(xs)} repeats, p50 {xs[0]:.2f}–{xs[-1]:.2f} ms (spread {(xs[-1] - xs[0]) / mid:.1%})"
+
+    def note(self) -> str:
+        """The note column of every view: why a row is not ok, or what to know about its figures."""
+        if self.status != "ok" or self.latency_ms is None:
+            return self.summary()
+        parts = [f"noisy: CV {self.latency_ms.cv:.1%}" if self.noisy else "", self.spread()]
+        return "; ".join(p for p in parts if p)
+
     def verdict(self) -> str:
         if self.parity is None:
             return "reference" if self.engine == REFERENCE and self.status == "ok" else "-"
@@ -130,8 +145,7 @@ def markdown(report: Report) -> str:
         lat = r.latency_ms
         speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
-        note = r.summary().replace("|", "\\|") if r.status != "ok" else f"noisy (CV {lat.cv:.1%})" \
-            if r.noisy else ""
+        note = r.note().replace("|", "\\|")
         lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
                      f"{_ms(lat and lat.p50)} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
                      f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
@@ -140,7 +154,7 @@ def markdown(report: Report) -> str:
     lines += [
         "", "## Setup", "",
         f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']}, "
-        f"iterations {s['iterations']}, minimum time {s['min_time_s']} s",
+        f"iterations {s['iterations']}, minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
         f"- {s['copy_policy']}; timed region: {s['timed_region']}",
         "", "## Device", "",
         f"- CPU {d['cpu']} ({d['physical_cores']} physical cores, flags: {', '.join(d['cpu_flags']) or '-'}), "
@@ -171,7 +185,15 @@ def markdown(report: Report) -> str:
             lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB, CPU "
                          f"{r.resources.cpu_util_percent:.0f}% during the timed loop, load "
                          f"{sum(r.stage_seconds.values()):.2f} s, first inference {_ms(r.first_inference_ms)} ms")
+    phased = [r for r in report.results if r.breakdown_ms]
+    if phased:
+        lines += ["", "## Phases (median of the untimed warm-up calls)", ""]
+        lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
     return "\n".join(lines) + "\n"
+
+
+def phases_text(r: Row) -> str:
+    return ", ".join(f"{k} {v:.2f} ms" for k, v in r.breakdown_ms.items())
 
 
 def parity_text(p: Parity) -> str:

@@ -25,8 +25,7 @@ def summary_table(report: Report) -> Table:
                  f"{ref / lat.p50:.2f}x" if ref and lat else "", r.verdict()]
         if scored:
             cells.append(Text(f"{r.accuracy.metric} {r.accuracy.value:.4f}" if r.accuracy else ""))
-        note = r.summary() if r.status != "ok" else f"noisy: CV {lat.cv:.1%}" if r.noisy and lat else ""
-        table.add_row(*cells, Text(note))  # engine messages are not markup
+        table.add_row(*cells, Text(r.note()))  # engine messages are not markup
     return table
 
 

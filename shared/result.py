@@ -1,7 +1,7 @@
 """RunResult: what a runner did, written as `result.json` beside `outputs.npz` and the log."""
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .records import Record
 from .spec import SCHEMA_VERSION
@@ -74,7 +74,11 @@ class RunResult(Record):
     precision: str = ""  # what the engine actually ran at, read back where the engine can say
     stage_seconds: Dict[str, float] = field(default_factory=dict)  # load / convert / compile
     first_inference_ms: Optional[float] = None
-    latency_ms: Optional[Latency] = None
+    latency_ms: Optional[Latency] = None  # over every timed call of every repeat
+    repeat_p50_ms: List[float] = field(default_factory=list)  # each repeat's median, with --repeats
+    # median ms per phase where the runner can split a call (pre-processing / inference /
+    # post-processing of a torchvision detector), measured on untimed warm-up calls
+    breakdown_ms: Dict[str, float] = field(default_factory=dict)
     throughput_per_s: Optional[float] = None
     resources: Optional[Resources] = None
     settings: Dict[str, Any] = field(default_factory=dict)  # effective settings read back

@@ -4,8 +4,9 @@ Lifecycle of `Runner.run()`:
   setup    check the engine is usable here, read its version, read the inputs
   load     `load_impl()`: read / convert / compile the model (hooks may time sub-stages with
            `self.stage("convert")` and `self.stage("compile")`)
-  run      first inference (timed alone), one pass over every input (outputs kept for
-           parity), `warmup` more calls, then the timed loop over the inputs in turn
+  run      first inference (timed alone); warm-up: the other inputs (outputs kept for
+           parity) and more calls up to `warmup` in all; then `repeats` timed loops over
+           the inputs in turn
   release  `release_impl()`, always
 
 A hook raises `UnsupportedError` when the engine cannot handle the model and
@@ -47,6 +48,8 @@ class Runner:
         self.settings: Dict[str, Any] = {}
         #: the input samples, read before `load_impl` (shape specialisation, profiles)
         self.samples: List[Sample] = []
+        #: phase -> ms per instrumented call (see `instrument_impl`)
+        self.phase_ms: Dict[str, List[float]] = {}
         self._stages: List[str] = []
         self._stage_seconds: Dict[str, float] = {}
         self._failed_stage: Optional[str] = None
@@ -69,6 +72,10 @@ class Runner:
 
     def release_impl(self) -> None:
         """Free the engine's resources."""
+
+    def instrument_impl(self, on: bool) -> None:
+        """Optional: while on, append each call's phase times (ms) to `self.phase_ms[phase]`.
+        Only untimed warm-up calls are instrumented; the timed loop never is."""
 
     # -- lifecycle ----------------------------------------------------------------------
     @contextlib.contextmanager
@@ -127,15 +134,27 @@ class Runner:
         start = time.perf_counter()
         outputs = [_checked(self.infer_impl(samples[0]))]
         first_ms = (time.perf_counter() - start) * 1e3
-        outputs += [_checked(self.infer_impl(s)) for s in samples[1:]]
-        for i in range(spec.warmup):
-            self.infer_impl(samples[i % len(samples)])
+        # Warm-up: the rest of the inputs first, their outputs kept for parity, so no call is
+        # spent twice; these untimed calls also carry the phase breakdown where a hook offers it.
+        self.instrument_impl(True)
+        try:
+            outputs += [_checked(self.infer_impl(s)) for s in samples[1:]]
+            for i in range(len(samples), spec.warmup + 1):
+                self.infer_impl(samples[i % len(samples)])
+        finally:
+            self.instrument_impl(False)
+        latencies, medians = [], []  # type: List[float], List[float]
         with ResourceWindow(spec.device_index if spec.device != "cpu" else None) as window:
-            latencies = measure(self.infer_impl, samples, spec.iterations, spec.min_time_s)
+            for _ in range(spec.repeats):
+                loop = measure(self.infer_impl, samples, spec.iterations, spec.min_time_s)
+                latencies += loop
+                medians.append(Latency.from_values(loop).p50)
         latency = Latency.from_values(latencies)
         result = RunResult(
             engine=spec.engine, status="ok", precision=self.precision, settings=self.settings,
             stage_seconds=self._load_seconds(), first_inference_ms=first_ms, latency_ms=latency,
+            repeat_p50_ms=medians if spec.repeats > 1 else [],
+            breakdown_ms={k: Latency.from_values(v).p50 for k, v in self.phase_ms.items() if v},
             throughput_per_s=spec.batch_size * 1e3 / latency.mean, resources=window.resources(),
         )
         return result, outputs if spec.save_outputs else []

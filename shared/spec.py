@@ -19,6 +19,7 @@ class RunSpec(Record):
     warmup: int = 5
     iterations: int = 50
     min_time_s: float = 0.0  # keep measuring until both iterations and this time are reached
+    repeats: int = 1  # timed loops in a row; the spread of their medians is reported
     batch_size: int = 1
     threads: int = 1
     engine_options: Dict[str, Any] = field(default_factory=dict)
@@ -36,7 +37,7 @@ class RunSpec(Record):
             raise ValueError("precision must be one of {}, got {!r}".format(", ".join(PRECISIONS), self.precision))
         if self.device != "cpu" and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError("device must be 'cpu' or 'cuda:N', got {!r}".format(self.device))
-        for name in ("warmup", "batch_size", "threads"):
+        for name in ("warmup", "batch_size", "threads", "repeats"):
             if getattr(self, name) < (0 if name == "warmup" else 1):
                 raise ValueError("{} must be positive, got {}".format(name, getattr(self, name)))
         if self.iterations < 1 and self.min_time_s <= 0:

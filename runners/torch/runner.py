@@ -40,6 +40,7 @@ class TorchRunner(Runner):
         self.device = torch.device(self.spec.device)
         self.model = model.eval().to(self.device)
         self.task, self.output_names = card["task"], card["output_names"]
+        self._hooks = []  # type: list
         self.settings.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
                              mode="eager, torch.inference_mode")
         self.precision = "fp32"
@@ -56,6 +57,55 @@ class TorchRunner(Runner):
                 out = self.model(*tensors)
                 outs = list(out) if isinstance(out, (tuple, list)) else [out]
             return {n: t.cpu().numpy().copy() for n, t in zip(self.output_names, outs)}
+
+    def instrument_impl(self, on: bool) -> None:
+        """A torchvision detector defines its phases: `transform` (resize, normalise), the
+        network, and `transform.postprocess` (boxes back to input size). Time each with hooks,
+        only while on, so the timed loop runs the bare model."""
+        import time
+
+        transform = getattr(self.model, "transform", None)
+        if self.task != "detection" or transform is None or not hasattr(transform, "postprocess"):
+            return
+        if not on:
+            for handle in self._hooks:
+                handle.remove()
+            self._hooks = []
+            transform.__dict__.pop("postprocess", None)  # back to the class's method
+            return
+        import torch
+
+        marks = {}  # type: dict
+
+        def clock():
+            if self.device.type == "cuda":  # kernels run asynchronously: wait for them
+                torch.cuda.synchronize(self.device)
+            return time.perf_counter()
+
+        def mark(name):
+            return lambda *_: marks.__setitem__(name, clock())
+
+        def done(*_):
+            end = clock()
+            pre = marks["pre_end"] - marks["start"]
+            post = marks.get("post", 0.0)
+            for phase, seconds in (("preprocess", pre), ("inference", end - marks["start"] - pre - post),
+                                   ("postprocess", post)):
+                self.phase_ms.setdefault(phase, []).append(seconds * 1e3)
+            marks.clear()
+
+        original = transform.postprocess
+
+        def postprocess(*args, **kwargs):
+            t = clock()
+            out = original(*args, **kwargs)
+            marks["post"] = clock() - t
+            return out
+
+        transform.postprocess = postprocess
+        self._hooks = [self.model.register_forward_pre_hook(mark("start")),
+                       transform.register_forward_hook(mark("pre_end")),
+                       self.model.register_forward_hook(done)]
 
     def release_impl(self) -> None:
         self.model = None

@@ -45,6 +45,29 @@ def test_run_measures_and_keeps_outputs_of_every_input(inputs):
         np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-6)
 
 
+def test_warmup_starts_with_the_parity_pass_and_only_it_is_instrumented(inputs):
+    calls = []
+
+    class Phased(load_runner_class()):
+        instrumented = False
+
+        def instrument_impl(self, on):
+            self.instrumented = on
+
+        def infer_impl(self, feeds):
+            calls.append(self.instrumented)
+            if self.instrumented:
+                self.phase_ms.setdefault("inference", []).append(2.0)
+            return super().infer_impl(feeds)
+
+    result, outputs = Phased(make_spec(inputs, warmup=3, iterations=5, repeats=3)).run()
+    assert result.status == "ok", result.reason
+    # first inference alone, 3 warm-up calls (the second input's, kept, among them), 3 x 5 timed
+    assert calls == [False] + [True] * 3 + [False] * 15
+    assert len(outputs) == 2 and result.latency_ms.count == 15
+    assert len(result.repeat_p50_ms) == 3 and result.breakdown_ms == {"inference": 2.0}
+
+
 def test_min_time_keeps_measuring(inputs):
     result, _ = load_runner_class()(make_spec(inputs, iterations=1, min_time_s=0.2)).run()
     assert result.latency_ms.count > 1
