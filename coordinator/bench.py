@@ -1,5 +1,6 @@
 """`e2e bench`: export once, run every (engine, precision) in turn, merge into one report."""
 import functools
+import os
 import shutil
 import sys
 import time
@@ -23,7 +24,8 @@ from .parity import compare
 from .report import Report, Row, write_report
 
 
-def bench(cfg: BenchConfig, console: Any) -> Report:
+def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Report:
+    """Run every (engine, precision) of `cfg`; with `resume`, only those not yet in its rows."""
     selected = engine_registry.select(cfg.engines)
     source = models.resolve(cfg.model, cfg.input_size)
     labelled = dataset.load(cfg.dataset, cfg.limit) if cfg.dataset else None
@@ -44,32 +46,39 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
         data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled)
     phases["inputs_s"] = time.perf_counter() - t
 
-    report = Report(
-        e2e_version=__version__, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join(["e2e", *sys.argv[1:]]), run_dir=str(run_dir),
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report = resume or Report(
+        e2e_version=__version__, created=now, command=" ".join(["e2e", *sys.argv[1:]]), run_dir=str(run_dir),
         setup=_setup(cfg), device=host.describe(), model=artifact.info,
         data={**data.info, "inputs_path": str(data.inputs_path)},
     )
-    if artifact.info["weights"]["kind"] == "random":
+    done = {(r.engine, r.precision_requested) for r in report.results}
+    if resume:
+        report.interrupted = False
+        report.notes = [n for n in report.notes if not n.startswith(INTERRUPTED)]
+        report.notes.append(f"Resumed at {now} with `{' '.join(['e2e', *sys.argv[1:]])}`: "
+                            f"{len(done)} row(s) were kept from the interrupted run.")
+    elif artifact.info["weights"]["kind"] == "random":
         report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console)
+                        TimeElapsedColumn(), console=console, transient=True)
     try:
         with progress:
-            rows = progress.add_task("engines", total=len(selected) * len(cfg.precisions))
-            for engine in selected:
-                for precision in cfg.precisions:
-                    progress.update(rows, description=f"[bold]{engine.id}[/] at {precision}")
-                    row = ctx.run(engine, precision)
-                    report.results.append(row)
-                    write_report(report, run_dir, views=False)  # nothing measured is lost
-                    progress.advance(rows)
-                    log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
+            todo = [(e, p) for e in selected for p in cfg.precisions if (e.id, p) not in done]
+            rows = progress.add_task("engines", total=len(todo))
+            for engine, precision in todo:
+                progress.update(rows, description=f"[bold]{engine.id}[/] at {precision}")
+                row = ctx.run(engine, precision)
+                report.results.append(row)
+                write_report(report, run_dir, views=False)  # nothing measured is lost
+                progress.advance(rows)
+                log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
     except KeyboardInterrupt:
         report.interrupted = True
-        report.notes.append("The run was interrupted: engines after the last row did not run.")
+        report.notes.append(f"{INTERRUPTED}: the engines without a row did not run (or did not finish); "
+                            f"`e2e bench --resume {run_dir}` runs them.")
         raise
     finally:
         report.setup["phase_seconds"] = {**phases, "total_s": time.perf_counter() - started}
@@ -77,6 +86,9 @@ def bench(cfg: BenchConfig, console: Any) -> Report:
             report.device["container_runtime"] = ctx.launchers["docker"].describe()
         write_report(report, run_dir)
     return report
+
+
+INTERRUPTED = "The run was interrupted"
 
 
 class _Context:
@@ -87,7 +99,7 @@ class _Context:
         self.cfg, self.run_dir, self.artifact, self.data, self.report, self.log = \
             cfg, run_dir, artifact, data, report, log
         self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log),
-                          "docker": DockerLauncher()}
+                          "docker": DockerLauncher(cfg.memory_limit)}
         self.reference_note = ""
 
     def _launcher(self, engine: Engine) -> Tuple[Any, Optional[str]]:
@@ -119,6 +131,7 @@ class _Context:
             engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
             min_time_s=cfg.min_time, repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id),
         )
         started = time.time()
         result = launcher.run(engine, spec, io_dir, cfg.timeout)
@@ -186,6 +199,12 @@ class _Context:
             self._no_reference(result)
 
 
+def injected_fault(engine_id: str) -> str:
+    """The fault-injection test hook: `E2E_FAULT=ort=abort,tvm=hang` (see shared/faults.py)."""
+    wanted = dict(item.partition("=")[::2] for item in os.environ.get("E2E_FAULT", "").split(",") if "=" in item)
+    return wanted.get(engine_id, "")
+
+
 def _input_size(source: models.ModelSource, artifact: export.Artifact, cfg: BenchConfig) -> tuple:
     if cfg.input_size:
         return cfg.input_size
@@ -210,7 +229,7 @@ def _git_commit() -> str:
 
 def _setup(cfg: BenchConfig) -> dict:
     return {
-        "e2e_commit": _git_commit(),
+        "e2e_commit": _git_commit(), "config": cfg.to_dict(),
         "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup,
         "iterations": cfg.iterations, "min_time_s": cfg.min_time, "repeats": cfg.repeats, "threads": cfg.threads,
         "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,

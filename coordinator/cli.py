@@ -1,8 +1,9 @@
 """The `e2e` command: parse, build the config, call the coordinator. Nothing else lives here."""
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from shared.errors import E2EError
 
-from .config import BenchConfig, default_cache, parse_size
+from .config import BenchConfig, default_cache
+from .errors import UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Export a PyTorch model to ONNX once, run it on every engine, report.")
@@ -22,11 +24,10 @@ state = {"debug": False}
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (holding report.json).")]) -> None:
     """Regenerate results.csv, report.md and report.html from report.json."""
-    from .compare import load
-    from .report import write_report
+    from .report import load_report, write_report
 
     with user_errors():
-        loaded = load(run_dir)
+        loaded = load_report(run_dir)
         write_report(loaded, run_dir if run_dir.is_dir() else run_dir.parent)
     console.print(f"Wrote {run_dir}/report.html, report.md, results.csv", markup=False)
 
@@ -40,10 +41,11 @@ def compare(
     """Per-engine latency and parity changes from RUN_A to RUN_B; exit 1 on a regression."""
     from rich.text import Text
 
-    from .compare import compare_runs, load
+    from .compare import compare_runs
+    from .report import load_report
 
     with user_errors():
-        changes = compare_runs(load(run_a), load(run_b), threshold)
+        changes = compare_runs(load_report(run_a), load_report(run_b), threshold)
     table = Table("engine", "precision", "status", "p50 A ms", "p50 B ms", "change", "parity", "regression")
     for c in changes:
         change = "" if c.p50_change is None else f"{c.p50_change:+.1%}"
@@ -69,7 +71,8 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks."
 
 @app.command()
 def bench(
-    model: Annotated[str, typer.Option("--model", "-m", help="Zoo name, path/to/model.onnx, or package.module:factory.")],
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Zoo name, path/to/model.onnx, or package.module:factory.")] = None,
     engines: Annotated[str, typer.Option("--engines", "-e", help="'all' or a comma list (see `e2e engines`).")] = "all",
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N [default: cuda:0 if an NVIDIA GPU is visible, else cpu]")] = None,
     precision: Annotated[str, typer.Option(help="Comma list of fp32, fp16, bf16, int8.")] = "fp32",
@@ -88,28 +91,72 @@ def bench(
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
     timeout: Annotated[float, typer.Option(help="Seconds before an engine run is killed.")] = 1800.0,
     cv_threshold: Annotated[float, typer.Option(help="Flag rows whose latency coefficient of variation exceeds this as noisy.")] = 0.05,
+    memory_limit: Annotated[Optional[int], typer.Option(help="MB per engine run: the container's limit [default: 80% of RAM], a virtualenv runner's address-space limit [default: none].")] = None,
     launcher: Annotated[str, typer.Option(help="auto (Docker when the image is built, else venv), venv or docker.")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for exports and environments [default: $E2E_CACHE_DIR or ~/.cache/e2e].")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML or JSON file of these options (names as here, - or _); options given on the command line win.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="An interrupted run directory: run its missing engines with its own settings.")] = None,
 ) -> None:
     """Benchmark a model on engines and write a report."""
+    given = {name for name in ctx.params if ctx.get_parameter_source(name).name == "COMMANDLINE"}
+    options = dict(
+        model=model, engines=engines, device=device, precisions=precision, warmup=warmup, iterations=iterations,
+        min_time=min_time, repeats=repeats, threads=threads, out=out, weights=weights, seed=seed, images=images,
+        dataset=dataset, limit=limit, input_size=input_size, opset=opset, timeout=timeout, launcher=launcher,
+        cv_threshold=cv_threshold, memory_limit=memory_limit, cache_dir=cache_dir or default_cache())
     with user_errors():
-        _bench(BenchConfig(
-            model=model, engines=engines, device=device, precisions=[p.strip() for p in precision.split(",") if p.strip()],
-            warmup=warmup, iterations=iterations, min_time=min_time, repeats=repeats, threads=threads, out=out, weights=weights,
-            seed=seed, images=images, dataset=dataset, limit=limit, input_size=parse_size(input_size), opset=opset, timeout=timeout, launcher=launcher,
-            cv_threshold=cv_threshold,
-            cache_dir=cache_dir or default_cache(),
-        ))
+        if resume is not None:
+            _resume(resume, given - {"resume"})
+            return
+        values = {k: v for k, v in options.items() if v is not None}
+        if config is not None:  # the file's values, then what the command line said
+            renamed = {"precision": "precisions"}
+            values = {**_read_config(config), **{renamed.get(k, k): options[renamed.get(k, k)]
+                                                  for k in given if renamed.get(k, k) in options}}
+        _bench(BenchConfig.from_dict({k: str(v) if isinstance(v, Path) else v for k, v in values.items()},
+                                     where=str(config) if config else "options"))
 
 
-def _bench(cfg: BenchConfig) -> None:
+def _read_config(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())  # JSON is YAML too
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"--config {path}: cannot read it: {' '.join(str(e).split())[:200]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values")
+    return data
+
+
+def _resume(run_dir: Path, given: set) -> None:
+    from .report import load_report
+
+    if given:
+        raise UsageError(f"--resume runs with the run's own settings; drop --{', --'.join(sorted(given))}")
+    report = load_report(run_dir)
+    saved = report.setup.get("config")
+    if saved is None:
+        raise UsageError(f"{run_dir}: report.json has no saved settings (made by an older e2e): cannot resume")
+    cfg = BenchConfig.from_dict({**saved, "out": str(run_dir)}, where=f"{run_dir}/report.json setup.config")
+    _bench(cfg, report)
+
+
+def _bench(cfg: BenchConfig, resume: Any = None) -> None:
     from .bench import bench as run_bench
     from .summary import summary_table
 
-    report = run_bench(cfg, console)
+    # SIGTERM (a CI job cancelled, `docker stop`, `kill`) ends the run as Ctrl-C does: the
+    # running engine is stopped and what was measured is saved.
+    signal.signal(signal.SIGTERM, _interrupt)
+    report = run_bench(cfg, console, resume)
     # A pipe or a CI log has no width: don't squeeze the table into 80 columns.
     Console(width=None if sys.stdout.isatty() else 160).print(summary_table(report))
     console.print(f"Report: {report.run_dir}/report.md (report.json, results.csv, logs/)")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @app.command("engines")

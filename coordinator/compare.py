@@ -3,7 +3,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from .errors import UsageError
 from .report import Report, Row
 
 
@@ -22,13 +21,6 @@ class Change:
     @property
     def p50_change(self) -> Optional[float]:
         return self.p50_b / self.p50_a - 1 if self.p50_a and self.p50_b else None
-
-
-def load(run_dir: Path) -> Report:
-    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    if not path.is_file():
-        raise UsageError(f"no report.json in {run_dir}")
-    return Report.load(str(path))
 
 
 def compare_runs(a: Report, b: Report, threshold: float) -> List[Change]:

@@ -1,7 +1,8 @@
 """The bench configuration, resolved in one place: CLI flag > default (machine facts)."""
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from shared.spec import PRECISIONS
 
@@ -37,6 +38,7 @@ class BenchConfig:
     launcher: str = "auto"
     timeout: float = 1800.0
     cv_threshold: float = 0.05  # rows whose latency CV exceeds it are flagged noisy
+    memory_limit: Optional[int] = None  # MB per runner; None: 80% of RAM in a container, none in a venv
     cache_dir: Path = field(default_factory=default_cache)
 
     def __post_init__(self) -> None:
@@ -58,8 +60,54 @@ class BenchConfig:
             raise UsageError("--images and --dataset both name the test images: give one")
         if self.warmup < 0 or self.min_time < 0 or self.timeout <= 0:
             raise UsageError("--warmup and --min-time must be >= 0, --timeout > 0")
+        if self.memory_limit is not None and self.memory_limit < 64:
+            raise UsageError("--memory-limit is in MB and must be at least 64")
         if self.launcher not in ("auto", "venv", "docker"):
             raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv, docker")
+
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON values, for report.json; `from_dict` reads them back (`--resume`)."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v for k, v in plain.items()}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "config") -> "BenchConfig":
+        """Checked: an unknown key or a value of the wrong type is one clear error."""
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}: expected a mapping of option names to values")
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in fields(cls)]
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        if "model" not in data:
+            raise UsageError(f"{where}: no model given (--model)")
+        return cls(**{k: _typed(hints[k], v, f"{where}: {k}") for k, v in data.items()})
+
+
+def _typed(hint: Any, value: Any, where: str) -> Any:
+    """`value` as the field's type; config files give strings, numbers and lists."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Union:  # Optional[X]
+        return None if value is None else _typed(args[0], value, where)
+    if hint is Path and isinstance(value, str):
+        return Path(value)
+    if typing.get_origin(hint) is list and isinstance(value, (list, str)):
+        items = value.split(",") if isinstance(value, str) else value
+        if all(isinstance(v, str) for v in items):
+            return [v.strip() for v in items if v.strip()]
+    if typing.get_origin(hint) is tuple:  # the input size: [480, 640] or "480x640"
+        if isinstance(value, str):
+            return parse_size(value)
+        if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+            return tuple(value)
+    if hint is float and type(value) in (int, float):
+        return float(value)
+    if hint in (int, str) and type(value) is hint:
+        return value
+    raise UsageError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
 def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:

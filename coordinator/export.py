@@ -50,19 +50,44 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
         return _from_onnx_file(source.onnx_path)
     model = source.model
     assert model is not None
-    got = load_weights(model, weights, seed)
-    if got.warning:
-        log(f"WARNING: {got.warning}")
-    key = _key({"factory": model.factory, "kwargs": factory_kwargs(model), "weights": got.identity,
-                "input_size": model.input_size, "opset": opset, "exporter": EXPORTER,
-                "torch": _torch_version(), "format": EXPORT_FORMAT})
-    folder = cache / "models" / f"{model.name}-{key[:16]}"
-    if not (folder / "export.json").is_file():
-        _export(model, got, seed, opset, folder, log)
+    parts = {"factory": model.factory, "kwargs": factory_kwargs(model), "input_size": model.input_size,
+             "opset": opset, "exporter": EXPORTER, "torch": _version("torch"),
+             "torchvision": _version("torchvision"), "format": EXPORT_FORMAT}
+    # A warm rerun finds its export from the request alone: no torch import, no weights read.
+    request = cache / "models" / "requests" / f"{_key({**parts, 'weights': _request(weights, seed)})[:24]}.json"
+    folder = _indexed(request, cache)
+    if folder is None:
+        got = load_weights(model, weights, seed)
+        if got.warning:
+            log(f"WARNING: {got.warning}")
+        folder = cache / "models" / f"{model.name}-{_key({**parts, 'weights': got.identity})[:16]}"
+        if not (folder / "export.json").is_file():
+            _export(model, got, seed, opset, folder, log)
+        if not got.warning:  # a fallback is not remembered: the next run tries the weights again
+            request.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(str(request), {"folder": folder.name})
     else:
         log(f"ONNX export of {model.name}: cached ({folder})")
     info = json.loads((folder / "export.json").read_text())
     return Artifact(folder, folder / "model.onnx", folder / "torch_model.json", info["task"], info)
+
+
+def _request(weights: str, seed: int) -> str:
+    """The weights as asked for; a checkpoint by path, size and modification time."""
+    if weights == "random":
+        return f"random:seed={seed}"
+    if weights == "pretrained":
+        return "pretrained"
+    stat = Path(weights).stat() if Path(weights).is_file() else None
+    return f"checkpoint:{Path(weights).resolve()}:{stat and stat.st_size}:{stat and stat.st_mtime_ns}"
+
+
+def _indexed(request: Path, cache: Path) -> Optional[Path]:
+    try:
+        folder = cache / "models" / json.loads(request.read_text())["folder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if (folder / "export.json").is_file() else None
 
 
 def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Path, log: Any) -> None:
@@ -100,7 +125,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
         write_json_atomic(str(tmp / "torch_model.json"), card)
         info = describe_onnx(tmp / "model.onnx")
         info.update(name=model.name, source=model.factory, task=task, exporter=EXPORTER,
-                    torch=_torch_version(), export_seconds=round(seconds, 3), input_size=[h, w],
+                    torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
         write_json_atomic(str(tmp / "export.json"), info)
@@ -170,7 +195,10 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _torch_version() -> str:
-    from importlib.metadata import version
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-    return version("torch")
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return ""

@@ -59,7 +59,7 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
         "speedup": f"{ref / lat.p50:.2f}x" if ref and lat else "", "parity": r.verdict(), "note": note,
         "start": _ms(r.start_overhead_s), "first": _ms(r.first_inference_ms), "phases": phases_text(r),
-        **{k: _ms(r.stage_seconds.get(k)) for k in ("load", "convert", "compile")},
+        **{k: _ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "", "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
         "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",
         "settings": json.dumps(r.settings, sort_keys=True, default=str) + (f" image {r.image}" if r.image else ""),

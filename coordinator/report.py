@@ -2,6 +2,9 @@
 
 `report.json` is the source; the other files are views made from it.
 """
+import csv
+import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +53,12 @@ class Row(RunResult):
             op = f" [{self.error.operator}]" if self.error and self.error.operator else ""
             return f"{where}{op}: {self.reason}".lstrip(": ")
         noisy = f", NOISY (CV {self.latency_ms.cv:.1%})" if self.noisy else ""
-        return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}{noisy}"
+        why = f" ({parity_failure(self.parity)})" if self.parity and not self.parity.passed else ""
+        return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}{why}{noisy}"
+
+    def load_seconds(self) -> float:
+        """Load, convert and compile together."""
+        return sum(v for k, v in self.stage_seconds.items() if k in ("load", "convert", "compile"))
 
     def spread(self) -> str:
         """With --repeats: the range of the repeats' medians, relative to their median."""
@@ -64,7 +72,8 @@ class Row(RunResult):
         """The note column of every view: why a row is not ok, or what to know about its figures."""
         if self.status != "ok" or self.latency_ms is None:
             return self.summary()
-        parts = [f"noisy: CV {self.latency_ms.cv:.1%}" if self.noisy else "", self.spread()]
+        parts = [f"parity: {parity_failure(self.parity)}" if self.parity and not self.parity.passed else "",
+                 f"noisy: CV {self.latency_ms.cv:.1%}" if self.noisy else "", self.spread()]
         return "; ".join(p for p in parts if p)
 
     def verdict(self) -> str:
@@ -99,31 +108,65 @@ class Report(Record):
         return None
 
 
+def load_report(run_dir: Path) -> Report:
+    """A run's report.json, checked: it names files that the views read, and none of them may
+    lie outside the run directory (a report is data, and may come from someone else)."""
+    from .errors import UsageError
+
+    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
+    if not path.is_file():
+        raise UsageError(f"no report.json in {run_dir}")
+    report = Report.load(str(path))
+    for i, r in enumerate(report.results):
+        for name, value in (("log", r.log), ("outputs_file", r.outputs_file or "")):
+            if not inside(value):
+                raise UsageError(f"{path}: results[{i}].{name} {value!r} escapes the run directory")
+    return report
+
+
+def inside(relative: str) -> bool:
+    """A relative path that stays below its base directory."""
+    parts = Path(relative).parts
+    return not Path(relative).is_absolute() and ".." not in parts
+
+
 def write_report(report: Report, run_dir: Path, views: bool = True) -> None:
     write_json_atomic(str(run_dir / "report.json"), report.to_dict())
     if views:
         from .html_report import render
 
-        (run_dir / "results.csv").write_text(results_frame(report).to_csv(index=False))
+        (run_dir / "results.csv").write_text(results_csv(report))
         (run_dir / "report.md").write_text(markdown(report))
         (run_dir / "report.html").write_text(render(report, run_dir))
 
 
-def results_frame(report: Report) -> Any:
+def results_csv(report: Report) -> str:
     """One row per (engine, precision), nested fields flattened (`latency_ms.p50`, ...)."""
-    import pandas as pd
-
     rows = []
     ref = report.reference_p50()
     for r in report.results:
         d = r.to_dict()
-        for drop in ("environment", "settings", "error"):
+        for drop in ("environment", "settings", "error", "parity"):
             d.pop(drop)
         d["speedup_vs_torch"] = ref / r.latency_ms.p50 if ref and r.latency_ms else None
         d["parity_passed"] = r.parity.passed if r.parity else None
-        d.pop("parity")
-        rows.append(d)
-    return pd.json_normalize(rows)
+        rows.append(_flat(d))
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            flat.update(_flat(v, f"{prefix}{k}."))
+        else:
+            flat[prefix + k] = (json.dumps(v) if v else "") if isinstance(v, (list, dict)) else v
+    return flat
 
 
 def _ms(value: Optional[float]) -> str:
@@ -183,8 +226,9 @@ def markdown(report: Report) -> str:
     for r in report.results:
         if r.resources:
             lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB, CPU "
-                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop, load "
-                         f"{sum(r.stage_seconds.values()):.2f} s, first inference {_ms(r.first_inference_ms)} ms")
+                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
+                         f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
+                         f"{_ms(r.first_inference_ms)} ms")
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
         lines += ["", "## Phases (median of the untimed warm-up calls)", ""]
@@ -194,6 +238,20 @@ def markdown(report: Report) -> str:
 
 def phases_text(r: Row) -> str:
     return ", ".join(f"{k} {v:.2f} ms" for k, v in r.breakdown_ms.items())
+
+
+def parity_failure(p: Parity) -> str:
+    """Why parity failed, in a few words."""
+    if p.note:
+        return p.note
+    if p.detection:
+        d = p.detection
+        return (f"{d.matched_fraction:.0%} of boxes matched, labels {d.label_agreement:.0%} equal, "
+                f"mean IoU {d.mean_iou:.3f}")
+    for o in p.outputs:
+        if not o.passed:
+            return f"{o.name}: {o.note}" if o.note else f"{o.name}: max abs diff {o.max_abs:.2e} > atol {p.atol:g} + rtol {p.rtol:g}"
+    return "failed"
 
 
 def parity_text(p: Parity) -> str:

@@ -72,7 +72,8 @@ class RunResult(Record):
     reason: str = ""  # one line: why it is not ok
     error: Optional[ErrorInfo] = None
     precision: str = ""  # what the engine actually ran at, read back where the engine can say
-    stage_seconds: Dict[str, float] = field(default_factory=dict)  # load / convert / compile
+    # setup (engine import, inputs) / load / convert / compile / run (every engine call)
+    stage_seconds: Dict[str, float] = field(default_factory=dict)
     first_inference_ms: Optional[float] = None
     latency_ms: Optional[Latency] = None  # over every timed call of every repeat
     repeat_p50_ms: List[float] = field(default_factory=list)  # each repeat's median, with --repeats

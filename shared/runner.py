@@ -19,6 +19,7 @@ import dataclasses
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from . import faults
 from .environment import describe
 from .errors import E2EError, ProtocolError
 from .monitor import ResourceWindow
@@ -111,18 +112,23 @@ class Runner:
                 if not self.samples:
                     raise ProtocolError("{} holds no input samples".format(spec.inputs_path))
             with self.stage("load"):
+                faults.in_load(spec.fault, spec.memory_limit_mb)
                 self.load_impl()
             with self.stage("run"):
                 result, outputs = self._measure(self.samples)
+            result.stage_seconds = self._stage_times()
             result.environment = base["environment"]
             result.engine_version = base["engine_version"]
             return result, outputs
         except Exception as e:  # a failing engine is a result, not a crash
             skipped = isinstance(e, E2EError) and e.status == "skipped"
+            if isinstance(e, MemoryError):
+                limit = " at the {} MB limit".format(spec.memory_limit_mb) if spec.memory_limit_mb else ""
+                e = MemoryError("out of memory{}: {}".format(limit, str(e) or type(e).__name__))
             return RunResult.from_error(
                 spec.engine, e, stage=None if skipped else self._failed_stage or "setup",
                 precision=self.precision, settings=self.settings,
-                stage_seconds=self._load_seconds(), **base), []
+                stage_seconds=self._stage_times(), **base), []
         finally:
             try:
                 self.release_impl()
@@ -132,13 +138,14 @@ class Runner:
     def _measure(self, samples: List[Sample]) -> Tuple[RunResult, List[Sample]]:
         spec = self.spec
         start = time.perf_counter()
-        outputs = [_checked(self.infer_impl(samples[0]))]
+        fault = spec.fault
+        outputs = [faults.outputs(fault, _checked(self.infer_impl(samples[0])))]
         first_ms = (time.perf_counter() - start) * 1e3
         # Warm-up: the rest of the inputs first, their outputs kept for parity, so no call is
         # spent twice; these untimed calls also carry the phase breakdown where a hook offers it.
         self.instrument_impl(True)
         try:
-            outputs += [_checked(self.infer_impl(s)) for s in samples[1:]]
+            outputs += [faults.outputs(fault, _checked(self.infer_impl(s))) for s in samples[1:]]
             for i in range(len(samples), spec.warmup + 1):
                 self.infer_impl(samples[i % len(samples)])
         finally:
@@ -152,15 +159,16 @@ class Runner:
         latency = Latency.from_values(latencies)
         result = RunResult(
             engine=spec.engine, status="ok", precision=self.precision, settings=self.settings,
-            stage_seconds=self._load_seconds(), first_inference_ms=first_ms, latency_ms=latency,
+            first_inference_ms=first_ms, latency_ms=latency,
             repeat_p50_ms=medians if spec.repeats > 1 else [],
             breakdown_ms={k: Latency.from_values(v).p50 for k, v in self.phase_ms.items() if v},
             throughput_per_s=spec.batch_size * 1e3 / latency.mean, resources=window.resources(),
         )
         return result, outputs if spec.save_outputs else []
 
-    def _load_seconds(self) -> Dict[str, float]:
-        return {k: v for k, v in self._stage_seconds.items() if k in ("load", "convert", "compile")}
+    def _stage_times(self) -> Dict[str, float]:
+        """Seconds per finished stage (a sub-stage's time is not in its parent's)."""
+        return {k: v for k, v in self._stage_seconds.items() if k not in self._stages}
 
 
 def _parse_options(options_cls: Any, options: Dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
+from .faults import FAULTS
 from .records import Record
 
 SCHEMA_VERSION = 1
@@ -25,6 +26,8 @@ class RunSpec(Record):
     engine_options: Dict[str, Any] = field(default_factory=dict)
     save_outputs: bool = True
     cache_dir: Optional[str] = None  # writable, persistent across runs (engine caches, tuning logs)
+    memory_limit_mb: Optional[int] = None  # address-space limit the runner sets on itself (not in a container)
+    fault: str = ""  # test hook: a fault to cause (shared.faults)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -42,6 +45,8 @@ class RunSpec(Record):
                 raise ValueError("{} must be positive, got {}".format(name, getattr(self, name)))
         if self.iterations < 1 and self.min_time_s <= 0:
             raise ValueError("iterations must be >= 1 (or min_time_s > 0)")
+        if self.fault and self.fault not in FAULTS:
+            raise ValueError("fault must be one of {}, got {!r}".format(", ".join(FAULTS), self.fault))
         if self.min_time_s < 0:
             raise ValueError("min_time_s must be >= 0")
 

@@ -80,8 +80,9 @@ class DockerLauncher:
         model, inputs = Path(spec.model_path), Path(spec.inputs_path)
         cache = Path(spec.cache_dir) if spec.cache_dir else io_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
+        # The container's memory limit is its cgroup's; no address-space limit on top.
         inside = spec.replace(model_path=f"/model/{model.name}", inputs_path=f"/data/{inputs.name}",
-                              cache_dir="/cache")
+                              cache_dir="/cache", memory_limit_mb=None)
         inside.save(str(io_dir / "spec.json"))
         mounts = [
             docker.types.Mount("/model", str(model.parent.resolve()), type="bind", read_only=True),
@@ -96,7 +97,7 @@ class DockerLauncher:
             user=_writable_by_container(io_dir, cache), read_only=True, tmpfs={"/tmp": "rw,nosuid,size=2g"},
             cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit=f"{self.memory_limit_mb}m",
             memswap_limit=f"{self.memory_limit_mb}m", pids_limit=PIDS_LIMIT, device_requests=gpus,
-            environment=_environment(spec.threads), labels={"e2e.engine": engine.id},
+            environment=_environment(spec.threads), labels={"e2e.engine": engine.id, "e2e.io": str(io_dir.resolve())},
         )
 
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
@@ -117,7 +118,7 @@ class DockerLauncher:
             _save_logs(container, io_dir)
             container.reload()
             if container.attrs["State"].get("OOMKilled"):
-                return RunResult(engine.id, "failed", reason=(
+                return RunResult(engine.id, "failed", stage=current_stage(io_dir), reason=(
                     f"out of memory: the container was OOM-killed at its {self.memory_limit_mb} MB limit"))
             # A container killed by a signal exits 128 + the signal number.
             return read_result(engine.id, io_dir, -(code - 128) if code > 128 and code - 128 in

@@ -80,16 +80,21 @@ def read_result(engine_id: str, io_dir: Path, exit_code: int) -> RunResult:
     path = io_dir / RESULT
     if path.is_file():
         try:
-            return RunResult.load(str(path))
+            result = RunResult.load(str(path))
         except ProtocolError as e:
             return RunResult(engine_id, "failed", stage=current_stage(io_dir), reason=f"invalid result.json: {e}")
+        if result.outputs_file and os.path.basename(result.outputs_file) != result.outputs_file:
+            # The runner (in a container: untrusted) names a file the coordinator will read.
+            return RunResult(engine_id, "failed", stage="run", reason=(
+                f"invalid result.json: outputs_file {result.outputs_file!r} is not a file name in the io folder"))
+        return result
     if exit_code < 0:
         how = f"the runner was killed by {signal.Signals(-exit_code).name}"
     else:
         how = f"the runner exited with code {exit_code}"
     tail = last_line(io_dir / LOG)
     return RunResult(engine_id, "failed", stage=current_stage(io_dir),
-                     reason=f"{how} before writing a result" + (f"; last log line: {tail}" if tail else ""))
+                     reason=f"{how} before writing a result" + (f"; its log: {tail}" if tail else ""))
 
 
 def current_stage(io_dir: Path) -> Optional[str]:
@@ -101,11 +106,14 @@ def current_stage(io_dir: Path) -> Optional[str]:
 
 
 def last_line(path: Path) -> str:
+    """The log's last line, or the crash's first line when faulthandler wrote some (a crash
+    can crash again while dying: the first names the cause)."""
     try:
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return ""
-    return lines[-1][:300] if lines else ""
+    fatal = [ln for ln in lines if ln.startswith("Fatal Python error")]
+    return fatal[0][:300] if fatal else lines[-1][:300] if lines else ""
 
 
 def start_overhead(io_dir: Path, started_at: float) -> Optional[float]:

@@ -4,10 +4,30 @@
 state dict file, so this runner rebuilds exactly the weights that were exported.
 """
 import importlib
+import itertools
 import json
 import os
 
 from shared import EngineUnavailable, Runner, Sample
+
+
+def _build(factory, kwargs, state):
+    """The module with the exported weights. Its random initialisation would be thrown away,
+    so build it on the meta device and take the state dict's tensors as they are; a factory
+    that cannot be built there, or keeps tensors the state dict lacks, is built normally."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = factory(**kwargs)
+        model.load_state_dict(state, assign=True)
+        if not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+            return model
+    except Exception:
+        pass
+    model = factory(**kwargs)
+    model.load_state_dict(state)
+    return model
 
 
 class TorchRunner(Runner):
@@ -34,9 +54,10 @@ class TorchRunner(Runner):
         with open(self.spec.model_path, encoding="utf-8") as f:
             card = json.load(f)
         module_name, _, attr = card["factory"].partition(":")
-        model = getattr(importlib.import_module(module_name), attr)(**card["kwargs"])
-        state = os.path.join(os.path.dirname(self.spec.model_path), card["state_dict"])
-        model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
+        factory = getattr(importlib.import_module(module_name), attr)
+        state = torch.load(os.path.join(os.path.dirname(self.spec.model_path), card["state_dict"]),
+                           map_location="cpu", weights_only=True)
+        model = _build(factory, card["kwargs"], state)
         self.device = torch.device(self.spec.device)
         self.model = model.eval().to(self.device)
         self.task, self.output_names = card["task"], card["output_names"]

@@ -38,7 +38,7 @@ def test_run_measures_and_keeps_outputs_of_every_input(inputs):
     assert result.status == "ok", result.reason
     assert result.latency_ms.count == 7 and result.latency_ms.min > 0
     assert result.first_inference_ms > 0 and result.throughput_per_s > 0
-    assert set(result.stage_seconds) == {"load", "convert", "compile"}
+    assert set(result.stage_seconds) == {"setup", "load", "convert", "compile", "run"}
     assert result.resources.peak_rss_mb > 0
     assert result.settings == {"threads": 1} and result.engine_version == np.__version__
     for sample, out in zip(matmul_relu_samples(), outputs):
