@@ -35,7 +35,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
     started = time.perf_counter()
-    phases = {}
+    phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
 
     t = time.perf_counter()
     with console.status(f"[bold]{source.name}[/]: export to ONNX (cached after the first run)..."):
@@ -61,7 +61,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     elif artifact.info["weights"]["kind"] == "random":
         report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
-    ctx = _Context(cfg, run_dir, artifact, data, report, log)
+    ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     try:
@@ -95,9 +95,10 @@ class _Context:
     """What every engine run shares: the export, the inputs, the reference outputs."""
 
     def __init__(self, cfg: BenchConfig, run_dir: Path, artifact: export.Artifact,
-                 data: testdata.TestData, report: Report, log: Any) -> None:
+                 data: testdata.TestData, report: Report, log: Any, phases: dict) -> None:
         self.cfg, self.run_dir, self.artifact, self.data, self.report, self.log = \
             cfg, run_dir, artifact, data, report, log
+        self.phases = phases  # seconds spent making environments and the reference, for the report
         self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log),
                           "docker": DockerLauncher(cfg.memory_limit)}
         self.reference_note = ""
@@ -122,11 +123,14 @@ class _Context:
         reason = self._skip_reason(engine, precision) or unavailable
         if reason:  # nothing was launched
             return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason))
+        t = time.perf_counter()
         try:
             launcher.prepare(engine)
         except EnvironmentFailed as e:
             return Row.make(engine, launcher.name, precision,
                             RunResult.from_error(engine.id, e, stage="setup"))
+        finally:
+            self.phases["environments_s"] += time.perf_counter() - t
         spec = RunSpec(
             engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
@@ -188,11 +192,13 @@ class _Context:
         if self.artifact.torch_card is None or self.reference_note:
             return
         self.log("Computing the PyTorch reference outputs (once)...")
+        t = time.perf_counter()
         io_dir = self.run_dir / "logs" / "reference"
         spec = RunSpec(engine=REFERENCE, model_path=str(self.artifact.torch_card),
                        inputs_path=str(self.data.inputs_path), warmup=0, iterations=1,
                        threads=self.cfg.threads or 1, device=self.cfg.device or "cpu")
         result = self.launchers["host"].run(torch_engine, spec, io_dir, self.cfg.timeout)
+        self.phases["reference_s"] += time.perf_counter() - t
         if result.status == "ok" and result.outputs_file:
             shutil.copyfile(io_dir / result.outputs_file, self.data.reference_path)
         else:

@@ -14,7 +14,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from shared.records import write_json_atomic
 
@@ -163,8 +163,13 @@ def describe_onnx(path: Path) -> Dict[str, Any]:
 
     initializers = {i.name for i in model.graph.initializer}
     ops = Counter(n.op_type for n in model.graph.node)
+    # Weights over 2 GB live in files beside the model: they are part of its size and identity.
+    external = sorted({e.value for t in _all_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL
+                       for e in t.external_data if e.key == "location"})
+    files = [path, *(path.parent / name for name in external)]
     return {
-        "onnx_file": str(path), "file_bytes": path.stat().st_size, "sha256": _file_sha256(path),
+        "onnx_file": str(path), "file_bytes": sum(f.stat().st_size for f in files), "sha256": _files_sha256(files),
+        "external_data": external,
         "opset": max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0),
         "inputs": tensors(i for i in model.graph.input if i.name not in initializers),
         "outputs": tensors(model.graph.output),
@@ -187,11 +192,27 @@ def _key(parts: Dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def _all_tensors(model: Any) -> Iterator[Any]:
+    """Initializers and tensors in node attributes, subgraphs included."""
+    def walk(graph: Any) -> Iterator[Any]:
+        yield from graph.initializer
+        for node in graph.node:
+            for a in node.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                yield from a.tensors
+                for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    yield from walk(g)
+
+    return walk(model.graph)
+
+
+def _files_sha256(paths: List[Path]) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

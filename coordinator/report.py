@@ -199,6 +199,7 @@ def markdown(report: Report) -> str:
         f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']}, "
         f"iterations {s['iterations']}, minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
         f"- {s['copy_policy']}; timed region: {s['timed_region']}",
+        "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in s.get("phase_seconds", {}).items()),
         "", "## Device", "",
         f"- CPU {d['cpu']} ({d['physical_cores']} physical cores, flags: {', '.join(d['cpu_flags']) or '-'}), "
         f"{d['memory_gb']} GB, {d['os']}",

@@ -59,3 +59,17 @@ def test_an_onnx_file_runs_without_a_pytorch_reference(tmp_path, cache):
     assert "given as an ONNX file" in rows[("torch", "fp32")]["reason"]
     assert rows[("ort", "fp32")]["status"] == "ok" and rows[("ort", "fp32")]["parity"] is None
     assert report["data"]["input_shapes"] == {"x": [1, 4]}
+
+
+def test_weights_in_external_data_are_read_in_place(tmp_path, cache):
+    """The layout of a model over 2 GB (weights in a file beside the graph) on every engine
+    that reads ONNX: each reads the files where they are; no copy is made."""
+    from tests.fixtures.onnx_models import matmul_relu
+
+    (tmp_path / "model").mkdir()
+    model = matmul_relu(tmp_path / "model" / "big.onnx", external_data=True)
+    _, out, rows, report = bench(tmp_path, cache, "--model", str(model), "--engines", "ort,openvino,tvm")
+    assert report["model"]["external_data"] == ["big.onnx.data"]
+    assert report["model"]["file_bytes"] == model.stat().st_size + (model.parent / "big.onnx.data").stat().st_size
+    assert {engine: r["status"] for (engine, _), r in rows.items()} == {"ort": "ok", "openvino": "ok", "tvm": "ok"}
+    assert not [*out.rglob("*.data"), *cache.rglob("big.onnx*")]
