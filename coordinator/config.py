@@ -107,7 +107,9 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
         return float(value)
     if hint in (int, str) and type(value) is hint:
         return value
-    raise UsageError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    expected = {list: "a list of names (or one comma-separated string)", tuple: "HxW or [H, W]"}.get(
+        typing.get_origin(hint), getattr(hint, "__name__", str(hint)))
+    raise UsageError(f"{where}: expected {expected}, got {value!r}")
 
 
 def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:

@@ -54,3 +54,43 @@ def test_engines_lists_every_runner_and_says_why_not(tmp_path):
     for engine in ("torch", "ort", "openvino", "tvm", "trt", "openppl"):
         assert engine in result.output
     assert "TensorRT does not run on cpu" in result.output
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model: resnet18\nwarmups: 3\n", "unknown key(s) warmups; valid: model, engines"),
+    ("model: resnet18\nwarmup: three\n", "warmup: expected int, got 'three'"),
+    ("model: resnet18\nprecisions: [fp32, 8]\n", "precisions: expected a list of names"),
+    ("- just\n- a list\n", "expected a mapping of option names to values"),
+    ("model: [unclosed\n", "cannot read it"),
+])
+def test_bad_config_file(tmp_path, text, message):
+    config = tmp_path / "e2e.yaml"
+    config.write_text(text)
+    result = invoke("--config", str(config), tmp_path=tmp_path)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_report_naming_a_file_outside_its_run_is_refused(tmp_path):
+    from coordinator.report import Report, Row
+
+    row = Row(engine="ort", status="skipped", reason="x", log="../../etc/passwd")
+    Report("0", "now", "e2e bench", str(tmp_path), {}, {}, {}, {}, [row]).save(str(tmp_path / "report.json"))
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 1 and "results[0].log '../../etc/passwd' escapes the run directory" in result.output
+
+
+def test_resume_takes_no_other_settings(tmp_path):
+    result = runner.invoke(app, ["bench", "--resume", str(tmp_path), "--engines", "ort"])
+    assert result.exit_code == 1 and "drop --engines" in result.output, result.output
+
+
+def test_no_shell_strings_anywhere():
+    """Subprocesses get argv lists: a model name or a path never reaches a shell."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    sources = [p for d in ("coordinator", "shared", "runners", "benchmarks") for p in (root / d).rglob("*.py")]
+    offenders = [f"{p.relative_to(root)}: {needle}" for p in sources for needle in
+                 ("shell=True", "os.system(", "os.popen(", "getoutput(", "getstatusoutput(") if needle in p.read_text()]
+    assert sources and not offenders
