@@ -1,4 +1,15 @@
-"""ONNX Runtime runner: CPU execution provider, or CUDA when the device is a GPU."""
+"""ONNX Runtime runner: CPU execution provider, or CUDA when the device is a GPU.
+
+fp16 and int8 run converted models, made once and cached by the model's hash:
+- fp16: onnxruntime.transformers.float16, inputs and outputs kept fp32 (the graph's inner
+  tensors are fp16; ops without fp16 kernels get casts).
+- int8: static post-training quantization (QDQ, MinMax calibration on the test inputs), with
+  the parameters ORT's documentation gives for the CPU: uint8 activations, int8 weights, and
+  7-bit weights (`reduce_range`) where the CPU lacks VNNI.
+"""
+import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
@@ -9,6 +20,7 @@ LEVELS = ("disable", "basic", "extended", "all")
 @dataclass
 class Options:
     graph_optimization_level: str = "all"
+    int8_per_channel: bool = True  # per output channel weight scales: better accuracy on convnets
 
     def __post_init__(self) -> None:
         if self.graph_optimization_level not in LEVELS:
@@ -49,9 +61,13 @@ class OrtRunner(Runner):
             providers = ["CPUExecutionProvider"]
         else:
             providers = [("CUDAExecutionProvider", {"device_id": self.spec.device_index}), "CPUExecutionProvider"]
+        model_path = self.spec.model_path
+        if self.spec.precision != "fp32":
+            with self.stage("convert"):
+                model_path = self._converted()
         with self.stage("compile"):
             try:
-                self.session = ort.InferenceSession(self.spec.model_path, opts, providers=providers)
+                self.session = ort.InferenceSession(model_path, opts, providers=providers)
             except Exception as e:
                 if "NOT_IMPLEMENTED" in str(e):
                     raise UnsupportedError(str(e), operator=_operator_in(str(e))) from None
@@ -62,7 +78,43 @@ class OrtRunner(Runner):
             inter_op_num_threads=opts.inter_op_num_threads, execution_mode="sequential",
             graph_optimization_level=self.options.graph_optimization_level,
         )
-        self.precision = "fp32"
+        self.precision = self.spec.precision
+
+    def _converted(self) -> str:
+        """The fp16 or int8 model, from the cache when this model was converted before."""
+        import onnxruntime as ort
+
+        precision = self.spec.precision
+        key = hashlib.sha256()
+        with open(self.spec.model_path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                key.update(block)
+        key.update("{} {} {}".format(ort.__version__, self.options, _has_vnni()).encode())
+        if precision == "int8":  # calibrated on these inputs
+            for sample in self.samples:
+                for name, array in sample.items():
+                    key.update(name.encode() + array.tobytes())
+        folder = self.spec.cache_dir or tempfile.gettempdir()
+        path = os.path.join(folder, "{}-{}.onnx".format(key.hexdigest()[:20], precision))
+        self.settings["converted_model"] = os.path.basename(path)
+        if precision == "int8":
+            self.settings.update(quantization="static QDQ, MinMax calibration on {} test input(s), uint8 "
+                                 "activations, int8 weights{}, {}".format(
+                                     len(self.samples), ", 7-bit (reduce_range: no VNNI)" if not _has_vnni() else "",
+                                     "per channel" if self.options.int8_per_channel else "per tensor"))
+        if os.path.isfile(path):
+            return path
+        os.makedirs(folder, exist_ok=True)
+        tmp = "{}.{}.tmp".format(path, os.getpid())
+        try:
+            if precision == "fp16":
+                _to_fp16(self.spec.model_path, tmp)
+            else:
+                _to_int8(self.spec.model_path, tmp, self.samples, self.options.int8_per_channel)
+        except Exception as e:
+            raise UnsupportedError("ONNX Runtime's {} conversion failed: {}".format(precision, e)) from None
+        os.replace(tmp, path)
+        return path
 
     def infer_impl(self, feeds: Sample) -> Sample:
         # Plain run(): inputs and outputs are host arrays, copies included on GPU.
@@ -70,6 +122,39 @@ class OrtRunner(Runner):
 
     def release_impl(self) -> None:
         self.session = None
+
+
+def _to_fp16(source: str, target: str) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(source), keep_io_types=True)
+    onnx.save(model, target, save_as_external_data=model.ByteSize() > 2 ** 31 - 1)
+
+
+def _to_int8(source: str, target: str, samples: list, per_channel: bool) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Inputs(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = iter(samples)
+
+        def get_next(self):
+            return next(self.left, None)
+
+    quantize_static(source, target, Inputs(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    reduce_range=not _has_vnni(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    use_external_data_format=os.path.getsize(source) > 2 ** 31 - 1)
+
+
+def _has_vnni() -> bool:
+    """8-bit dot products (AVX512-VNNI or AVX-VNNI): no need for 7-bit weights."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
 def _operator_in(message: str) -> str:

@@ -73,3 +73,14 @@ def test_weights_in_external_data_are_read_in_place(tmp_path, cache):
     assert report["model"]["file_bytes"] == model.stat().st_size + (model.parent / "big.onnx.data").stat().st_size
     assert {engine: r["status"] for (engine, _), r in rows.items()} == {"ort": "ok", "openvino": "ok", "tvm": "ok"}
     assert not [*out.rglob("*.data"), *cache.rglob("big.onnx*")]
+
+
+def test_ort_runs_fp16_and_int8_models_it_converts_itself(tmp_path, cache):
+    _, _, rows, _ = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort",
+                          "--precision", "fp32,fp16,int8")
+    fp16, int8 = rows[("ort", "fp16")], rows[("ort", "int8")]
+    assert (fp16["status"], fp16["precision"], int8["status"], int8["precision"]) == ("ok", "fp16", "ok", "int8")
+    assert fp16["stage_seconds"]["convert"] > 0 and "static QDQ" in int8["settings"]["quantization"]
+    assert fp16["parity"]["atol"] == 1e-2 and int8["parity"]["atol"] == 0.1  # tolerances follow precision
+    assert fp16["parity"]["passed"], fp16["parity"]
+    assert rows[("torch", "int8")]["status"] == "skipped" and "does not offer int8" in rows[("torch", "int8")]["reason"]
