@@ -14,6 +14,7 @@ class Options:
     opt_level: int = 3  # pass context and LLVM codegen
     pipeline: str = "default"  # "default": tvm.compile's; "cpu": adds constant folding and op fusion
     mcpu: str = ""  # LLVM CPU name; empty: the host CPU as LLVM detects it
+    specialise: bool = True  # fold the shape arithmetic for the inputs' fixed shapes (specialise.py)
 
     def __post_init__(self) -> None:
         if type(self.opt_level) is not int or self.opt_level not in (0, 1, 2, 3):
@@ -55,6 +56,10 @@ class TvmRunner(Runner):
         self.input_names = [i.name for i in graph.input if i.name not in weights]
         self.output_names = [o.name for o in graph.output]
         shapes, dtypes = _input_types(self.samples, graph)
+        static = all(isinstance(d, int) for dims in shapes.values() for d in dims)
+        if self.options.specialise and static:
+            with self.stage("convert"):
+                self.settings["specialised"] = _sibling("specialise").specialise(model, shapes)
         target = self._target()
         self.settings.update(
             target=str(target), mcpu=str(target.attrs["mcpu"]), opt_level=self.options.opt_level,
@@ -107,6 +112,17 @@ class TvmRunner(Runner):
 
     def release_impl(self) -> None:
         self.vm = None
+
+
+def _sibling(name: str) -> Any:
+    """A module beside this file (a runner is loaded from its path, not imported as a package)."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("e2e_tvm_" + name, os.path.join(os.path.dirname(__file__), name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def _input_types(samples: List[Sample], graph: Any) -> Tuple[Dict[str, list], Dict[str, str]]:
@@ -172,8 +188,8 @@ def _guard_nms(frontend: Any) -> None:
         for what, x in zip(("boxes", "scores"), inputs):
             ty = getattr(x, "ty", None)
             if isinstance(ty, relax.TensorType) and ty.ndim >= 0 and ty.shape is None:
-                raise ValueError("NonMaxSuppression {} has rank {} but unknown dims, which crashes TVM "
-                                 "0.27; the shape arithmetic before it must fold".format(what, ty.ndim))
+                raise ValueError("NonMaxSuppression {} has rank {} but dims TVM cannot infer (they depend "
+                                 "on the data, e.g. after NonZero), which crashes TVM 0.27".format(what, ty.ndim))
         return impl(bb, inputs, attr, params)
 
     guarded.e2e_guarded = True  # type: ignore[attr-defined]

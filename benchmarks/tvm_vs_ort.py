@@ -1,0 +1,43 @@
+"""TVM against ONNX Runtime on resnet50: the ratio of their p50 latencies, as e2e measures them.
+
+Runs `e2e bench --model resnet50 --engines ort,tvm` (one run, so both rows see the same
+machine state) and prints the TVM/ORT ratio of p50s as its last line. The issue's goal, after
+at most 10 minutes of MetaSchedule tuning, is <= 1.5; the runner does not tune yet, so this
+measures the untuned build.
+
+    python benchmarks/tvm_vs_ort.py [--launcher venv] [--iterations 10]
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--launcher", default="venv")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        done = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench",
+                               "--model", "resnet50", "--engines", "ort,tvm", "--weights", "random", "--device", "cpu",
+                               "--launcher", args.launcher, "--warmup", str(args.warmup),
+                               "--iterations", str(args.iterations), "--out", str(out)], capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"e2e bench failed ({done.returncode}):\n{done.stderr[-2000:]}")
+        rows = {r["engine"]: r for r in json.loads((out / "report.json").read_text())["results"]}
+    for engine in ("ort", "tvm"):
+        r = rows[engine]
+        if r["status"] != "ok":
+            sys.exit(f"{engine} did not run: {r['status']}: {r['reason']}")
+        print(f"{engine:<4} p50 {r['latency_ms']['p50']:9.2f} ms  CV {r['latency_ms']['cv']:.1%}  settings "
+              f"{json.dumps({k: r['settings'][k] for k in sorted(r['settings']) if k != 'input_shapes'})}")
+    print(f"tvm / ort p50 = {rows['tvm']['latency_ms']['p50'] / rows['ort']['latency_ms']['p50']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The TVM runner's shape specialisation: shape arithmetic folds away, values do not change."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+SPECIALISE = Path(__file__).parents[2] / "runners" / "tvm" / "specialise.py"
+
+
+def specialise_module():
+    spec = importlib.util.spec_from_file_location("specialise", SPECIALISE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def shape_arithmetic_model():
+    """y = x reshaped to [n, h*w] with the sizes computed from x's shape (as exporters write it),
+    x sliced to the end with an INT64_MAX bound, and the size of a data-dependent tensor via
+    ReduceProd(Shape), which cannot fold."""
+    const = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "zero"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+        helper.make_node("Greater", ["x", "zero_f"], ["positive"]),
+        helper.make_node("NonZero", ["positive"], ["where"]),
+        helper.make_node("Shape", ["where"], ["where_shape"]),
+        helper.make_node("ReduceProd", ["where_shape"], ["count"], keepdims=0),
+        helper.make_node("Slice", ["x", "start", "end", "axis"], ["tail"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"]),
+         helper.make_tensor_value_info("count", TensorProto.INT64, []),
+         helper.make_tensor_value_info("tail", TensorProto.FLOAT, ["n", 2, "h", "w"])],
+        [const("zero", 0), const("minus_one", [-1]), const("start", [1]), const("end", [2 ** 63 - 1]),
+         const("axis", [1]), numpy_helper.from_array(np.array(0, dtype=np.float32), "zero_f")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_shape_arithmetic_folds_to_constants_with_the_same_outputs():
+    model = shape_arithmetic_model()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    done = specialise_module().specialise(model, {"x": [2, 3, 4, 5]})
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Reshape", "Greater", "NonZero", "Size", "Slice"]
+    assert done["reduceprod_to_size"] == 1 and done["clamped_int64_sentinels"] == 1
+    for got, want in zip(ReferenceEvaluator(model).run(None, {"x": x}), expected):
+        np.testing.assert_array_equal(got, want)
