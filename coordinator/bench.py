@@ -17,6 +17,7 @@ from shared.tensors import load_samples
 from . import __version__, dataset, engines as engine_registry, export, host, models, testdata
 from .accuracy import score
 from .config import BenchConfig
+from .errors import UsageError
 from .engines import REFERENCE, Engine
 from .launchers import DockerLauncher, EnvironmentFailed, HostLauncher, VenvLauncher
 from .launchers.process import start_overhead
@@ -27,6 +28,10 @@ from .report import Report, Row, write_report
 def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Report:
     """Run every (engine, precision) of `cfg`; with `resume`, only those not yet in its rows."""
     selected = engine_registry.select(cfg.engines)
+    unknown = sorted({o.partition(".")[0] for o in cfg.engine_options} - set(engine_registry.discover()))
+    if unknown:
+        raise UsageError(f"--engine-option for unknown engine {', '.join(unknown)}; valid: "
+                         f"{', '.join(engine_registry.discover())}")
     source = models.resolve(cfg.model, cfg.input_size)
     labelled = dataset.load(cfg.dataset, cfg.limit) if cfg.dataset else None
     if cfg.images is not None:
@@ -135,7 +140,7 @@ class _Context:
             engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
             min_time_s=cfg.min_time, repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
-            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id),
+            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id), engine_options=cfg.options_for(engine.id),
         )
         started = time.time()
         result = launcher.run(engine, spec, io_dir, cfg.timeout)

@@ -3,7 +3,7 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -94,6 +94,7 @@ def bench(
     memory_limit: Annotated[Optional[int], typer.Option(help="MB per engine run: the container's limit [default: 80% of RAM], a virtualenv runner's address-space limit [default: none].")] = None,
     launcher: Annotated[str, typer.Option(help="auto (Docker when the image is built, else venv), venv or docker.")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache for exports and environments [default: $E2E_CACHE_DIR or ~/.cache/e2e].")] = None,
+    engine_option: Annotated[Optional[List[str]], typer.Option("--engine-option", "-o", help="ENGINE.KEY=VALUE, repeatable: a runner's own option (e.g. ort.graph_optimization_level=basic, tvm.specialise=false).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML or JSON file of these options (names as here, - or _); options given on the command line win.")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="An interrupted run directory: run its missing engines with its own settings.")] = None,
 ) -> None:
@@ -103,14 +104,15 @@ def bench(
         model=model, engines=engines, device=device, precisions=precision, warmup=warmup, iterations=iterations,
         min_time=min_time, repeats=repeats, threads=threads, out=out, weights=weights, seed=seed, images=images,
         dataset=dataset, limit=limit, input_size=input_size, opset=opset, timeout=timeout, launcher=launcher,
-        cv_threshold=cv_threshold, memory_limit=memory_limit, cache_dir=cache_dir or default_cache())
+        cv_threshold=cv_threshold, memory_limit=memory_limit, engine_options=engine_option or [],
+        cache_dir=cache_dir or default_cache())
     with user_errors():
         if resume is not None:
             _resume(resume, given - {"resume"})
             return
         values = {k: v for k, v in options.items() if v is not None}
         if config is not None:  # the file's values, then what the command line said
-            renamed = {"precision": "precisions"}
+            renamed = {"precision": "precisions", "engine_option": "engine_options"}
             values = {**_read_config(config), **{renamed.get(k, k): options[renamed.get(k, k)]
                                                   for k in given if renamed.get(k, k) in options}}
         _bench(BenchConfig.from_dict({k: str(v) if isinstance(v, Path) else v for k, v in values.items()},

@@ -39,6 +39,7 @@ class BenchConfig:
     timeout: float = 1800.0
     cv_threshold: float = 0.05  # rows whose latency CV exceeds it are flagged noisy
     memory_limit: Optional[int] = None  # MB per runner; None: 80% of RAM in a container, none in a venv
+    engine_options: List[str] = field(default_factory=list)  # "ENGINE.KEY=VALUE", checked by the runner
     cache_dir: Path = field(default_factory=default_cache)
 
     def __post_init__(self) -> None:
@@ -62,9 +63,27 @@ class BenchConfig:
             raise UsageError("--warmup and --min-time must be >= 0, --timeout > 0")
         if self.memory_limit is not None and self.memory_limit < 64:
             raise UsageError("--memory-limit is in MB and must be at least 64")
+        self.options_for("")  # the format is checked here, the keys by each runner
         if self.launcher not in ("auto", "venv", "docker"):
             raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv, docker")
 
+
+    def options_for(self, engine: str) -> Dict[str, Any]:
+        """`--engine-option ENGINE.KEY=VALUE` for this engine; values read as YAML scalars."""
+        import yaml
+
+        options = {}
+        for item in self.engine_options:
+            target, eq, value = item.partition("=")
+            name, dot, key = target.partition(".")
+            if not (eq and dot and name and key):
+                raise UsageError(f"--engine-option {item!r}: expected ENGINE.KEY=VALUE, e.g. tvm.opt_level=2")
+            if name == engine:
+                try:
+                    options[key] = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    options[key] = value
+        return options
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON values, for report.json; `from_dict` reads them back (`--resume`)."""

@@ -21,6 +21,8 @@ def invoke(*args, tmp_path):
     (["--model", "resnet18", "--weights", "nope.pt"], "no such checkpoint file"),
     (["--model", "resnet18", "--dataset", "nowhere"], "--dataset: no such file or folder: nowhere"),
     (["--model", "resnet18", "--dataset", "x", "--images", "y"], "--images and --dataset both name the test images"),
+    (["--model", "resnet18", "-o", "warp.speed=9"], "--engine-option for unknown engine warp; valid: torch"),
+    (["--model", "resnet18", "-o", "tvm-fast"], "--engine-option 'tvm-fast': expected ENGINE.KEY=VALUE"),
 ])
 def test_bad_input_is_one_line_and_exit_1(tmp_path, args, message):
     result = invoke(*args, tmp_path=tmp_path)
