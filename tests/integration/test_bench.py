@@ -75,9 +75,12 @@ def test_weights_in_external_data_are_read_in_place(tmp_path, cache):
     assert not [*out.rglob("*.data"), *cache.rglob("big.onnx*")]
 
 
-def test_ort_runs_fp16_and_int8_models_it_converts_itself(tmp_path, cache):
-    _, _, rows, _ = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort",
+def test_converted_precisions_ort_fp16_int8_and_openvino_int8(tmp_path, cache):
+    _, _, rows, _ = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort,openvino",
                           "--precision", "fp32,fp16,int8")
+    ov8 = rows[("openvino", "int8")]
+    assert (ov8["status"], ov8["precision"]) == ("ok", "int8"), ov8["reason"]
+    assert "NNCF" in ov8["settings"]["quantization"] and "i8" in ov8["settings"]["runtime_precisions"]
     fp16, int8 = rows[("ort", "fp16")], rows[("ort", "int8")]
     assert (fp16["status"], fp16["precision"], int8["status"], int8["precision"]) == ("ok", "fp16", "ok", "int8")
     assert fp16["stage_seconds"]["convert"] > 0 and "static QDQ" in int8["settings"]["quantization"]
