@@ -34,8 +34,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                          f"{', '.join(engine_registry.discover())}")
     source = models.resolve(cfg.model, cfg.input_size)
     labelled = dataset.load(cfg.dataset, cfg.limit) if cfg.dataset else None
-    if cfg.images is not None:
-        testdata.image_files(cfg.images)
+    for option, folder in (("--images", cfg.images), ("--calibration", cfg.calibration)):
+        if folder is not None:  # a bad folder fails before the (slow) export
+            testdata.image_files(folder, option)
     run_dir = _run_dir(cfg.out, source.name)
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
@@ -49,13 +50,17 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     t = time.perf_counter()
     with console.status("test inputs..."):
         data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled)
+        calibration = testdata.prepare(artifact, cfg.calibration, _input_size(source, artifact, cfg), cfg.cache_dir) \
+            if cfg.calibration else None
     phases["inputs_s"] = time.perf_counter() - t
 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     report = resume or Report(
         e2e_version=__version__, created=now, command=" ".join(["e2e", *sys.argv[1:]]), run_dir=str(run_dir),
         setup=_setup(cfg), device=host.describe(), model=artifact.info,
-        data={**data.info, "inputs_path": str(data.inputs_path)},
+        data={**data.info, "inputs_path": str(data.inputs_path),
+              "calibration": {**calibration.info, "inputs_path": str(calibration.inputs_path)} if calibration
+              else "the test inputs"},
     )
     done = {(r.engine, r.precision_requested) for r in report.results}
     if resume:
@@ -67,6 +72,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
+    ctx.calibration_path = str(calibration.inputs_path) if calibration else None
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     try:
@@ -107,6 +113,7 @@ class _Context:
         self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log),
                           "docker": DockerLauncher(cfg.memory_limit)}
         self.reference_note = ""
+        self.calibration_path: Optional[str] = None
 
     def _launcher(self, engine: Engine) -> Tuple[Any, Optional[str]]:
         """The launcher for this engine and, if it cannot run the engine, why. `auto` takes
@@ -140,6 +147,7 @@ class _Context:
             engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
             min_time_s=cfg.min_time, repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+            calibration_path=self.calibration_path if precision == "int8" else None,
             memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id), engine_options=cfg.options_for(engine.id),
         )
         started = time.time()

@@ -86,6 +86,7 @@ def bench(
     seed: Annotated[int, typer.Option(help="Seed for random weights.")] = 0,
     images: Annotated[Optional[Path], typer.Option(help="Folder of test images [default: shipped photos].")] = None,
     dataset: Annotated[Optional[Path], typer.Option(help="COCO annotations.json (detection) or a folder of class folders (classification): task accuracy per engine.")] = None,
+    calibration: Annotated[Optional[Path], typer.Option(help="Folder of images int8 quantization calibrates on [default: the test inputs].")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use the first N images of --dataset.")] = None,
     input_size: Annotated[Optional[str], typer.Option(help="HxW of the test inputs, e.g. 480x640.")] = None,
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
@@ -103,7 +104,7 @@ def bench(
     options = dict(
         model=model, engines=engines, device=device, precisions=precision, warmup=warmup, iterations=iterations,
         min_time=min_time, repeats=repeats, threads=threads, out=out, weights=weights, seed=seed, images=images,
-        dataset=dataset, limit=limit, input_size=input_size, opset=opset, timeout=timeout, launcher=launcher,
+        dataset=dataset, calibration=calibration, limit=limit, input_size=input_size, opset=opset, timeout=timeout, launcher=launcher,
         cv_threshold=cv_threshold, memory_limit=memory_limit, engine_options=engine_option or [],
         cache_dir=cache_dir or default_cache())
     with user_errors():

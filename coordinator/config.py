@@ -32,6 +32,7 @@ class BenchConfig:
     seed: int = 0
     images: Optional[Path] = None
     dataset: Optional[Path] = None  # labelled data: task accuracy per engine
+    calibration: Optional[Path] = None  # images int8 quantization calibrates on; None: the test inputs
     limit: Optional[int] = None  # the first N images of the dataset
     input_size: Optional[Tuple[int, int]] = None
     opset: int = 17

@@ -63,13 +63,13 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     return TestData(inputs, data_dir / "reference.npz", info)
 
 
-def image_files(folder: Path) -> List[Path]:
+def image_files(folder: Path, option: str = "--images") -> List[Path]:
     """The files of an image folder; checked before the (slow) export so bad input fails fast."""
     if not folder.is_dir():
-        raise UsageError(f"--images: not a folder: {folder}")
+        raise UsageError(f"{option}: not a folder: {folder}")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
-        raise UsageError(f"--images: no images in {folder}")
+        raise UsageError(f"{option}: no images in {folder}")
     for f in files:
         _load_rgb(f)
     return files
@@ -108,7 +108,7 @@ def _load_rgb(path: Path) -> Any:
         with Image.open(path) as im:
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError) as e:
-        raise UsageError(f"--images: {path} is not a readable image ({e.__class__.__name__})") from None
+        raise UsageError(f"{path} is not a readable image ({e.__class__.__name__})") from None
 
 
 def _preprocess(files: List[Path], artifact: Artifact,

@@ -135,6 +135,10 @@ class Runner:
             except Exception:
                 pass
 
+    def calibration_samples(self) -> List[Sample]:
+        """What int8 quantization calibrates on: `--calibration` images, else the test inputs."""
+        return load_samples(self.spec.calibration_path) if self.spec.calibration_path else self.samples
+
     def _measure(self, samples: List[Sample]) -> Tuple[RunResult, List[Sample]]:
         spec = self.spec
         start = time.perf_counter()

@@ -26,6 +26,7 @@ class RunSpec(Record):
     engine_options: Dict[str, Any] = field(default_factory=dict)
     save_outputs: bool = True
     cache_dir: Optional[str] = None  # writable, persistent across runs (engine caches, tuning logs)
+    calibration_path: Optional[str] = None  # .npz of int8 calibration inputs; None: the test inputs
     memory_limit_mb: Optional[int] = None  # address-space limit the runner sets on itself (not in a container)
     fault: str = ""  # test hook: a fault to cause (shared.faults)
     schema_version: int = SCHEMA_VERSION

@@ -81,15 +81,18 @@ class DockerLauncher:
         cache = Path(spec.cache_dir) if spec.cache_dir else io_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
         # The container's memory limit is its cgroup's; no address-space limit on top.
+        calibration = Path(spec.calibration_path) if spec.calibration_path else None
         inside = spec.replace(model_path=f"/model/{model.name}", inputs_path=f"/data/{inputs.name}",
-                              cache_dir="/cache", memory_limit_mb=None)
+                              cache_dir="/cache", memory_limit_mb=None,
+                              calibration_path=f"/calibration/{calibration.name}" if calibration else None)
         inside.save(str(io_dir / "spec.json"))
         mounts = [
             docker.types.Mount("/model", str(model.parent.resolve()), type="bind", read_only=True),
             docker.types.Mount("/data", str(inputs.parent.resolve()), type="bind", read_only=True),
             docker.types.Mount("/io", str(io_dir.resolve()), type="bind"),
             docker.types.Mount("/cache", str(cache.resolve()), type="bind"),
-        ]
+        ] + ([docker.types.Mount("/calibration", str(calibration.parent.resolve()), type="bind", read_only=True)]
+             if calibration else [])
         gpus = [docker.types.DeviceRequest(device_ids=[str(spec.device_index)], capabilities=[["gpu"]])] \
             if spec.device != "cpu" else []
         return dict(

@@ -89,16 +89,17 @@ class OpenVinoRunner(Runner):
             for block in iter(lambda: f.read(1 << 20), b""):
                 key.update(block)
         key.update("{} {}".format(nncf.__version__, ov.get_version()).encode())
-        for sample in self.samples:
+        calibration = self.calibration_samples()
+        for sample in calibration:
             for name, array in sample.items():
                 key.update(name.encode() + array.tobytes())
         path = os.path.join(self.spec.cache_dir or tempfile.gettempdir(), key.hexdigest()[:20] + "-int8.xml")
         self.settings["quantization"] = "NNCF {} post-training quantization, default preset, {} calibration " \
-                                        "input(s)".format(nncf.__version__, len(self.samples))
+                                        "input(s)".format(nncf.__version__, len(calibration))
         if os.path.isfile(path):
             return core.read_model(path)
         try:
-            quantized = nncf.quantize(model, nncf.Dataset(self.samples), subset_size=len(self.samples))
+            quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration))
         except Exception as e:
             raise UnsupportedError("NNCF could not quantize the model: {}".format(" ".join(str(e).split())[:300])) from None
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -90,17 +90,18 @@ class OrtRunner(Runner):
             for block in iter(lambda: f.read(1 << 20), b""):
                 key.update(block)
         key.update("{} {} {}".format(ort.__version__, self.options, _has_vnni()).encode())
+        calibration = self.calibration_samples() if precision == "int8" else []
         if precision == "int8":  # calibrated on these inputs
-            for sample in self.samples:
+            for sample in calibration:
                 for name, array in sample.items():
                     key.update(name.encode() + array.tobytes())
         folder = self.spec.cache_dir or tempfile.gettempdir()
         path = os.path.join(folder, "{}-{}.onnx".format(key.hexdigest()[:20], precision))
         self.settings["converted_model"] = os.path.basename(path)
         if precision == "int8":
-            self.settings.update(quantization="static QDQ, MinMax calibration on {} test input(s), uint8 "
+            self.settings.update(quantization="static QDQ, MinMax calibration on {} input(s), uint8 "
                                  "activations, int8 weights{}, {}".format(
-                                     len(self.samples), ", 7-bit (reduce_range: no VNNI)" if not _has_vnni() else "",
+                                     len(calibration), ", 7-bit (reduce_range: no VNNI)" if not _has_vnni() else "",
                                      "per channel" if self.options.int8_per_channel else "per tensor"))
         if os.path.isfile(path):
             return path
@@ -110,7 +111,7 @@ class OrtRunner(Runner):
             if precision == "fp16":
                 _to_fp16(self.spec.model_path, tmp)
             else:
-                _to_int8(self.spec.model_path, tmp, self.samples, self.options.int8_per_channel)
+                _to_int8(self.spec.model_path, tmp, calibration, self.options.int8_per_channel)
         except Exception as e:
             raise UnsupportedError("ONNX Runtime's {} conversion failed: {}".format(precision, e)) from None
         os.replace(tmp, path)

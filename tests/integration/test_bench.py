@@ -76,11 +76,19 @@ def test_weights_in_external_data_are_read_in_place(tmp_path, cache):
 
 
 def test_converted_precisions_ort_fp16_int8_and_openvino_int8(tmp_path, cache):
+    import shutil
+
+    from coordinator.testdata import DEFAULT_IMAGES
+
+    (tmp_path / "calibration").mkdir()
+    shutil.copy(DEFAULT_IMAGES / "chelsea.jpg", tmp_path / "calibration")
     _, _, rows, _ = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort,openvino",
-                          "--precision", "fp32,fp16,int8")
+                          "--precision", "fp32,fp16,int8", "--calibration", str(tmp_path / "calibration"))
     ov8 = rows[("openvino", "int8")]
     assert (ov8["status"], ov8["precision"]) == ("ok", "int8"), ov8["reason"]
     assert "NNCF" in ov8["settings"]["quantization"] and "i8" in ov8["settings"]["runtime_precisions"]
+    assert "1 calibration input(s)" in ov8["settings"]["quantization"]  # --calibration, not the 3 test images
+    assert "on 1 input(s)" in rows[("ort", "int8")]["settings"]["quantization"]
     fp16, int8 = rows[("ort", "fp16")], rows[("ort", "int8")]
     assert (fp16["status"], fp16["precision"], int8["status"], int8["precision"]) == ("ok", "fp16", "ok", "int8")
     assert fp16["stage_seconds"]["convert"] > 0 and "static QDQ" in int8["settings"]["quantization"]
