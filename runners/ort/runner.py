@@ -11,6 +11,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 
@@ -117,9 +118,12 @@ class OrtRunner(Runner):
         os.replace(tmp, path)
         return path
 
-    def infer_impl(self, feeds: Sample) -> Sample:
+    def infer_impl(self, feeds: Sample) -> Any:
         # Plain run(): inputs and outputs are host arrays, copies included on GPU.
-        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
+        return self.session.run(self.output_names, feeds)
+
+    def outputs_impl(self, raw: Any) -> Sample:
+        return dict(zip(self.output_names, raw))
 
     def release_impl(self) -> None:
         self.session = None
