@@ -105,3 +105,40 @@ def test_protocol_package_is_python38_compatible():
     out = subprocess.run([vermin, "--no-tips", "--violations", "-t=3.8-",
                           "--eval-annotations", str(ROOT / "shared")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_gpu_figures_come_from_the_drivers_samples_within_the_loop():
+    """NVML keeps its own sample buffer: the window reads the samples of its own time span
+    after the loop (no sampling thread). The driver is faked here; the arithmetic is ours."""
+    import os
+    import time
+    from types import SimpleNamespace as NS
+
+    from shared.monitor import ResourceWindow
+
+    class FakeNvml:
+        NVML_GPU_UTILIZATION_SAMPLES, NVML_TOTAL_POWER_SAMPLES = 1, 0
+        NVMLError = RuntimeError
+
+        def __init__(self):
+            self.stamps = []
+
+        def nvmlDeviceGetMemoryInfo(self, handle):
+            return NS(used=3 * 2**30)
+
+        def nvmlDeviceGetComputeRunningProcesses(self, handle):
+            return [NS(pid=os.getpid(), usedGpuMemory=2**30), NS(pid=1, usedGpuMemory=2**31)]
+
+        def nvmlDeviceGetSamples(self, handle, kind, since):
+            before, inside = since - 5_000_000, since + 1
+            values = {1: (100, 40, 60), 0: (300_000, 200_000, 250_000)}[kind]  # %, mW
+            return 1, [NS(timeStamp=t, sampleValue=NS(uiVal=v)) for t, v in zip((before, inside, inside), values)]
+
+    window = ResourceWindow()
+    window._nvml = (FakeNvml(), "gpu0")
+    with window:
+        time.sleep(0.01)
+    gpu = window.resources().gpu
+    assert gpu["device_memory_used_mb"] == 3072 and gpu["process_memory_mb"] == 1024
+    assert gpu["utilisation_percent_mean"] == 50 and gpu["utilisation_percent_max"] == 60  # 100 was before
+    assert gpu["power_w_mean"] == 225 and gpu["power_w_samples"] == 2
