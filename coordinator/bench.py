@@ -193,7 +193,8 @@ class _Context:
             if not reference.is_file():
                 return None
         return compare(load_samples(str(reference)), load_samples(str(outputs)), result.precision or precision,
-                       detection=self.artifact.task == "detection")
+                       detection=self.artifact.task == "detection",
+                       classification=self.artifact.task == "classification")
 
     def _no_reference(self, result: RunResult) -> None:
         self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"

@@ -10,6 +10,10 @@ boxes are matched to reference boxes greedily, highest reference score first, to
 engine box of highest IoU (>= 0.5). The matched fraction counts against the larger of the two
 sets, so boxes missing on either side lower it. Fidelity mAP scores the engine's detections with
 PyTorch's as ground truth (COCO mAP@[.5:.95]): a measure of deployment fidelity, not accuracy.
+
+Classifier logits below fp32 are judged on what a classifier outputs: the same top-1 class for
+every input and a cosine similarity to the reference logits above a precision-dependent floor.
+The elementwise figures are still reported; at fp32 they decide, as for every tensor.
 """
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -30,6 +34,8 @@ DETECTION_THRESHOLDS: Dict[str, Tuple[float, float]] = {
     "fp32": (0.95, 0.95), "fp16": (0.90, 0.90), "bf16": (0.80, 0.85), "int8": (0.70, 0.80),
 }
 MATCH_IOU = 0.5
+# precision -> least cosine similarity of each input's logits to the reference, for classifiers
+MIN_COSINE: Dict[str, float] = {"fp16": 0.999, "bf16": 0.995, "int8": 0.98}
 
 
 @dataclass
@@ -60,18 +66,30 @@ class DetectionParity(Record):
 
 
 @dataclass
+class ClassificationParity(Record):
+    passed: bool
+    output: str  # the logits
+    inputs: int  # rows compared (samples x batch)
+    top1_agreement: float  # share of rows whose arg-max class is the reference's
+    min_cosine: float  # the worst row's cosine similarity to the reference logits
+    min_required_cosine: float
+
+
+@dataclass
 class Parity(Record):
     passed: bool
-    method: str  # "tensor" or "detection"
+    method: str  # "tensor", "detection" or "classification"
     precision: str
     atol: float
     rtol: float
     outputs: List[TensorParity] = field(default_factory=list)  # worst sample per output
     detection: Optional[DetectionParity] = None
+    classification: Optional[ClassificationParity] = None
     note: str = ""
 
 
-def compare(reference: List[Sample], outputs: List[Sample], precision: str, detection: bool) -> Parity:
+def compare(reference: List[Sample], outputs: List[Sample], precision: str, detection: bool,
+            classification: bool = False) -> Parity:
     atol, rtol = TOLERANCES[precision]
     if len(outputs) != len(reference):
         return Parity(False, "tensor", precision, atol, rtol,
@@ -85,7 +103,20 @@ def compare(reference: List[Sample], outputs: List[Sample], precision: str, dete
             if name not in worst or _worse(p, worst[name]):
                 worst[name] = p
     results = list(worst.values())
-    return Parity(all(p.passed for p in results), "tensor", precision, atol, rtol, results)
+    tensors_ok = all(p.passed for p in results)
+    if classification and precision in MIN_COSINE and all(p.note == "" for p in results):
+        c = _compare_logits(reference, outputs, results[0].name, MIN_COSINE[precision])
+        return Parity(c.passed, "classification", precision, atol, rtol, results, classification=c)
+    return Parity(tensors_ok, "tensor", precision, atol, rtol, results)
+
+
+def _compare_logits(reference: List[Sample], outputs: List[Sample], name: str, min_cosine: float) -> ClassificationParity:
+    ref = np.concatenate([r[name].reshape(r[name].shape[0], -1) for r in reference]).astype(np.float64)
+    out = np.concatenate([o[name].reshape(o[name].shape[0], -1) for o in outputs]).astype(np.float64)
+    agree = float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1)))
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
+    cosine = float(np.min(np.sum(ref * out, axis=1) / np.maximum(norms, 1e-30)))
+    return ClassificationParity(agree == 1.0 and cosine >= min_cosine, name, len(ref), agree, cosine, min_cosine)
 
 
 def _worse(a: TensorParity, b: TensorParity) -> bool:

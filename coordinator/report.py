@@ -245,6 +245,10 @@ def parity_failure(p: Parity) -> str:
     """Why parity failed, in a few words."""
     if p.note:
         return p.note
+    if p.classification:
+        c = p.classification
+        return (f"{c.output}: top-1 agreement {c.top1_agreement:.0%}, min cosine {c.min_cosine:.4f} "
+                f"(need 100% and {c.min_required_cosine})")
     if p.detection:
         d = p.detection
         return (f"{d.matched_fraction:.0%} of boxes matched, labels {d.label_agreement:.0%} equal, "
@@ -265,6 +269,12 @@ def parity_text(p: Parity) -> str:
                 f"{'-' if d.fidelity_map is None else f'{d.fidelity_map:.4f}'}")
     if p.note:
         return f"{verdict(p)} — {p.note}"
+    if p.classification:
+        c = p.classification
+        o = p.outputs[0]
+        return (f"{verdict(p)} — {c.output}: top-1 agreement {c.top1_agreement:.0%} over {c.inputs} input(s), "
+                f"min cosine {c.min_cosine:.5f} (need 100% and >= {c.min_required_cosine}); elementwise max abs "
+                f"{o.max_abs:.2e}, beyond atol {p.atol:g} + rtol {p.rtol:g}: {'no' if o.passed else 'yes'}")
     worst = ", ".join(f"{o.name}: max abs {o.max_abs:.2e}, max rel {o.max_rel:.2e}" if o.max_abs is not None
                       else f"{o.name}: {o.note}" for o in p.outputs)
     return f"{verdict(p)} (atol {p.atol:g}, rtol {p.rtol:g}) — {worst}"

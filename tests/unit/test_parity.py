@@ -63,3 +63,16 @@ def test_matching_is_one_to_one():
 def test_empty_detections_on_both_sides_pass():
     empty = det(np.zeros((0, 4)), (), ())
     assert compare([empty], [empty], "fp32", detection=True).passed
+
+
+def test_classifier_logits_below_fp32_are_judged_on_top1_and_cosine():
+    ref = [{"logits": np.array([[2.0, 0.5, -1.0, 0.1]], np.float32)}]
+    close = [{"logits": ref[0]["logits"] + np.array([[0.03, -0.03, 0.02, 0.0]], np.float32)}]  # fails 1e-2 elementwise
+    flipped = [{"logits": np.array([[0.4, 0.5, -1.0, 0.1]], np.float32)}]
+    assert not compare(ref, close, "fp16", detection=False).passed  # without the task, elementwise decides
+    p = compare(ref, close, "fp16", detection=False, classification=True)
+    assert p.passed and p.method == "classification" and not p.outputs[0].passed
+    assert p.classification.top1_agreement == 1.0 and p.classification.min_cosine > 0.999
+    assert not compare(ref, close, "fp32", detection=False, classification=True).passed  # fp32 stays strict
+    bad = compare(ref, flipped, "int8", detection=False, classification=True)
+    assert not bad.passed and bad.classification.top1_agreement == 0.0
