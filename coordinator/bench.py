@@ -17,8 +17,8 @@ from shared.tensors import load_samples
 from . import __version__, dataset, engines as engine_registry, export, host, models, testdata
 from .accuracy import score
 from .config import BenchConfig
-from .errors import UsageError
 from .engines import REFERENCE, Engine
+from .errors import UsageError
 from .launchers import DockerLauncher, EnvironmentFailed, HostLauncher, VenvLauncher
 from .launchers.process import start_overhead
 from .parity import compare

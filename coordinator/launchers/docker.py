@@ -16,7 +16,7 @@ from shared.spec import RunSpec
 
 from .. import images
 from ..engines import Engine
-from .process import current_stage, read_result
+from .process import current_stage, fresh_io, read_result
 
 IMAGE_UID = 1000  # the `e2e` user of every runner image
 PIDS_LIMIT = 1024
@@ -76,7 +76,7 @@ class DockerLauncher:
         """Everything `containers.run` gets; the spec is rewritten to the container's paths."""
         import docker
 
-        io_dir.mkdir(parents=True, exist_ok=True)
+        fresh_io(io_dir)
         model, inputs = Path(spec.model_path), Path(spec.inputs_path)
         cache = Path(spec.cache_dir) if spec.cache_dir else io_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
