@@ -91,7 +91,8 @@ def read_result(engine_id: str, io_dir: Path, exit_code: int) -> RunResult:
             result = RunResult.load(str(path))
         except ProtocolError as e:
             return RunResult(engine_id, "failed", stage=current_stage(io_dir), reason=f"invalid result.json: {e}")
-        if result.outputs_file and os.path.basename(result.outputs_file) != result.outputs_file:
+        name = result.outputs_file
+        if name is not None and (os.path.basename(name) != name or name in ("", ".", "..")):
             # The runner (in a container: untrusted) names a file the coordinator will read.
             return RunResult(engine_id, "failed", stage="run", reason=(
                 f"invalid result.json: outputs_file {result.outputs_file!r} is not a file name in the io folder"))

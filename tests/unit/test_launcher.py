@@ -46,3 +46,11 @@ def test_a_truncated_or_invalid_result_is_a_failed_row(tmp_path, content, messag
     (tmp_path / "result.json").write_text(content)
     result = read_result("x", tmp_path, 0)
     assert result.status == "failed" and message in result.reason
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "..", "/tmp/outputs.npz", "sub/outputs.npz"])
+def test_a_result_naming_outputs_outside_the_io_folder_is_refused(tmp_path, name):
+    """A runner in a container is untrusted: the file it names is read by the coordinator."""
+    (tmp_path / "result.json").write_text(f'{{"engine": "x", "status": "skipped", "outputs_file": "{name}"}}')
+    result = read_result("x", tmp_path, 0)
+    assert result.status == "failed" and "is not a file name in the io folder" in result.reason
