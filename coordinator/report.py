@@ -232,7 +232,7 @@ def markdown(report: Report) -> str:
                          f"{_ms(r.first_inference_ms)} ms")
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
-        lines += ["", "## Phases (median of the untimed warm-up calls)", ""]
+        lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]
         lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
     return "\n".join(lines) + "\n"
 

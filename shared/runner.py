@@ -5,8 +5,8 @@ Lifecycle of `Runner.run()`:
   load     `load_impl()`: read / convert / compile the model (hooks may time sub-stages with
            `self.stage("convert")` and `self.stage("compile")`)
   run      first inference (timed alone); warm-up: the other inputs (outputs kept for
-           parity) and more calls up to `warmup` in all; then `repeats` timed loops over
-           the inputs in turn
+           parity) and more calls up to `warmup` in all, the later half instrumented where a
+           hook offers phases; then `repeats` timed loops over the inputs in turn
   release  `release_impl()`, always
 
 A hook raises `UnsupportedError` when the engine cannot handle the model and
@@ -154,12 +154,17 @@ class Runner:
         fault = spec.fault
         outputs = [faults.outputs(fault, _checked(self.outputs_impl(raw)))]
         # Warm-up: the rest of the inputs first, their outputs kept for parity, so no call is
-        # spent twice; these untimed calls also carry the phase breakdown where a hook offers it.
-        self.instrument_impl(True)
+        # spent twice. Its later half, nearest to the steady state, carries the phase breakdown
+        # where a hook offers one.
+        n = len(samples)
+        calls = max(spec.warmup, n - 1)
         try:
-            outputs += [faults.outputs(fault, _checked(self.outputs_impl(self.infer_impl(s)))) for s in samples[1:]]
-            for i in range(len(samples), spec.warmup + 1):
-                self.infer_impl(samples[i % len(samples)])
+            for i in range(1, calls + 1):
+                if i - 1 == calls // 2:
+                    self.instrument_impl(True)
+                raw = self.infer_impl(samples[i % n])
+                if i < n:
+                    outputs.append(faults.outputs(fault, _checked(self.outputs_impl(raw))))
         finally:
             self.instrument_impl(False)
         latencies, medians = [], []  # type: List[float], List[float]
