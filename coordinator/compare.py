@@ -1,6 +1,5 @@
 """`e2e compare RUN_A RUN_B`: per (engine, precision), what changed from A to B."""
 from dataclasses import dataclass
-from pathlib import Path
 from typing import List, Optional
 
 from .report import Report, Row

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from shared.errors import ProtocolError
+from shared.records import convert
 from shared.spec import PRECISIONS
 
 from . import host
@@ -108,28 +110,27 @@ class BenchConfig:
 
 
 def _typed(hint: Any, value: Any, where: str) -> Any:
-    """`value` as the field's type; config files give strings, numbers and lists."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) is typing.Union:  # Optional[X]
-        return None if value is None else _typed(args[0], value, where)
+    """`value` as the field's type. Beyond JSON's types (the protocol's own check), a config
+    file gives paths as strings, the input size as "HxW" and lists as comma-separated strings."""
+    inner = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Union and value is not None:  # Optional[X]
+        return _typed(inner[0], value, where)
     if hint is Path and isinstance(value, str):
         return Path(value)
-    if typing.get_origin(hint) is list and isinstance(value, (list, str)):
-        items = value.split(",") if isinstance(value, str) else value
-        if all(isinstance(v, str) for v in items):
-            return [v.strip() for v in items if v.strip()]
-    if typing.get_origin(hint) is tuple:  # the input size: [480, 640] or "480x640"
+    if typing.get_origin(hint) is tuple:  # the input size
         if isinstance(value, str):
             return parse_size(value)
-        if isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        value = convert(List[int], value, where)
+        if len(value) == 2:
             return tuple(value)
-    if hint is float and type(value) in (int, float):
-        return float(value)
-    if hint in (int, str) and type(value) is hint:
-        return value
-    expected = {list: "a list of names (or one comma-separated string)", tuple: "HxW or [H, W]"}.get(
-        typing.get_origin(hint), getattr(hint, "__name__", str(hint)))
-    raise UsageError(f"{where}: expected {expected}, got {value!r}")
+    if typing.get_origin(hint) is list and isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        return convert(hint, value, where)
+    except (ProtocolError, TypeError):
+        expected = {list: "a list of names (or one comma-separated string)", tuple: "HxW or [H, W]"}.get(
+            typing.get_origin(hint), getattr(hint, "__name__", str(hint)))
+        raise UsageError(f"{where}: expected {expected}, got {value!r}") from None
 
 
 def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:

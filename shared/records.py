@@ -24,7 +24,7 @@ class Record:
 
     @classmethod
     def from_dict(cls: Type[R], data: Any) -> R:
-        return _convert(cls, data, cls.__name__)
+        return convert(cls, data, cls.__name__)
 
     def save(self, path: str) -> None:
         write_json_atomic(path, self.to_dict())
@@ -54,7 +54,8 @@ def write_json_atomic(path: str, data: Any) -> None:
         raise
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
+def convert(tp: Any, value: Any, where: str) -> Any:
+    """`value` (parsed JSON) checked against the annotation `tp`; ProtocolError names `where`."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
@@ -62,15 +63,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where)
+        return convert(inner[0], value, where)
     if origin in (list, typing.List):
         if not isinstance(value, list):
             raise ProtocolError("{}: expected a list, got {}".format(where, type(value).__name__))
-        return [_convert(args[0], v, "{}[{}]".format(where, i)) for i, v in enumerate(value)]
+        return [convert(args[0], v, "{}[{}]".format(where, i)) for i, v in enumerate(value)]
     if origin in (dict, typing.Dict):
         if not isinstance(value, dict):
             raise ProtocolError("{}: expected an object, got {}".format(where, type(value).__name__))
-        return {str(k): _convert(args[1], v, "{}.{}".format(where, k)) for k, v in value.items()}
+        return {str(k): convert(args[1], v, "{}.{}".format(where, k)) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return _convert_dataclass(tp, value, where)
     if tp is float:
@@ -99,7 +100,7 @@ def _convert_dataclass(cls: Any, value: Any, where: str) -> Any:
     kwargs = {}
     for name, f in fields.items():
         if name in value:
-            kwargs[name] = _convert(hints[name], value[name], "{}.{}".format(where, name))
+            kwargs[name] = convert(hints[name], value[name], "{}.{}".format(where, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
             raise ProtocolError("{}: missing field '{}'".format(where, name))
     try:

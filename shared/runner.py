@@ -16,8 +16,12 @@ raised in. Timing wraps `infer_impl` only: host->device and device->host copies 
 """
 import contextlib
 import dataclasses
+import hashlib
+import json
+import os
+import tempfile
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import faults
 from .environment import describe
@@ -141,6 +145,26 @@ class Runner:
                 self.release_impl()
             except Exception:
                 pass
+
+    def cache_file(self, suffix: str, parts: Any, samples: Sequence[Sample] = ()) -> str:
+        """Where something derived from this model (a converted model, a built engine) is kept
+        across runs. Keyed by the model file's bytes, its folder's other files by name, size and
+        time (weights over 2 GB live there, beside an unchanged graph), `parts` (versions,
+        options) and the `samples` it was calibrated on."""
+        digest = hashlib.sha256()
+        with open(self.spec.model_path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        folder = os.path.dirname(os.path.abspath(self.spec.model_path))
+        beside = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
+                        if e.is_file() and e.path != os.path.abspath(self.spec.model_path))
+        digest.update(json.dumps([beside, parts], sort_keys=True, default=str).encode())
+        for sample in samples:
+            for name, array in sample.items():
+                digest.update(name.encode() + array.tobytes())
+        cache = self.spec.cache_dir or tempfile.gettempdir()
+        os.makedirs(cache, exist_ok=True)
+        return os.path.join(cache, digest.hexdigest()[:24] + suffix)
 
     def calibration_samples(self) -> List[Sample]:
         """What int8 quantization calibrates on: `--calibration` images, else the test inputs."""

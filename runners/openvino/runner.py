@@ -1,9 +1,7 @@
 """OpenVINO runner: the CPU plugin, at an explicit inference precision read back after compiling.
 int8 is NNCF post-training quantization, calibrated on the test inputs and cached."""
-import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
@@ -84,16 +82,8 @@ class OpenVinoRunner(Runner):
         import nncf
         import openvino as ov
 
-        key = hashlib.sha256()
-        with open(self.spec.model_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                key.update(block)
-        key.update("{} {}".format(nncf.__version__, ov.get_version()).encode())
         calibration = self.calibration_samples()
-        for sample in calibration:
-            for name, array in sample.items():
-                key.update(name.encode() + array.tobytes())
-        path = os.path.join(self.spec.cache_dir or tempfile.gettempdir(), key.hexdigest()[:20] + "-int8.xml")
+        path = self.cache_file("-int8.xml", [nncf.__version__, ov.get_version()], calibration)
         self.settings["quantization"] = "NNCF {} post-training quantization, default preset, {} calibration " \
                                         "input(s)".format(nncf.__version__, len(calibration))
         if os.path.isfile(path):
@@ -102,7 +92,6 @@ class OpenVinoRunner(Runner):
             quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration))
         except Exception as e:
             raise UnsupportedError("NNCF could not quantize the model: {}".format(" ".join(str(e).split())[:300])) from None
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         ov.save_model(quantized, path)
         return quantized
 

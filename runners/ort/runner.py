@@ -7,9 +7,7 @@ fp16 and int8 run converted models, made once and cached by the model's hash:
   the parameters ORT's documentation gives for the CPU: uint8 activations, int8 weights, and
   7-bit weights (`reduce_range`) where the CPU lacks VNNI.
 """
-import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,18 +84,9 @@ class OrtRunner(Runner):
         import onnxruntime as ort
 
         precision = self.spec.precision
-        key = hashlib.sha256()
-        with open(self.spec.model_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                key.update(block)
-        key.update("{} {} {}".format(ort.__version__, self.options, _has_vnni()).encode())
         calibration = self.calibration_samples() if precision == "int8" else []
-        if precision == "int8":  # calibrated on these inputs
-            for sample in calibration:
-                for name, array in sample.items():
-                    key.update(name.encode() + array.tobytes())
-        folder = self.spec.cache_dir or tempfile.gettempdir()
-        path = os.path.join(folder, "{}-{}.onnx".format(key.hexdigest()[:20], precision))
+        path = self.cache_file("-{}.onnx".format(precision), [ort.__version__, str(self.options), _has_vnni()],
+                               calibration)
         self.settings["converted_model"] = os.path.basename(path)
         if precision == "int8":
             self.settings.update(quantization="static QDQ, MinMax calibration on {} input(s), uint8 "
@@ -106,7 +95,6 @@ class OrtRunner(Runner):
                                      "per channel" if self.options.int8_per_channel else "per tensor"))
         if os.path.isfile(path):
             return path
-        os.makedirs(folder, exist_ok=True)
         tmp = "{}.{}.tmp".format(path, os.getpid())
         try:
             if precision == "fp16":

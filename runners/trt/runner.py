@@ -6,8 +6,6 @@ device->host outputs, stream sync. Outputs whose size TensorRT learns only while
 (tools/Polygraphy/polygraphy/backend/trt/runner.py).
 """
 import dataclasses
-import hashlib
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -133,14 +131,9 @@ class TrtRunner(Runner):
         """An engine is valid only for one ONNX file, TensorRT version, GPU, precision and options."""
         if not (self.options.engine_cache and self.spec.cache_dir):
             return None
-        digest = hashlib.sha256()
-        with open(self.spec.model_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(json.dumps({
+        return self.cache_file(".engine", {
             "tensorrt": version, "gpu": self.gpu, "sm": self.sm, "precision": self.spec.precision,
-            "options": dataclasses.asdict(self.options), "shapes": shapes}, sort_keys=True).encode())
-        return os.path.join(self.spec.cache_dir, digest.hexdigest()[:32] + ".engine")
+            "options": dataclasses.asdict(self.options), "shapes": shapes})
 
     def _setup_io(self, trt: Any, engine: Any) -> None:
         self.engine, self.context = engine, engine.create_execution_context()

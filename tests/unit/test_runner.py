@@ -143,3 +143,18 @@ def test_gpu_figures_come_from_the_drivers_samples_within_the_loop():
     assert gpu["device_memory_used_mb"] == 3072 and gpu["process_memory_mb"] == 1024
     assert gpu["utilisation_percent_mean"] == 50 and gpu["utilisation_percent_max"] == 60  # 100 was before
     assert gpu["power_w_mean"] == 225 and gpu["power_w_samples"] == 2
+
+
+def test_cache_file_follows_the_model_its_neighbours_options_and_calibration(inputs, tmp_path):
+    """Weights over 2 GB sit beside an unchanged graph file: changing them must change the key."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(b"graph")
+    (tmp_path / "m" / "model.onnx.data").write_bytes(b"weights v1")
+    runner = load_runner_class()(make_spec(inputs, model_path=str(tmp_path / "m" / "model.onnx"),
+                                           cache_dir=str(tmp_path / "cache")))
+    samples = matmul_relu_samples()
+    first = runner.cache_file(".x", ["v1"], samples)
+    assert first == runner.cache_file(".x", ["v1"], samples) and first.startswith(str(tmp_path / "cache"))
+    assert first != runner.cache_file(".x", ["v2"], samples) != runner.cache_file(".x", ["v1"], samples[:1])
+    (tmp_path / "m" / "model.onnx.data").write_bytes(b"weights v22")
+    assert first != runner.cache_file(".x", ["v1"], samples)
