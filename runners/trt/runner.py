@@ -37,15 +37,14 @@ class Options:
 
 
 class TrtRunner(Runner):
-    packages = ["tensorrt", "tensorrt-cu12", "cuda-python", "cuda-bindings", "numpy"]
+    packages = ["tensorrt", "tensorrt-cu12", "cuda-python", "cuda-bindings", "numpy", "onnxruntime"]
     Options = Options
 
     def available_impl(self) -> None:
         if self.spec.device == "cpu":
             raise EngineUnavailable("TensorRT runs only on NVIDIA GPUs; rerun with --device cuda on a machine with one")
-        if self.spec.precision not in ("fp32", "fp16", "bf16"):
-            raise EngineUnavailable("TensorRT int8 needs calibration, which this runner does not do yet; "
-                                    "use --precision fp32, fp16 or bf16")
+        if self.spec.precision not in ("fp32", "fp16", "bf16", "int8"):
+            raise EngineUnavailable(f"TensorRT runs fp32, fp16, bf16 or int8, not {self.spec.precision}")
         try:
             import tensorrt  # noqa: F401
             from cuda.bindings import runtime as cudart  # cuda-python >= 12.6 (before: `from cuda import cudart`)
@@ -84,6 +83,7 @@ class TrtRunner(Runner):
         if spec.precision in FLAGS:  # allows the precision; TensorRT may still keep fp32 kernels per layer
             config.set_flag(getattr(trt.BuilderFlag, FLAGS[spec.precision]))
         shapes = _profile_shapes(self.samples)
+        calibration = self.calibration_samples() if spec.precision == "int8" else []
         self.settings.update(
             tensorrt=trt.__version__, gpu=self.gpu, compute_capability=self.sm, input_shapes=shapes,
             builder_flags=[f for f in ("FP16", "BF16", "TF32") if config.get_flag(getattr(trt.BuilderFlag, f))],
@@ -91,26 +91,33 @@ class TrtRunner(Runner):
             builder_optimization_level=config.builder_optimization_level,
         )
         self.runtime = trt.Runtime(self.logger)
-        path, engine = self._cache_path(trt.__version__, shapes), None
+        path, engine = self._cache_path(trt.__version__, shapes, calibration), None
         if path and os.path.isfile(path):
             with self.stage("compile"), open(path, "rb") as f:
                 engine = self.runtime.deserialize_cuda_engine(f.read())  # None if stale or corrupt: rebuild
         self.settings["engine_cache"] = "off" if path is None else ("hit" if engine else "miss")
         if engine is None:
-            plan = self._build(trt, builder, config, shapes)
+            plan = self._build(trt, builder, config, shapes, calibration)
             self.settings["engine_cache_file"] = _save(path, plan)
             with self.stage("compile"):
                 engine = self.runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise RuntimeError(f"TensorRT cannot load the engine it built: {self.logger.last_errors()}")
-        self.precision = spec.precision  # the flag allowed it; builder_flags says which were set
+        self.precision = spec.precision  # the flag or the Q/DQ nodes allowed it; settings say which
         self._setup_io(trt, engine)
 
-    def _build(self, trt: Any, builder: Any, config: Any, shapes: Shapes) -> Any:
+    def _build(self, trt: Any, builder: Any, config: Any, shapes: Shapes, calibration: List[Sample]) -> Any:
         with self.stage("convert"):
-            network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+            model_path, flags = self.spec.model_path, 0  # explicit batch is the only mode in TensorRT 10
+            if calibration:
+                # Explicit quantization: TensorRT's docs pair Q/DQ networks with strong typing and
+                # no precision flags (its implicit int8 calibrators are deprecated in 10.x).
+                model_path = self._quantized(calibration)
+                flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+                self.settings["network"] = "strongly typed"
+            network = builder.create_network(flags)
             parser = trt.OnnxParser(network, self.logger)
-            if not parser.parse_from_file(self.spec.model_path):  # from a path, so external weights load too
+            if not parser.parse_from_file(model_path):  # from a path, so external weights load too
                 raise _parse_error(parser)
         with self.stage("compile"):
             inputs = [network.get_input(i) for i in range(network.num_inputs)]
@@ -127,13 +134,47 @@ class TrtRunner(Runner):
                 raise RuntimeError(f"TensorRT could not build an engine: {self.logger.last_errors()}")
         return plan
 
-    def _cache_path(self, version: str, shapes: Shapes) -> Optional[str]:
-        """An engine is valid only for one ONNX file, TensorRT version, GPU, precision and options."""
+    def _cache_path(self, version: str, shapes: Shapes, calibration: List[Sample]) -> Optional[str]:
+        """An engine is valid only for one ONNX file, TensorRT version, GPU, precision, options
+        and, at int8, calibration data."""
         if not (self.options.engine_cache and self.spec.cache_dir):
             return None
         return self.cache_file(".engine", {
             "tensorrt": version, "gpu": self.gpu, "sm": self.sm, "precision": self.spec.precision,
-            "options": dataclasses.asdict(self.options), "shapes": shapes})
+            "options": dataclasses.asdict(self.options), "shapes": shapes}, calibration)
+
+    def _quantized(self, calibration: List[Sample]) -> str:
+        """The model with Q/DQ nodes placed the way TensorRT reads them: ONNX Runtime's static
+        quantization, calibrated on the CPU, symmetric int8 activations and weights (TensorRT's
+        scheme), weights per channel, only Conv/ConvTranspose/Gemm/MatMul quantized (TensorRT's
+        int8 kernels; the rest stays fp32)."""
+        import onnxruntime
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+        path = self.cache_file("-trt-int8.onnx", [onnxruntime.__version__], calibration)
+        self.settings["quantization"] = (f"Q/DQ by ONNX Runtime {onnxruntime.__version__} static quantization, MinMax "
+                                         f"calibration on {len(calibration)} input(s), symmetric int8, weights per channel")
+        if os.path.isfile(path):
+            return path
+
+        class Inputs(CalibrationDataReader):
+            def __init__(self) -> None:
+                self.left = iter(calibration)
+
+            def get_next(self) -> Optional[Sample]:
+                return next(self.left, None)
+
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            quantize_static(self.spec.model_path, tmp, Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "ConvTranspose", "Gemm", "MatMul"],
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                            use_external_data_format=os.path.getsize(self.spec.model_path) > 2 ** 31 - 1)
+        except Exception as e:
+            raise UnsupportedError(f"int8 quantization for TensorRT failed: {e}") from None
+        os.replace(tmp, path)
+        return path
 
     def _setup_io(self, trt: Any, engine: Any) -> None:
         self.engine, self.context = engine, engine.create_execution_context()
