@@ -15,17 +15,23 @@ class Options:
     pipeline: str = "default"  # "default": tvm.compile's; "cpu": adds constant folding and op fusion
     mcpu: str = ""  # LLVM CPU name; empty: the host CPU as LLVM detects it
     specialise: bool = True  # fold the shape arithmetic for the inputs' fixed shapes (specialise.py)
+    trials: int = 0  # MetaSchedule measurements in all (tuning.py); 0: untuned
+    trials_per_task: int = 0  # cap per kernel; 0: an even share of `trials`
+    population: int = 128  # evolutionary search's population; TVM's default 512 searches 4x longer
 
     def __post_init__(self) -> None:
         if type(self.opt_level) is not int or self.opt_level not in (0, 1, 2, 3):
             raise ValueError("opt_level must be one of 0, 1, 2, 3, got {!r}".format(self.opt_level))
+        for name in ("trials", "trials_per_task", "population"):
+            if type(getattr(self, name)) is not int or getattr(self, name) < 0:
+                raise ValueError("{} must be an integer >= 0, got {!r}".format(name, getattr(self, name)))
         if self.pipeline not in PIPELINES:
             raise ValueError("pipeline must be one of {}, got {!r}".format(
                 ", ".join(PIPELINES), self.pipeline))
 
 
 class TvmRunner(Runner):
-    packages = ["apache-tvm", "apache-tvm-ffi", "onnx", "numpy", "ml_dtypes"]
+    packages = ["apache-tvm", "apache-tvm-ffi", "onnx", "numpy", "ml_dtypes", "xgboost-cpu"]
     Options = Options
 
     def available_impl(self) -> None:
@@ -48,6 +54,7 @@ class TvmRunner(Runner):
         import onnx
         import tvm
         from tvm import relax
+        from tvm.relax.frontend import detach_params
         from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
 
         model = onnx.load(self.spec.model_path)
@@ -57,29 +64,41 @@ class TvmRunner(Runner):
         self.output_names = [o.name for o in graph.output]
         shapes, dtypes = _input_types(self.samples, graph)
         static = all(isinstance(d, int) for dims in shapes.values() for d in dims)
+        tuned = self.options.trials > 0
+        if tuned and not static:
+            raise UnsupportedError("MetaSchedule tunes fixed shapes only, and the inputs' shapes vary "
+                                   "({}); run TVM untuned (tvm.trials=0) or with inputs of one shape".format(
+                                       {k: [str(d) for d in v] for k, v in shapes.items()}))
         if self.options.specialise and static:
             with self.stage("convert"):
                 self.settings["specialised"] = _sibling("specialise").specialise(model, shapes)
         target = self._target()
         self.settings.update(
             target=str(target), mcpu=str(target.attrs["mcpu"]), opt_level=self.options.opt_level,
-            pipeline=self.options.pipeline, num_threads=tvm.runtime.num_threads(),  # the runtime's pool
+            pipeline="static_shape_tuning" if tuned else self.options.pipeline,
+            num_threads=tvm.runtime.num_threads(),  # the runtime's pool
             input_shapes={k: [str(d) for d in v] for k, v in shapes.items()})
         self.precision = "fp32"
         _guard_nms(onnx_frontend)
         with self.stage("convert"):
             try:
-                mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
+                # tuning prepacks the weights, which needs them as parameters, not constants
+                mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=tuned)
             except (MemoryError, KeyboardInterrupt):
                 raise
             except Exception as e:  # the importer refusing the graph is an answer, not a crash
                 raise _unsupported(e, graph) from None
         del model, graph  # the module holds its own copy of the weights
+        self.params = []  # type: List[Any]
         with self.stage("compile"):
             cpu = self.options.pipeline == "cpu"
             pipeline = relax.get_default_pipeline(target) if cpu else "default"
             try:
                 with tvm.transform.PassContext(opt_level=self.options.opt_level):
+                    if tuned:
+                        mod, params = detach_params(mod)
+                        mod = self._tune(mod, target, shapes)
+                        pipeline = "default"
                     executable = tvm.compile(mod, target, relax_pipeline=pipeline)
             except (MemoryError, KeyboardInterrupt):
                 raise
@@ -90,6 +109,22 @@ class TvmRunner(Runner):
                                        "engine)".format(message),
                                        operator=op.group(0) if op else None) from None
             self.vm = relax.VirtualMachine(executable, tvm.cpu())
+            if tuned:  # the weights in the layouts the tuned kernels read, once
+                self.params = list(self.vm["main_transform_params"](params["main"]))
+
+    def _tune(self, mod: Any, target: Any, shapes: Dict[str, list]) -> Any:
+        """Tune (or find the records of an earlier tuning in the cache) and apply the records."""
+        import tvm
+
+        tuning = _sibling("tuning")
+        o = self.options
+        mod = tuning.prepare(mod, target)
+        work_dir = self.cache_file(".tvm-tuning", [
+            tvm.__version__, str(target), o.trials, o.trials_per_task, o.population, o.specialise,
+            {k: [str(d) for d in v] for k, v in shapes.items()}])
+        self.settings["tuning"] = tuning.tune(mod, target, work_dir, o.trials, o.trials_per_task,
+                                              o.population, workers=self.spec.threads)
+        return tuning.apply(mod, target, work_dir)
 
     def _target(self) -> Any:
         import tvm
@@ -106,12 +141,12 @@ class TvmRunner(Runner):
     def infer_impl(self, feeds: Sample) -> Sample:
         import tvm
 
-        out = self.vm["main"](*[tvm.runtime.tensor(feeds[name]) for name in self.input_names])
+        out = self.vm["main"](*[tvm.runtime.tensor(feeds[name]) for name in self.input_names], *self.params)
         outs = [out] if isinstance(out, tvm.runtime.Tensor) else list(out)
         return {name: o.numpy() for name, o in zip(self.output_names, outs)}
 
     def release_impl(self) -> None:
-        self.vm = None
+        self.vm, self.params = None, []
 
 
 def _sibling(name: str) -> Any:

@@ -30,3 +30,31 @@ def test_engine_runs_in_its_own_environment(engine_id, cache, tmp_path):
     outputs = load_samples(str(tmp_path / "io" / "outputs.npz"))
     for sample, out in zip(samples, outputs):
         np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-5, atol=1e-6)
+
+
+def test_tvm_tunes_once_then_reuses_its_records(cache, tmp_path):
+    """MetaSchedule really measures candidates (every build once failed on a worker timeout), and
+    a second run with the same settings applies the cached records without tuning again."""
+    engine = discover()["tvm"]
+    launcher = VenvLauncher(cache)
+    launcher.prepare(engine)
+    samples = [{"x": s["x"]} for s in matmul_relu_samples()]  # one shape: MetaSchedule tunes static shapes
+    save_samples(str(tmp_path / "inputs.npz"), samples)
+    spec = RunSpec(engine="tvm", model_path=str(matmul_relu(tmp_path / "m.onnx")), threads=2,
+                   inputs_path=str(tmp_path / "inputs.npz"), warmup=1, iterations=3,
+                   engine_options={"trials": 4}, cache_dir=str(tmp_path / "cache"))
+
+    first = launcher.run(engine, spec, tmp_path / "io1", timeout=900)
+    assert first.status == "ok", f"{first.reason}\n{(tmp_path / 'io1' / 'runner.log').read_text()}"
+    tuning = first.settings["tuning"]
+    assert tuning["records"] == "miss" and tuning["tasks"] >= 1 and tuning["measured"] >= 1, tuning
+    assert first.settings["pipeline"] == "static_shape_tuning"
+    for sample, out in zip(samples, load_samples(str(tmp_path / "io1" / "outputs.npz"))):
+        np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-5, atol=1e-6)
+
+    second = launcher.run(engine, spec, tmp_path / "io2", timeout=900)
+    assert second.status == "ok", second.reason
+    assert second.settings["tuning"] == dict(tuning, records="hit")
+    assert second.stage_seconds["compile"] < first.stage_seconds["compile"] / 2
+    for sample, out in zip(samples, load_samples(str(tmp_path / "io2" / "outputs.npz"))):
+        np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,89 @@
+"""MetaSchedule tuning for the TVM runner: TVM's `static_shape_tuning` pipeline with CPU weight
+prepacking, its records kept in e2e's cache so a rerun with the same settings does not tune again.
+
+The flow is the one `relax.pipeline.static_shape_tuning_pipeline(cpu_weight_prepack=True)`
+documents; it is spelled out here because e2e needs the tuning (cached, measured) apart from
+applying the records, and its own builder (see `_build`).
+"""
+import json
+import math
+import os
+import shutil
+import time
+from typing import Any, Dict
+
+RECORDS = "e2e-tuning.json"  # what e2e writes beside MetaSchedule's database once tuning finished
+
+
+def prepare(mod: Any, target: Any) -> Any:
+    """Lower to TIR and mark the weights as free to change layout (the prepacking)."""
+    import tvm
+    from tvm import relax
+
+    passes = relax.transform
+    with target:
+        return tvm.transform.Sequential([
+            passes.DecomposeOpsForInference(), passes.CanonicalizeBindings(), relax.get_pipeline("zero"),
+            passes.AttachAttrLayoutFreeBuffers()])(mod)
+
+
+def tune(mod: Any, target: Any, work_dir: str, trials: int, per_task: int, population: int,
+         workers: int) -> Dict[str, Any]:
+    """Tune `mod` into `work_dir` unless a finished tuning with the same key is there already.
+    Returns what the report says about it."""
+    marker = os.path.join(work_dir, RECORDS)
+    if os.path.exists(marker):
+        with open(marker) as f:
+            return dict(json.load(f), records="hit")
+    from tvm.s_tir import meta_schedule as ms
+
+    start = time.perf_counter()
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    # every task gets its share: a global budget alone lets the scheduler skip tasks entirely
+    per_task = per_task or max(1, math.ceil(trials / max(1, len(tasks))))
+    partial = "{}.partial-{}".format(work_dir, os.getpid())  # never mistaken for a finished tuning
+    shutil.rmtree(partial, ignore_errors=True)
+    database = ms.relax_integration.tune_relax(
+        mod=mod, params={}, target=target, work_dir=partial, max_trials_global=trials,
+        max_trials_per_task=per_task, num_trials_per_iter=min(per_task, 64), cost_model="xgb",
+        builder=ms.builder.LocalBuilder(f_build=_build(), max_workers=workers),
+        runner=ms.runner.LocalRunner(),  # one measurement at a time, so kernels do not share cores
+        strategy=ms.search_strategy.EvolutionarySearch(population_size=population, genetic_num_iters=
+                                                       4 if population >= 512 else 2))
+    stats = {"trials": trials, "trials_per_task": per_task, "population": population, "tasks": len(tasks),
+             "measured": len(database.get_all_tuning_records()),
+             "seconds": round(time.perf_counter() - start, 1)}
+    with open(os.path.join(partial, RECORDS), "w") as f:
+        json.dump(stats, f)
+    try:
+        os.replace(partial, work_dir)
+    except OSError:  # another run finished the same tuning first: its records are as good
+        shutil.rmtree(partial, ignore_errors=True)
+    return dict(stats, records="miss")
+
+
+def apply(mod: Any, target: Any, work_dir: str) -> Any:
+    """Give each kernel its best measured schedule, then split the weights' layout change into
+    `main_transform_params`, run once at load time."""
+    import tvm
+    from tvm import relax
+
+    passes = relax.transform
+    with target:
+        return tvm.transform.Sequential([
+            passes.MetaScheduleApplyDatabase(work_dir), passes.SplitLayoutRewritePreproc(),
+            passes.LiftTransformParams(), passes.FoldConstant()])(mod)
+
+
+def _build() -> Any:
+    """MetaSchedule's default build, minus its `import tvm.s_tir.tensor_intrin`: that import
+    registers every target's intrinsics (CUDA's alone take 28 s here), longer than the builder's
+    30 s timeout, in each new worker, so every candidate failed to build. Plain fp32 CPU kernels
+    use none of them. A nested function, so cloudpickle ships it to the workers by value."""
+    def build(mod: Any, target: Any, _params: Any) -> Any:
+        from tvm.driver import build as tvm_build
+        from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+        return tvm_build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod), target=target)
+
+    return build
