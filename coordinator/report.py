@@ -230,6 +230,12 @@ def markdown(report: Report) -> str:
                          f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
                          f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
                          f"{_ms(r.first_inference_ms)} ms")
+    configured = [r for r in report.results if r.settings]
+    if configured:  # what each engine ran with, read back from it: threads, providers, tuning...
+        lines += ["", "## Engine settings", ""]
+        lines += [f"- **{r.engine}** ({r.precision_label()}): " + "; ".join(
+            f"{k} `{json.dumps(v, sort_keys=True, default=str)}`" for k, v in sorted(r.settings.items()))
+            for r in configured]
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
         lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]

@@ -35,6 +35,8 @@ def test_all_engines_on_a_tiny_classifier(tmp_path, cache):
     assert "Docker image" in rows[("openppl", "fp32")]["reason"]
     assert report["model"]["weights"]["kind"] == "random" and report["notes"]
     assert (out / "results.csv").is_file() and (out / "report.md").is_file()
+    settings = (out / "report.md").read_text().split("## Engine settings", 1)[1]  # read back, per row
+    assert "- **tvm** (fp32): " in settings and f'num_threads `{rows[("tvm", "fp32")]["settings"]["num_threads"]}`' in settings
     assert "openvino" in result.output  # the summary table
 
 
