@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shared import RunResult, RunSpec, load_samples, save_samples
-from tests.fixtures.onnx_models import matmul_relu_reference, matmul_relu_samples
+from tests.fixtures.onnx_models import matmul_relu, matmul_relu_reference, matmul_relu_samples
 
 RUNNER = Path(__file__).parents[1] / "fixtures" / "numpy_engine" / "runner.py"
 ROOT = Path(__file__).parents[2]
@@ -145,16 +145,26 @@ def test_gpu_figures_come_from_the_drivers_samples_within_the_loop():
     assert gpu["power_w_mean"] == 225 and gpu["power_w_samples"] == 2
 
 
-def test_cache_file_follows_the_model_its_neighbours_options_and_calibration(inputs, tmp_path):
-    """Weights over 2 GB sit beside an unchanged graph file: changing them must change the key."""
+def test_cache_file_follows_the_model_its_external_data_options_and_calibration(inputs, tmp_path):
+    """Weights over 2 GB sit beside an unchanged graph file: changing them must change the key;
+    a log written into the same folder must not."""
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "model.onnx").write_bytes(b"graph")
-    (tmp_path / "m" / "model.onnx.data").write_bytes(b"weights v1")
-    runner = load_runner_class()(make_spec(inputs, model_path=str(tmp_path / "m" / "model.onnx"),
-                                           cache_dir=str(tmp_path / "cache")))
+    model = matmul_relu(tmp_path / "m" / "model.onnx", external_data=True)  # weights in model.onnx.data
+    runner = load_runner_class()(make_spec(inputs, model_path=str(model), cache_dir=str(tmp_path / "cache")))
     samples = matmul_relu_samples()
     first = runner.cache_file(".x", ["v1"], samples)
     assert first == runner.cache_file(".x", ["v1"], samples) and first.startswith(str(tmp_path / "cache"))
     assert first != runner.cache_file(".x", ["v2"], samples) != runner.cache_file(".x", ["v1"], samples[:1])
-    (tmp_path / "m" / "model.onnx.data").write_bytes(b"weights v22")
+    (tmp_path / "m" / "bench.log").write_text("a run's log, beside the model")
+    assert first == runner.cache_file(".x", ["v1"], samples)
+    (tmp_path / "m" / "model.onnx.data").write_bytes(b"new weights" * 5)
     assert first != runner.cache_file(".x", ["v1"], samples)
+
+
+def test_external_data_names_are_found_across_read_blocks():
+    from shared.runner import _external_locations
+
+    entry = b"\x0a\x08location\x12\x0fmodel.onnx.data"
+    assert _external_locations(b"xx" + entry + b"yy" + entry) == ["model.onnx.data"] * 2
+    assert _external_locations(entry[:-3]) == []  # cut off: the next block's overlap finds it
+    assert _external_locations(b"\x0a\x08location\x12\x05../ab") == []  # outside the model's folder
