@@ -36,7 +36,7 @@ def build(
 
 @app.command("list")
 def list_() -> None:
-    """Each image: tag, built or not, size, the pinned engine version."""
+    """Each image: tag, built or not (stale: built from other runner code than this checkout), size, the pinned engine version."""
     from . import images
     from .cli import user_errors
 

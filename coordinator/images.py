@@ -1,5 +1,6 @@
 """`e2e images`: build the runner images from docker-bake.hcl with docker-py's classic builder
 (buildx is not always there), and list them."""
+import hashlib
 import io
 import os
 import tarfile
@@ -16,6 +17,7 @@ from .errors import UsageError
 PROJECT_ROOT = RUNNERS_DIR.parent
 BAKE_FILE = PROJECT_ROOT / "docker-bake.hcl"
 CA_IN_CONTEXT = "docker/certs/extra-ca.pem"
+SOURCE_LABEL = "e2e.source"  # the image label that says which e2e code it was built from
 
 
 class DockerUnavailable(E2EError):
@@ -40,6 +42,18 @@ def load_bake(overrides: Optional[Dict[str, str]] = None) -> bake.BakeFile:
     if not BAKE_FILE.is_file():
         raise UsageError(f"{BAKE_FILE} not found: `e2e images` needs a source checkout (pip install -e .)")
     return bake.load(BAKE_FILE, {**os.environ, **(overrides or {})})
+
+
+def source_digest(target: str) -> str:
+    """What a runner image's e2e code is made of: the protocol (`shared/`) and the runner's
+    folder. An image labelled with another digest would run other code than this checkout's."""
+    digest = hashlib.sha256()
+    for folder in (PROJECT_ROOT / "shared", RUNNERS_DIR / target):
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if folder.is_dir() else []
+        for path in files:
+            digest.update(path.relative_to(PROJECT_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def image_tag(engine_id: str) -> Optional[str]:
@@ -98,7 +112,8 @@ def _build_one(docker: Any, target: bake.Target, args: Dict[str, str], ca: Optio
     last, image_id = "", None
     try:
         for chunk in docker.api.build(fileobj=context, custom_context=True, dockerfile=target.dockerfile,
-                                      tag=target.tags[0], buildargs=args, labels=target.labels,
+                                      tag=target.tags[0], buildargs=args,
+                                      labels={**target.labels, SOURCE_LABEL: source_digest(target.name)},
                                       network_mode="host", rm=True, forcerm=True, decode=True):
             if "error" in chunk:
                 return False, _explain(" ".join(chunk["error"].split()), target)
@@ -157,7 +172,9 @@ def list_images() -> List[Dict[str, Any]]:
         if docker is not None:
             try:
                 attrs = docker.images.get(target.tags[0]).attrs
-                row.update(built="yes", size_mb=round(attrs["Size"] / 2**20), created=attrs["Created"][:19])
+                current = (attrs["Config"].get("Labels") or {}).get(SOURCE_LABEL) == source_digest(name)
+                row.update(built="yes" if current else "stale", size_mb=round(attrs["Size"] / 2**20),
+                           created=attrs["Created"][:19])
             except Exception:
                 pass
         rows.append(row)

@@ -48,9 +48,12 @@ class DockerLauncher:
         if tag is None:
             return f"docker-bake.hcl has no target {engine.id!r}"
         try:
-            self.client.images.get(tag)
+            image = self.client.images.get(tag)
         except Exception:
             return f"image {tag} is not built: run `e2e images build {engine.id}`"
+        if (image.labels or {}).get(images.SOURCE_LABEL) != images.source_digest(engine.id):
+            return (f"image {tag} was built from other code than this checkout's runners/{engine.id} and "
+                    f"shared/: run `e2e images build {engine.id}`")
         if device != "cpu" and "nvidia" not in (self.client.info().get("Runtimes") or {}):
             return ("Docker has no NVIDIA runtime here (install nvidia-container-toolkit to pass GPUs "
                     "into containers)")

@@ -70,3 +70,22 @@ def test_the_project_bake_file_has_a_target_per_runner():
     for engine in runners:
         t = f.targets[engine]
         assert t.tags[0].startswith(f"e2e-{engine}:") and (Path(BAKE_FILE).parent / t.dockerfile).is_file()
+
+
+def test_an_image_is_stale_when_its_runner_or_the_protocol_changed(tmp_path, monkeypatch):
+    from coordinator import images
+
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "protocol.py").write_text("v1")
+    (tmp_path / "runners" / "ort" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "runners" / "ort" / "runner.py").write_text("v1")
+    monkeypatch.setattr(images, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(images, "RUNNERS_DIR", tmp_path / "runners")
+    first = images.source_digest("ort")
+    assert first == images.source_digest("ort") != images.source_digest("tvm")
+    (tmp_path / "runners" / "ort" / "__pycache__" / "runner.pyc").write_bytes(b"compiled")
+    assert images.source_digest("ort") == first  # bytecode is not source
+    (tmp_path / "runners" / "ort" / "runner.py").write_text("v2")
+    second = images.source_digest("ort")
+    (tmp_path / "shared" / "protocol.py").write_text("v2")
+    assert len({first, second, images.source_digest("ort")}) == 3
