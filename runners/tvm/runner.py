@@ -93,12 +93,13 @@ class TvmRunner(Runner):
         with self.stage("compile"):
             cpu = self.options.pipeline == "cpu"
             pipeline = relax.get_default_pipeline(target) if cpu else "default"
+            if tuned:  # outside the try: a failed tuning is a failure, not a model TVM cannot take
+                mod, params = detach_params(mod)
+                with tvm.transform.PassContext(opt_level=self.options.opt_level):
+                    mod = self._tune(mod, target, shapes)
+                pipeline = "default"
             try:
                 with tvm.transform.PassContext(opt_level=self.options.opt_level):
-                    if tuned:
-                        mod, params = detach_params(mod)
-                        mod = self._tune(mod, target, shapes)
-                        pipeline = "default"
                     executable = tvm.compile(mod, target, relax_pipeline=pipeline)
             except (MemoryError, KeyboardInterrupt):
                 raise
