@@ -84,6 +84,12 @@ class TrtRunner(Runner):
             config.set_flag(getattr(trt.BuilderFlag, FLAGS[spec.precision]))
         shapes = _profile_shapes(self.samples)
         calibration = self.calibration_samples() if spec.precision == "int8" else []
+        if calibration:  # said on an engine cache hit too
+            import onnxruntime
+
+            self.settings.update(network="strongly typed", quantization=(
+                f"Q/DQ by ONNX Runtime {onnxruntime.__version__} static quantization, MinMax calibration on "
+                f"{len(calibration)} input(s), symmetric int8, weights per channel"))
         self.settings.update(
             tensorrt=trt.__version__, gpu=self.gpu, compute_capability=self.sm, input_shapes=shapes,
             builder_flags=[f for f in ("FP16", "BF16", "TF32") if config.get_flag(getattr(trt.BuilderFlag, f))],
@@ -114,7 +120,6 @@ class TrtRunner(Runner):
                 # no precision flags (its implicit int8 calibrators are deprecated in 10.x).
                 model_path = self._quantized(calibration)
                 flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-                self.settings["network"] = "strongly typed"
             network = builder.create_network(flags)
             parser = trt.OnnxParser(network, self.logger)
             if not parser.parse_from_file(model_path):  # from a path, so external weights load too
@@ -152,8 +157,6 @@ class TrtRunner(Runner):
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
         path = self.cache_file("-trt-int8.onnx", [onnxruntime.__version__], calibration)
-        self.settings["quantization"] = (f"Q/DQ by ONNX Runtime {onnxruntime.__version__} static quantization, MinMax "
-                                         f"calibration on {len(calibration)} input(s), symmetric int8, weights per channel")
         if os.path.isfile(path):
             return path
 
