@@ -70,7 +70,6 @@ class BenchConfig:
         if self.launcher not in ("auto", "venv", "docker"):
             raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv, docker")
 
-
     def options_for(self, engine: str) -> Dict[str, Any]:
         """`--engine-option ENGINE.KEY=VALUE` for this engine; values read as YAML scalars."""
         import yaml

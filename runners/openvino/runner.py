@@ -1,5 +1,5 @@
 """OpenVINO runner: the CPU plugin, at an explicit inference precision read back after compiling.
-int8 is NNCF post-training quantization, calibrated on the test inputs and cached."""
+int8 is NNCF post-training quantization, calibrated (--calibration or the test inputs) and cached."""
 import os
 import re
 from dataclasses import dataclass
@@ -77,8 +77,8 @@ class OpenVinoRunner(Runner):
         self.settings["device"] = core.get_property("CPU", "FULL_DEVICE_NAME")
 
     def _quantized(self, core: Any, model: Any) -> Any:
-        """NNCF's post-training quantization (its default preset), calibrated on the run's test
-        inputs; the quantized model is saved once per model, inputs and NNCF version."""
+        """NNCF's post-training quantization (its default preset), calibrated on `--calibration`
+        images or the test inputs; saved once per model, calibration data and NNCF version."""
         import nncf
         import openvino as ov
 
