@@ -21,6 +21,7 @@ from .engines import REFERENCE, Engine
 from .errors import UsageError
 from .launchers import DockerLauncher, EnvironmentFailed, HostLauncher, VenvLauncher
 from .launchers.process import start_overhead
+from .progress import watch_progress
 from .parity import compare
 from .report import Report, Row, write_report
 
@@ -37,7 +38,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     for option, folder in (("--images", cfg.images), ("--calibration", cfg.calibration)):
         if folder is not None:  # a bad folder fails before the (slow) export
             testdata.image_files(folder, option)
-    run_dir = _run_dir(cfg.out, source.name)
+    assert cfg.out is not None  # the config resolves it (absolute)
+    run_dir = cfg.out
+    run_dir.mkdir(parents=True, exist_ok=True)
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
     started = time.perf_counter()
@@ -80,8 +83,13 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
             todo = [(e, p) for e in selected for p in cfg.precisions if (e.id, p) not in done]
             rows = progress.add_task("engines", total=len(todo))
             for engine, precision in todo:
-                progress.update(rows, description=f"[bold]{engine.id}[/] at {precision}")
-                row = ctx.run(engine, precision)
+                title = f"[bold]{engine.id}[/] at {precision}"
+                progress.update(rows, description=title)
+                if not console.is_terminal:  # a log: one line when a row starts, one when it ends
+                    log(f"  {engine.id:<9} {precision:<5} started")
+                with watch_progress(ctx.io_dir(engine, precision),
+                                    lambda text: progress.update(rows, description=f"{title}: {text}")):
+                    row = ctx.run(engine, precision)
                 report.results.append(row)
                 write_report(report, run_dir, views=False)  # nothing measured is lost
                 progress.advance(rows)
@@ -128,10 +136,13 @@ class _Context:
         venv = self.launchers["venv"]
         return venv, venv.unavailable(engine)
 
+    def io_dir(self, engine: Engine, precision: str) -> Path:
+        return self.run_dir / "logs" / f"{engine.id}-{precision}"
+
     def run(self, engine: Engine, precision: str) -> Row:
         cfg = self.cfg
         launcher, unavailable = self._launcher(engine)
-        io_dir = self.run_dir / "logs" / f"{engine.id}-{precision}"
+        io_dir = self.io_dir(engine, precision)
         reason = self._skip_reason(engine, precision) or unavailable
         if reason:  # nothing was launched
             return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason))
@@ -145,8 +156,9 @@ class _Context:
             self.phases["environments_s"] += time.perf_counter() - t
         spec = RunSpec(
             engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
-            device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, iterations=cfg.iterations,
-            min_time_s=cfg.min_time, repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+            device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
+            iterations=cfg.iterations, min_time_s=cfg.min_time or 0.0, target_ci=cfg.target_ci, max_time_s=cfg.max_time,
+            repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
             calibration_path=self.calibration_path if precision == "int8" else None,
             memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id), engine_options=cfg.options_for(engine.id),
         )
@@ -157,7 +169,9 @@ class _Context:
         row.start_overhead_s = start_overhead(io_dir, started)
         if isinstance(launcher, DockerLauncher):
             row.image = launcher.image_id(engine)
-        row.noisy = bool(result.latency_ms and result.latency_ms.cv > cfg.cv_threshold)
+        # Noisy from the robust spread around each input's median: a detector's latency depends
+        # on the image, so a CV over mixed images would flag a quiet machine.
+        row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir)
         evaluation = self.data.info.get("evaluation")
         if evaluation and result.status == "ok" and result.outputs_file:
@@ -209,7 +223,7 @@ class _Context:
         t = time.perf_counter()
         io_dir = self.run_dir / "logs" / "reference"
         spec = RunSpec(engine=REFERENCE, model_path=str(self.artifact.torch_card),
-                       inputs_path=str(self.data.inputs_path), warmup=0, iterations=1,
+                       inputs_path=str(self.data.inputs_path), warmup=0, iterations=1, min_time_s=0.0,
                        threads=self.cfg.threads or 1, device=self.cfg.device or "cpu")
         result = self.launchers["host"].run(torch_engine, spec, io_dir, self.cfg.timeout)
         self.phases["reference_s"] += time.perf_counter() - t
@@ -250,18 +264,12 @@ def _git_commit() -> str:
 def _setup(cfg: BenchConfig) -> dict:
     return {
         "e2e_commit": _git_commit(), "config": cfg.to_dict(),
-        "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup,
-        "iterations": cfg.iterations, "min_time_s": cfg.min_time, "repeats": cfg.repeats, "threads": cfg.threads,
+        "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup, "warmup_time_s": cfg.warmup_time,
+        "iterations": cfg.iterations, "min_time_s": cfg.min_time, "max_time_s": cfg.max_time,
+        "target_ci": cfg.target_ci, "repeats": cfg.repeats, "threads": cfg.threads,
         "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,
         "timeout_s": cfg.timeout, "cache_dir": str(cfg.cache_dir), "cv_threshold": cfg.cv_threshold,
         "copy_policy": "host<->device copies are inside the timed region for every engine",
-        "timed_region": "one engine call on a preloaded input, monotonic clock, after warm-up",
+        "timed_region": "one engine call on a preloaded input, monotonic clock, after warm-up; "
+                        "outputs freed after the clock stops; Python's GC collected, frozen and disabled",
     }
-
-
-def _run_dir(out: Optional[Path], model_name: str) -> Path:
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{stamp}-{model_name}"
-    out.mkdir(parents=True, exist_ok=True)
-    return out

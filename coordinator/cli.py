@@ -36,24 +36,32 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory (holdin
 def compare(
     run_a: Annotated[Path, typer.Argument(help="The earlier run directory.")],
     run_b: Annotated[Path, typer.Argument(help="The later run directory.")],
-    threshold: Annotated[float, typer.Option(help="A p50 slower by more than this fraction is a regression.")] = 0.10,
+    threshold: Annotated[float, typer.Option(
+        help="A p50 slower by more than this fraction, and significantly (95% interval), is a regression.")] = 0.10,
 ) -> None:
     """Per-engine latency and parity changes from RUN_A to RUN_B; exit 1 on a regression."""
     from rich.text import Text
 
-    from .compare import compare_runs
+    from .compare import compare_runs, differences
     from .report import load_report
 
     with user_errors():
-        changes = compare_runs(load_report(run_a), load_report(run_b), threshold)
-    table = Table("engine", "precision", "status", "p50 A ms", "p50 B ms", "change", "parity", "regression")
+        a, b = load_report(run_a), load_report(run_b)
+    changes = compare_runs(a, b, threshold)
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    for line in differences(a, b):
+        out.print(Text("warning: " + line, style="yellow"))
+    table = Table("engine", "precision", "status", "p50 A ms", "p50 B ms", "change [95% CI]", "parity", "regression")
     for c in changes:
         change = "" if c.p50_change is None else f"{c.p50_change:+.1%}"
+        if c.ratio_ci:
+            change += f" [{c.ratio_ci[0] - 1:+.1%}, {c.ratio_ci[1] - 1:+.1%}]"
         table.add_row(c.engine, c.precision, c.status_a if c.status_a == c.status_b else f"{c.status_a} -> {c.status_b}",
-                      "" if c.p50_a is None else f"{c.p50_a:.2f}", "" if c.p50_b is None else f"{c.p50_b:.2f}", change,
+                      "" if c.p50_a is None else f"{c.p50_a:.2f}", "" if c.p50_b is None else f"{c.p50_b:.2f}",
+                      Text(f"{change}, {c.note}" if c.note else change),
                       c.parity_a if c.parity_a == c.parity_b else f"{c.parity_a} -> {c.parity_b}",
                       Text(c.regression, style="bold red"))
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    out.print(table)
     if any(c.regression for c in changes):
         raise typer.Exit(1)
 
@@ -76,9 +84,12 @@ def bench(
     engines: Annotated[str, typer.Option("--engines", "-e", help="'all' or a comma list (see `e2e engines`).")] = "all",
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or cuda:N [default: cuda:0 if an NVIDIA GPU is visible, else cpu]")] = None,
     precision: Annotated[str, typer.Option(help="Comma list of fp32, fp16, bf16, int8.")] = "fp32",
-    warmup: Annotated[int, typer.Option(help="Untimed calls before measuring.")] = 5,
-    iterations: Annotated[int, typer.Option(help="Timed calls (at least).")] = 50,
-    min_time: Annotated[float, typer.Option(help="Keep measuring until this many seconds too.")] = 0.0,
+    warmup: Annotated[int, typer.Option(help="Untimed calls before measuring, at most (every test input runs once for parity).")] = 5,
+    warmup_time: Annotated[float, typer.Option(help="Seconds of untimed calls, at most.")] = 10.0,
+    iterations: Annotated[Optional[int], typer.Option(help="A fixed count of timed calls [default: until the median is known to --target-ci].")] = None,
+    min_time: Annotated[Optional[float], typer.Option(help="Seconds of timed calls, at least [default: 1, or 0 with --iterations].")] = None,
+    max_time: Annotated[float, typer.Option(help="Seconds of timed calls per row, at most: the row's budget when the median is not known to --target-ci sooner.")] = 60.0,
+    target_ci: Annotated[float, typer.Option(help="Stop once the 95% confidence interval of the median is within +- this fraction of it.")] = 0.01,
     repeats: Annotated[int, typer.Option(help="Timed loops per row; the report gives the spread of their medians.")] = 1,
     threads: Annotated[Optional[int], typer.Option(help="Threads for every engine [default: physical cores].")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory [default: runs/<time>-<model>].")] = None,
@@ -98,23 +109,25 @@ def bench(
     engine_option: Annotated[Optional[List[str]], typer.Option("--engine-option", "-o", help="ENGINE.KEY=VALUE, repeatable: a runner's own option (e.g. ort.graph_optimization_level=basic, tvm.specialise=false).")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML or JSON file of these options (names as here, - or _); options given on the command line win.")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="An interrupted run directory: run its missing engines with its own settings.")] = None,
+    fail_on: Annotated[Optional[str], typer.Option(help="Comma list of row outcomes that make the exit status 4: failed, timeout, unsupported, skipped, parity, noisy, imprecise.")] = None,
 ) -> None:
     """Benchmark a model on engines and write a report."""
     given = {name for name in ctx.params if ctx.get_parameter_source(name).name == "COMMANDLINE"}
     options = dict(
-        model=model, engines=engines, device=device, precisions=precision, warmup=warmup, iterations=iterations,
-        min_time=min_time, repeats=repeats, threads=threads, out=out, weights=weights, seed=seed, images=images,
+        model=model, engines=engines, device=device, precisions=precision, warmup=warmup, warmup_time=warmup_time,
+        iterations=iterations, min_time=min_time, max_time=max_time, target_ci=target_ci, fail_on=fail_on,
+        repeats=repeats, threads=threads, out=out, weights=weights, seed=seed, images=images,
         dataset=dataset, calibration=calibration, limit=limit, input_size=input_size, opset=opset, timeout=timeout, launcher=launcher,
         cv_threshold=cv_threshold, memory_limit=memory_limit, engine_options=engine_option or [],
         cache_dir=cache_dir or default_cache())
     with user_errors():
         if resume is not None:
-            _resume(resume, given - {"resume"})
+            _resume(resume.absolute(), given - {"resume"})
             return
         values = {k: v for k, v in options.items() if v is not None}
         if config is not None:  # the file's values, then what the command line said
             renamed = {"precision": "precisions", "engine_option": "engine_options"}
-            values = {**_read_config(config), **{renamed.get(k, k): options[renamed.get(k, k)]
+            values = {**_read_config(config.absolute()), **{renamed.get(k, k): options[renamed.get(k, k)]
                                                   for k in given if renamed.get(k, k) in options}}
         _bench(BenchConfig.from_dict({k: str(v) if isinstance(v, Path) else v for k, v in values.items()},
                                      where=str(config) if config else "options"))
@@ -147,6 +160,7 @@ def _resume(run_dir: Path, given: set) -> None:
 
 def _bench(cfg: BenchConfig, resume: Any = None) -> None:
     from .bench import bench as run_bench
+    from .exit_status import exit_status
     from .summary import summary_table
 
     # SIGTERM (a CI job cancelled, `docker stop`, `kill`) ends the run as Ctrl-C does: the
@@ -155,7 +169,12 @@ def _bench(cfg: BenchConfig, resume: Any = None) -> None:
     report = run_bench(cfg, console, resume)
     # A pipe or a CI log has no width: don't squeeze the table into 80 columns.
     Console(width=None if sys.stdout.isatty() else 160).print(summary_table(report))
-    console.print(f"Report: {report.run_dir}/report.md (report.json, results.csv, logs/)")
+    console.print(f"Report: {report.run_dir}/report.html (report.md, report.json, results.csv, logs/)",
+                  markup=False)
+    code, why = exit_status(report, cfg.fail_on)
+    if code:
+        console.print(f"[bold red]error:[/] {escape(why)}", highlight=False)
+        raise typer.Exit(code)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

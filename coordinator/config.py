@@ -1,6 +1,8 @@
 """The bench configuration, resolved in one place: CLI flag > default (machine facts)."""
+import os
 import typing
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -10,6 +12,10 @@ from shared.spec import PRECISIONS
 
 from . import host
 from .errors import UsageError
+from .models import model_name
+
+# Row outcomes `--fail-on` can turn into a non-zero exit status (see README, "Exit status").
+FAIL_ON = ("failed", "timeout", "unsupported", "skipped", "parity", "noisy", "imprecise")  # exit_status.OUTCOMES
 
 
 def default_cache() -> Path:
@@ -24,9 +30,12 @@ class BenchConfig:
     engines: str = "all"
     device: Optional[str] = None  # None: cuda:0 when an NVIDIA GPU is visible, else cpu
     precisions: List[str] = field(default_factory=lambda: ["fp32"])
-    warmup: int = 5
-    iterations: int = 50
-    min_time: float = 0.0
+    warmup: int = 5  # untimed calls at most (the parity calls on every input always run)...
+    warmup_time: float = 10.0  # ...and seconds of them at most
+    iterations: Optional[int] = None  # a fixed count of timed calls; None: until the median is known
+    min_time: Optional[float] = None  # seconds of timed calls at least; None: 1 s, or 0 with --iterations
+    max_time: float = 60.0  # seconds of timed calls at most per row (a loop that has not converged)
+    target_ci: float = 0.01  # stop once p50's 95% interval is within +-this fraction of it
     repeats: int = 1  # timed loops per row; the spread of their medians is reported
     threads: Optional[int] = None  # None: the machine's physical cores, the same for every engine
     out: Optional[Path] = None
@@ -44,6 +53,7 @@ class BenchConfig:
     memory_limit: Optional[int] = None  # MB per runner; None: 80% of RAM in a container, none in a venv
     engine_options: List[str] = field(default_factory=list)  # "ENGINE.KEY=VALUE", checked by the runner
     cache_dir: Path = field(default_factory=default_cache)
+    fail_on: List[str] = field(default_factory=list)  # row outcomes that make the exit status non-zero
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
@@ -58,8 +68,16 @@ class BenchConfig:
         if self.threads is None:
             self.threads = host.physical_cores()
         for name in ("iterations", "threads", "repeats"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be at least 1")
+        if self.min_time is None:
+            self.min_time = 0.0 if self.iterations else 1.0
+        if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
+            raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
+        bad = sorted(set(self.fail_on) - set(FAIL_ON))
+        if bad:
+            raise UsageError(f"--fail-on: unknown outcome {', '.join(bad)}; valid: {', '.join(FAIL_ON)}")
+        self._absolute_paths()
         if self.images is not None and self.dataset is not None:
             raise UsageError("--images and --dataset both name the test images: give one")
         if self.warmup < 0 or self.min_time < 0 or self.timeout <= 0:
@@ -69,6 +87,21 @@ class BenchConfig:
         self.options_for("")  # the format is checked here, the keys by each runner
         if self.launcher not in ("auto", "venv", "docker"):
             raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv, docker")
+
+    def _absolute_paths(self) -> None:
+        """Every path made absolute once, here: runners start in their own working directory,
+        and the report must name files that exist wherever it is read from."""
+        for name in ("out", "images", "dataset", "calibration", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, _absolute(value))
+        if self.model.endswith(".onnx"):
+            self.model = str(_absolute(self.model))
+        if self.weights not in ("pretrained", "random"):
+            self.weights = str(_absolute(self.weights))
+        if self.out is None:
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            self.out = _absolute(Path("runs") / f"{stamp}-{model_name(self.model)}")
 
     def options_for(self, engine: str) -> Dict[str, Any]:
         """`--engine-option ENGINE.KEY=VALUE` for this engine; values read as YAML scalars."""
@@ -106,6 +139,10 @@ class BenchConfig:
         if "model" not in data:
             raise UsageError(f"{where}: no model given (--model)")
         return cls(**{k: _typed(hints[k], v, f"{where}: {k}") for k, v in data.items()})
+
+
+def _absolute(path: Any) -> Path:
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 def _typed(hint: Any, value: Any, where: str) -> Any:

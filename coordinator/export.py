@@ -69,6 +69,7 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
     else:
         log(f"ONNX export of {model.name}: cached ({folder})")
     info = json.loads((folder / "export.json").read_text())
+    info["onnx_file"] = str(folder / "model.onnx")  # exports cached before the fix named the temporary folder
     return Artifact(folder, folder / "model.onnx", folder / "torch_model.json", info["task"], info)
 
 
@@ -124,7 +125,8 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
                 "task": task, "input_names": inputs, "output_names": outputs}
         write_json_atomic(str(tmp / "torch_model.json"), card)
         info = describe_onnx(tmp / "model.onnx")
-        info.update(name=model.name, source=model.factory, task=task, exporter=EXPORTER,
+        info.update(onnx_file=str(folder / "model.onnx"),  # where it lives after the rename below
+                    name=model.name, source=model.factory, task=task, exporter=EXPORTER,
                     torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})

@@ -49,6 +49,10 @@ def _ms(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+def _mb(value: Optional[float]) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
 def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
     lat, res = r.latency_ms, r.resources
     note = r.note()
@@ -56,11 +60,13 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
         "engine": r.engine, "precision": r.precision_label(), "launcher": r.launcher, "status": r.status,
         "ok": r.status == "ok", "p50": _ms(lat and lat.p50), "p90": _ms(lat and lat.p90), "p99": _ms(lat and lat.p99),
         "mean": _ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
+        "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
         "speedup": f"{ref / lat.p50:.2f}x" if ref and lat else "", "parity": r.verdict(), "note": note,
         "start": _ms(r.start_overhead_s), "first": _ms(r.first_inference_ms), "phases": phases_text(r),
         **{k: _ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
-        "rss": f"{res.peak_rss_mb:.0f}" if res else "", "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
+        "rss": f"{res.peak_rss_mb:.0f}" if res else "",
+        "rss_load": _mb(res and res.load_peak_rss_mb), "rss_steady": _mb(res and res.steady_peak_rss_mb), "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
         "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",
         "settings": json.dumps(r.settings, sort_keys=True, default=str) + (f" image {r.image}" if r.image else ""),
     }

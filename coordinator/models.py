@@ -63,6 +63,13 @@ class ModelSource:
         return self.model.name if self.model else self.onnx_path.stem  # type: ignore[union-attr]
 
 
+def model_name(spec: str) -> str:
+    """The name a model request goes by (run directories, the report), without resolving it."""
+    if spec.endswith(".onnx"):
+        return Path(spec).stem
+    return spec if spec in REGISTRY else spec.replace(":", ".")
+
+
 def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None) -> ModelSource:
     """`faster_rcnn`, `path/to/model.onnx`, or `package.module:factory`."""
     if spec.endswith(".onnx"):
@@ -73,7 +80,7 @@ def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None) -> ModelSou
     if spec in REGISTRY:
         model = REGISTRY[spec]
     elif ":" in spec:
-        model = ModelDef(spec.replace(":", "."), spec, task="", input_size=(224, 224))
+        model = ModelDef(model_name(spec), spec, task="", input_size=(224, 224))
     else:
         raise UsageError(f"unknown model {spec!r}; valid: {', '.join(REGISTRY)}, "
                          "a path ending in .onnx, or package.module:factory")

@@ -31,7 +31,7 @@ class Row(RunResult):
     log: str = ""  # the runner's log, relative to the run directory
     start_overhead_s: Optional[float] = None  # from launching the runner to its first log line
     accuracy: Optional[Accuracy] = None  # task metric with --dataset
-    noisy: bool = False  # latency CV above the run's threshold: rerun on a quieter machine
+    noisy: bool = False  # robust per-input spread above the run's threshold: rerun on a quieter machine
     image: str = ""  # the Docker image (tag@id) the row ran in
 
     @classmethod
@@ -52,9 +52,34 @@ class Row(RunResult):
             where = f" at {self.stage}" if self.stage else ""
             op = f" [{self.error.operator}]" if self.error and self.error.operator else ""
             return f"{where}{op}: {self.reason}".lstrip(": ")
-        noisy = f", NOISY (CV {self.latency_ms.cv:.1%})" if self.noisy else ""
+        noisy = f", NOISY (spread {self.latency_ms.robust_cv:.1%})" if self.noisy else ""
         why = f" ({parity_failure(self.parity)})" if self.parity and not self.parity.passed else ""
-        return f"p50 {self.latency_ms.p50:.2f} ms, parity {self.verdict()}{why}{noisy}"
+        return f"p50 {self.latency_ms.p50:.2f} ms {self.ci_text()}, parity {self.verdict()}{why}{noisy}"
+
+    def ci_text(self) -> str:
+        """How well p50 is known: "±0.4%" (95% interval), "±?" with too few calls."""
+        half = self.latency_ms.ci_halfwidth() if self.latency_ms else None
+        return "±?" if half is None else f"±{half:.1%}"
+
+    def imprecise(self) -> bool:
+        """An ok row whose median is not known to the precision asked (the budget ran out)."""
+        m = self.measurement
+        if self.status != "ok" or m is None or m.target_ci is None:
+            return False
+        half = self.latency_ms.ci_halfwidth() if self.latency_ms else None
+        return half is None or half > m.target_ci
+
+    def stop_text(self) -> str:
+        """Why the timed loop stopped, in words."""
+        m = self.measurement
+        if m is None or self.latency_ms is None:
+            return ""
+        n, secs = self.latency_ms.count, m.timed_s
+        if m.stop == "count":
+            return f"{n} calls in {secs:.1f} s (fixed count)"
+        if m.stop == "converged":
+            return f"{n} calls in {secs:.1f} s: median known to ±{m.target_ci:.0%}"
+        return f"{n} calls in {secs:.1f} s: budget spent before the median was known to ±{m.target_ci:.0%}"
 
     def load_seconds(self) -> float:
         """Load, convert and compile together."""
@@ -73,7 +98,9 @@ class Row(RunResult):
         if self.status != "ok" or self.latency_ms is None:
             return self.summary()
         parts = [f"parity: {parity_failure(self.parity)}" if self.parity and not self.parity.passed else "",
-                 f"noisy: CV {self.latency_ms.cv:.1%}" if self.noisy else "", self.spread()]
+                 f"noisy: spread {self.latency_ms.robust_cv:.1%}" if self.noisy else "",
+                 f"imprecise: p50 {self.ci_text()} after {self.stop_text()}" if self.imprecise() else "",
+                 self.spread()]
         return "; ".join(p for p in parts if p)
 
     def verdict(self) -> str:
@@ -146,7 +173,7 @@ def results_csv(report: Report) -> str:
     ref = report.reference_p50()
     for r in report.results:
         d = r.to_dict()
-        for drop in ("environment", "settings", "error", "parity"):
+        for drop in ("environment", "settings", "error", "parity", "measurement", "per_input_ms"):
             d.pop(drop)
         d["speedup_vs_torch"] = ref / r.latency_ms.p50 if ref and r.latency_ms else None
         d["parity_passed"] = r.parity.passed if r.parity else None
@@ -181,8 +208,8 @@ def markdown(report: Report) -> str:
         f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
         *[f"> **Note:** {n}" for n in report.notes], "",
         "## Results", "",
-        "| engine | precision | launcher | status | p50 ms | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| engine | precision | launcher | status | p50 ms | ±95% | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.results:
         lat = r.latency_ms
@@ -190,14 +217,16 @@ def markdown(report: Report) -> str:
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = r.note().replace("|", "\\|")
         lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
-                     f"{_ms(lat and lat.p50)} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
+                     f"{_ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
                      f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
                      f"{r.verdict()} | {rss} | {note} |")
     s, d, data = report.setup, report.device, report.data
     lines += [
         "", "## Setup", "",
-        f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']}, "
-        f"iterations {s['iterations']}, minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
+        f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']} calls "
+        f"or {s.get('warmup_time_s', '-')} s at most, " + (f"a fixed {s['iterations']} timed calls" if s.get("iterations")
+        else f"timed calls until p50 is known to ±{s.get('target_ci', 0):.0%} (95% interval) or "
+             f"{s.get('max_time_s', '-')} s") + f", minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
         f"- {s['copy_policy']}; timed region: {s['timed_region']}",
         "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in s.get("phase_seconds", {}).items()),
         "", "## Device", "",
@@ -226,10 +255,13 @@ def markdown(report: Report) -> str:
     lines += ["", "## Resource usage", ""]
     for r in report.results:
         if r.resources:
-            lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB, CPU "
+            res = r.resources
+            split = "" if res.steady_peak_rss_mb is None or res.load_peak_rss_mb is None else \
+                f" (load {res.load_peak_rss_mb:.0f} MB, timed loops {res.steady_peak_rss_mb:.0f} MB)"
+            lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB{split}, CPU "
                          f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
                          f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
-                         f"{_ms(r.first_inference_ms)} ms")
+                         f"{_ms(r.first_inference_ms)} ms; timed loop: {r.stop_text()}")
     configured = [r for r in report.results if r.settings]
     if configured:  # what each engine ran with, read back from it: threads, providers, tuning...
         lines += ["", "## Engine settings", ""]

@@ -13,15 +13,15 @@ def summary_table(report: Report) -> Table:
     table = Table(title=f"e2e: {report.model.get('name')} on {report.setup['device']}, "
                         f"{report.setup['threads']} threads", title_justify="left")
     scored = any(r.accuracy for r in report.results)
-    columns = ["engine", "precision", "launcher", "status", "p50 ms", "p99 ms", "vs torch", "parity"]
+    columns = ["engine", "precision", "launcher", "status", "p50 ms", "±95%", "p99 ms", "vs torch", "parity"]
     for col in columns + (["accuracy"] if scored else []) + ["note"]:
-        table.add_column(col, justify="right" if col.endswith(("ms", "torch")) else "left",
+        table.add_column(col, justify="right" if col.endswith(("ms", "torch", "%")) else "left",
                          overflow="fold", max_width=60 if col == "note" else None)
     colors = {"ok": "green", "skipped": "dim", "unsupported": "yellow", "failed": "red", "timeout": "red"}
     for r in report.results:
         lat = r.latency_ms
         cells = [r.engine, r.precision_label(), r.launcher, f"[{colors[r.status]}]{r.status}[/]",
-                 f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
+                 f"{lat.p50:.2f}" if lat else "", r.ci_text() if lat else "", f"{lat.p99:.2f}" if lat else "",
                  f"{ref / lat.p50:.2f}x" if ref and lat else "", r.verdict()]
         if scored:
             cells.append(Text(f"{r.accuracy.metric} {r.accuracy.value:.4f}" if r.accuracy else ""))

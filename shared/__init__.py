@@ -3,13 +3,13 @@
 Pure Python + numpy, Python >= 3.8: this package is copied into every runner environment.
 """
 from .errors import E2EError, EngineUnavailable, ProtocolError, RunnerTimeout, UnsupportedError
-from .result import ErrorInfo, Latency, Resources, RunResult
+from .result import ErrorInfo, Latency, Measurement, Resources, RunResult
 from .runner import Runner
 from .spec import PRECISIONS, RunSpec
 from .tensors import Sample, load_samples, save_samples
 
 __all__ = [
     "E2EError", "EngineUnavailable", "ProtocolError", "RunnerTimeout", "UnsupportedError",
-    "ErrorInfo", "Latency", "Resources", "RunResult", "Runner", "PRECISIONS", "RunSpec",
+    "ErrorInfo", "Latency", "Measurement", "Resources", "RunResult", "Runner", "PRECISIONS", "RunSpec",
     "Sample", "load_samples", "save_samples",
 ]

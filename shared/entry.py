@@ -21,7 +21,8 @@ from .runner import find_runner_class
 from .spec import RunSpec
 from .tensors import save_samples
 
-SPEC, RESULT, OUTPUTS, LOG, STAGE = "spec.json", "result.json", "outputs.npz", "runner.log", "stage"
+SPEC, RESULT, OUTPUTS, LOG, STAGE, PROGRESS = \
+    "spec.json", "result.json", "outputs.npz", "runner.log", "stage", "progress.json"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -46,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         runner = runner_cls(spec)
         runner.stage_file = os.path.join(args.io, STAGE)
+        runner.progress_file = os.path.join(args.io, PROGRESS)
         result, outputs = runner.run()
     if outputs:
         save_samples(os.path.join(args.io, OUTPUTS), outputs)

@@ -84,6 +84,27 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB on Linux
 
 
+def reset_peak_rss() -> bool:
+    """Start the high-water mark again from the current RSS (Linux: `5` to clear_refs), so the
+    timed loops' own peak can be read apart from load and compile. False where it cannot."""
+    global _RESET
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _RESET = True
+    except OSError:
+        _RESET = False
+    return _RESET
+
+
+def resets_peak_rss() -> bool:
+    """Whether the last `reset_peak_rss` worked."""
+    return _RESET
+
+
+_RESET = False
+
+
 def _cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .records import Record
 from .spec import SCHEMA_VERSION
+from .stats import median_ci, robust_cv
 
 STATUSES = ("ok", "unsupported", "failed", "timeout", "skipped")
 STAGES = ("setup", "load", "convert", "compile", "run")
@@ -24,20 +25,35 @@ class Latency(Record):
     max: float
     count: int
     cv: float  # coefficient of variation, std / mean
+    # the distribution-free 95% confidence interval of p50, [low, high]; empty under 6 samples
+    p50_ci95: List[float] = field(default_factory=list)
+    # 1.4826 MAD / median around each input's own median, pooled (shared.stats.robust_cv)
+    robust_cv: float = 0.0
 
     @classmethod
-    def from_values(cls, values_ms: Sequence[float]) -> "Latency":
+    def from_values(cls, values_ms: Sequence[float], inputs: Optional[Sequence[int]] = None) -> "Latency":
+        """Statistics of per-call latencies; `inputs` gives each call's input index, so that
+        the robust spread is taken around each input's own median."""
         if not values_ms:
             raise ValueError("no latency samples")
         xs = sorted(float(v) for v in values_ms)
         n = len(xs)
         mean = sum(xs) / n
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+        ci = median_ci(xs)
         return cls(
             mean=mean, std=std, min=xs[0], max=xs[-1], count=n,
             p50=_percentile(xs, 50), p90=_percentile(xs, 90), p95=_percentile(xs, 95),
             p99=_percentile(xs, 99), cv=std / mean if mean > 0 else 0.0,
+            p50_ci95=list(ci) if ci else [],
+            robust_cv=robust_cv(values_ms, inputs if inputs is not None else [0] * n),
         )
+
+    def ci_halfwidth(self) -> Optional[float]:
+        """Half the 95% interval of p50, relative to p50 (None when too few samples)."""
+        if len(self.p50_ci95) != 2 or self.p50 <= 0:
+            return None
+        return (self.p50_ci95[1] - self.p50_ci95[0]) / 2 / self.p50
 
 
 def _percentile(sorted_xs: Sequence[float], q: float) -> float:
@@ -57,10 +73,28 @@ class ErrorInfo(Record):
 
 
 @dataclass
+class Measurement(Record):
+    """How the timed loop ran and why it stopped, with every timed call kept."""
+
+    # converged: the median known to +-target_ci; budget: max_time_s spent first; count: the
+    # fixed --iterations (and --min-time) reached
+    stop: str
+    target_ci: Optional[float]  # relative half-width of p50's 95% interval asked for; None: fixed count
+    warmup_calls: int  # untimed calls after the first inference
+    warmup_s: float
+    timed_s: float  # wall time of the timed loops
+    gc: str  # what was done to Python's garbage collector around the timed loops
+    latencies_ms: List[float] = field(default_factory=list)  # every timed call, in order
+    input_index: List[int] = field(default_factory=list)  # the input each call ran on
+
+
+@dataclass
 class Resources(Record):
     peak_rss_mb: float  # whole runner process lifetime (load and compile included)
     cpu_util_percent: float  # (user + system CPU time) / wall time over the timed loop
     gpu: Dict[str, float] = field(default_factory=dict)  # peak memory, utilisation, power
+    load_peak_rss_mb: Optional[float] = None  # high-water mark up to the end of load/compile
+    steady_peak_rss_mb: Optional[float] = None  # high-water mark over the timed loops alone
 
 
 @dataclass
@@ -76,6 +110,8 @@ class RunResult(Record):
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     first_inference_ms: Optional[float] = None
     latency_ms: Optional[Latency] = None  # over every timed call of every repeat
+    per_input_ms: Dict[str, Latency] = field(default_factory=dict)  # the same per input index
+    measurement: Optional[Measurement] = None
     repeat_p50_ms: List[float] = field(default_factory=list)  # each repeat's median, with --repeats
     # median ms per phase where the runner can split a call (pre-processing / inference /
     # post-processing of a torchvision detector), measured on untimed warm-up calls

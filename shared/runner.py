@@ -27,11 +27,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from . import faults
 from .environment import describe
 from .errors import E2EError, ProtocolError
-from .monitor import ResourceWindow
-from .result import Latency, RunResult
+from .monitor import ResourceWindow, peak_rss_mb, reset_peak_rss, resets_peak_rss
+from .records import write_json_atomic
+from .result import Latency, Measurement, RunResult
 from .spec import RunSpec
 from .tensors import Sample, load_samples
-from .timing import measure
+from .timing import GC_POLICY, StopRule, quiet_gc, timed_loop
 
 
 # An ONNX tensor's external data entry {key: "location", value: <file name>}, as protobuf
@@ -84,6 +85,8 @@ class Runner:
         self._failed_stage: Optional[str] = None
         #: where the current stage's name is written, so a crash can still be attributed
         self.stage_file: Optional[str] = None
+        #: where the runner says how far it is and its estimate of the time left (JSON)
+        self.progress_file: Optional[str] = None
 
     # -- hooks --------------------------------------------------------------------------
     def available_impl(self) -> None:
@@ -200,40 +203,77 @@ class Runner:
 
     def _measure(self, samples: List[Sample]) -> Tuple[RunResult, List[Sample]]:
         spec = self.spec
+        load_peak = peak_rss_mb()
         start = time.perf_counter()
         raw = self.infer_impl(samples[0])
         first_ms = (time.perf_counter() - start) * 1e3
         fault = spec.fault
         outputs = [faults.outputs(fault, _checked(self.outputs_impl(raw)))]
-        # Warm-up: the rest of the inputs first, their outputs kept for parity, so no call is
-        # spent twice. Its later half, nearest to the steady state, carries the phase breakdown
-        # where a hook offers one.
+        raw = None
         n = len(samples)
-        calls = max(spec.warmup, n - 1)
+        self._progress("warm-up", first_ms, first_ms / 1e3 * (max(spec.warmup, n - 1)) + self._timed_estimate(first_ms))
+        # Warm-up: the rest of the inputs first, their outputs kept for parity, so no call is
+        # spent twice; then more calls until `warmup` calls or `warmup_time_s` seconds. Every
+        # warm-up call is instrumented where a hook offers phases; the later half of them,
+        # nearest to the steady state, gives the breakdown.
+        calls, warm_start = 0, time.perf_counter()
+        self.instrument_impl(True)
         try:
-            for i in range(1, calls + 1):
-                if i - 1 == calls // 2:
-                    self.instrument_impl(True)
-                raw = self.infer_impl(samples[i % n])
-                if i < n:
+            while calls < n - 1 or (calls < spec.warmup and time.perf_counter() - warm_start < spec.warmup_time_s):
+                calls += 1
+                raw = self.infer_impl(samples[calls % n])
+                if calls < n:
                     outputs.append(faults.outputs(fault, _checked(self.outputs_impl(raw))))
+                raw = None
         finally:
             self.instrument_impl(False)
-        latencies, medians = [], []  # type: List[float], List[float]
-        with ResourceWindow(spec.device_index if spec.device != "cpu" else None) as window:
+        warmup_s = time.perf_counter() - warm_start
+        per_call_ms = warmup_s * 1e3 / calls if calls else first_ms
+        self._progress("timed", first_ms, self._timed_estimate(per_call_ms))
+        rule = StopRule(spec.iterations, spec.min_iterations, spec.min_time_s, spec.target_ci, spec.max_time_s)
+        latencies, indices, medians, stops = [], [], [], []  # type: List[float], List[int], List[float], List[str]
+        peak_before = peak_rss_mb()  # load, compile and warm-up
+        reset_peak_rss()
+        with ResourceWindow(spec.device_index if spec.device != "cpu" else None) as window, quiet_gc():
             for _ in range(spec.repeats):
-                loop = measure(self.infer_impl, samples, spec.iterations, spec.min_time_s)
-                latencies += loop
-                medians.append(Latency.from_values(loop).p50)
-        latency = Latency.from_values(latencies)
+                loop = timed_loop(self.infer_impl, samples, rule)
+                latencies += loop.latencies_ms
+                indices += loop.input_index
+                medians.append(Latency.from_values(loop.latencies_ms).p50)
+                stops.append(loop.stop)
+        latency = Latency.from_values(latencies, indices)
+        resources = window.resources()
+        resources.peak_rss_mb = max(resources.peak_rss_mb, peak_before)  # the whole process
+        resources.load_peak_rss_mb = load_peak
+        resources.steady_peak_rss_mb = peak_rss_mb() if resets_peak_rss() else None
         result = RunResult(
             engine=spec.engine, status="ok", precision=self.precision, settings=self.settings,
             first_inference_ms=first_ms, latency_ms=latency,
+            per_input_ms={str(i): Latency.from_values([x for x, k in zip(latencies, indices) if k == i])
+                          for i in sorted(set(indices))},
+            measurement=Measurement(
+                stop=_worst(stops), target_ci=None if spec.iterations else spec.target_ci, warmup_calls=calls,
+                warmup_s=warmup_s, timed_s=window.wall_seconds, gc=GC_POLICY,
+                latencies_ms=[round(x, 6) for x in latencies], input_index=indices),
             repeat_p50_ms=medians if spec.repeats > 1 else [],
-            breakdown_ms={k: Latency.from_values(v).p50 for k, v in self.phase_ms.items() if v},
-            throughput_per_s=spec.batch_size * 1e3 / latency.mean, resources=window.resources(),
+            breakdown_ms={k: Latency.from_values(v[len(v) // 2:]).p50 for k, v in self.phase_ms.items() if v},
+            throughput_per_s=spec.batch_size * 1e3 / latency.mean, resources=resources,
         )
         return result, outputs if spec.save_outputs else []
+
+    def _timed_estimate(self, per_call_ms: float) -> float:
+        """Seconds the timed loops will take, from a call's latency: the planned calls, at
+        least the minimum time, at most the budget (a loop that has not converged by then)."""
+        spec = self.spec
+        calls = spec.iterations or spec.min_iterations
+        one = max(calls * per_call_ms / 1e3, spec.min_time_s)
+        return spec.repeats * (one if spec.iterations else min(one, spec.max_time_s))
+
+    def _progress(self, phase: str, first_ms: float, eta_s: float) -> None:
+        """A note for the coordinator's progress display (never written inside a timed loop)."""
+        if self.progress_file:
+            write_json_atomic(self.progress_file, {"phase": phase, "first_inference_ms": first_ms,
+                                                   "eta_s": eta_s, "at": time.time()})
 
     def _stage_times(self) -> Dict[str, float]:
         """Seconds per finished stage (a sub-stage's time is not in its parent's)."""
@@ -250,6 +290,11 @@ def _parse_options(options_cls: Any, options: Dict[str, Any]) -> Any:
         return options_cls(**options)
     except (TypeError, ValueError) as e:
         raise ProtocolError("bad engine options: {}".format(e)) from None
+
+
+def _worst(stops: List[str]) -> str:
+    """One stop reason for several repeats: budget if any loop ran out of time."""
+    return "budget" if "budget" in stops else stops[0]
 
 
 def _checked(outputs: Any) -> Sample:

@@ -1,12 +1,13 @@
 """RunSpec: everything a runner is told, written by the launcher as `spec.json` in the io dir."""
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
 from .faults import FAULTS
 from .records import Record
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -17,9 +18,18 @@ class RunSpec(Record):
     inputs_path: str  # .npz written by shared.tensors.save_samples
     device: str = "cpu"  # "cpu" or "cuda:N"
     precision: str = "fp32"
+    # Warm-up: the first inference, the other inputs (their outputs kept for parity), then
+    # more calls until `warmup` calls or `warmup_time_s` seconds, whichever comes first.
     warmup: int = 5
-    iterations: int = 50
-    min_time_s: float = 0.0  # keep measuring until both iterations and this time are reached
+    warmup_time_s: float = 10.0
+    # The timed loop. `iterations` set: a fixed count (and at least `min_time_s`). None: until
+    # `min_iterations` calls and `min_time_s` seconds are reached and p50's 95% interval is
+    # within +-`target_ci` of it, or until `max_time_s` seconds are spent (the row's budget).
+    iterations: Optional[int] = None
+    min_iterations: int = 10
+    min_time_s: float = 0.0
+    target_ci: float = 0.01
+    max_time_s: float = 60.0
     repeats: int = 1  # timed loops in a row; the spread of their medians is reported
     batch_size: int = 1
     threads: int = 1
@@ -41,15 +51,23 @@ class RunSpec(Record):
             raise ValueError("precision must be one of {}, got {!r}".format(", ".join(PRECISIONS), self.precision))
         if self.device != "cpu" and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError("device must be 'cpu' or 'cuda:N', got {!r}".format(self.device))
-        for name in ("warmup", "batch_size", "threads", "repeats"):
+        for name in ("warmup", "batch_size", "threads", "repeats", "min_iterations"):
             if getattr(self, name) < (0 if name == "warmup" else 1):
                 raise ValueError("{} must be positive, got {}".format(name, getattr(self, name)))
-        if self.iterations < 1 and self.min_time_s <= 0:
-            raise ValueError("iterations must be >= 1 (or min_time_s > 0)")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError("iterations must be >= 1 (or None: until the median is known)")
+        if not 0 < self.target_ci < 1 or self.max_time_s <= 0 or self.warmup_time_s < 0:
+            raise ValueError("target_ci must be in (0, 1), max_time_s > 0, warmup_time_s >= 0")
         if self.fault and self.fault not in FAULTS:
             raise ValueError("fault must be one of {}, got {!r}".format(", ".join(FAULTS), self.fault))
         if self.min_time_s < 0:
             raise ValueError("min_time_s must be >= 0")
+
+    def relative_paths(self) -> Dict[str, str]:
+        """Paths a launcher must not hand on: the runner starts in its io folder, not where
+        the coordinator was started, so a relative path would name another file there."""
+        names = ("model_path", "inputs_path", "cache_dir", "calibration_path")
+        return {n: getattr(self, n) for n in names if getattr(self, n) and not os.path.isabs(getattr(self, n))}
 
     @property
     def device_index(self) -> int:

@@ -1,26 +1,87 @@
-"""The timed loop. Kept bare on purpose: the only work between two clock reads is the call."""
+"""The timed loop. Kept bare on purpose: the only work between two clock reads is the call.
+
+It stops by itself (`until_known`): after a minimum count and time, once the median is known
+to +-target (the distribution-free 95% interval of `shared.stats`), or when the row's time
+budget is spent; or after a fixed count (`fixed`), as `--iterations` asks.
+"""
+import gc
 import time
-from typing import Callable, List, Sequence, TypeVar
+from typing import Callable, List, NamedTuple, Optional, Sequence, TypeVar
+
+from .stats import relative_halfwidth
 
 T = TypeVar("T")
+
+GC_POLICY = "collected, frozen and disabled during the timed loops"
+
+
+class Loop(NamedTuple):
+    latencies_ms: List[float]
+    input_index: List[int]
+    stop: str  # converged, budget or count
+
+
+class StopRule(NamedTuple):
+    iterations: Optional[int]  # a fixed count; None: until the median is known
+    min_iterations: int = 10
+    min_time_s: float = 0.0
+    target_ci: float = 0.01
+    max_time_s: float = float("inf")
 
 
 def measure(call: Callable[[T], object], inputs: Sequence[T], iterations: int,
             min_time_s: float = 0.0) -> List[float]:
-    """Call `call` on the inputs in turn until both `iterations` calls and `min_time_s`
-    seconds are reached. Returns per-call latencies in milliseconds (monotonic clock)."""
+    """A fixed loop: `iterations` calls and at least `min_time_s` seconds. Milliseconds."""
+    return timed_loop(call, inputs, StopRule(iterations, min_time_s=min_time_s)).latencies_ms
+
+
+def timed_loop(call: Callable[[T], object], inputs: Sequence[T], rule: StopRule) -> Loop:
+    """Call `call` on the inputs in turn until `rule` says stop. Each call's output is
+    released after the clock stops, so freeing it is not timed."""
     clock = time.perf_counter
     n = len(inputs)
     latencies = []  # type: List[float]
     append = latencies.append
-    i = 0
-    deadline = clock() + min_time_s
-    while True:
+    fixed = rule.iterations is not None
+    enough = rule.iterations if fixed else rule.min_iterations
+    i, check = 0, max(enough, 1)  # type: int, int
+    start = clock()
+    min_end, budget_end = start + rule.min_time_s, start + rule.max_time_s
+    stop = ""
+    while not stop:
         x = inputs[i % n]
         t0 = clock()
-        call(x)
+        out = call(x)
         t1 = clock()
+        out = None  # noqa: F841 (the output is freed here, outside the timed region)
         append((t1 - t0) * 1e3)
         i += 1
-        if i >= iterations and t1 >= deadline:
-            return latencies
+        if not fixed and t1 >= budget_end:
+            stop = "budget"
+        elif i >= check and t1 >= min_end:
+            if fixed:
+                stop = "count"
+            elif relative_halfwidth(sorted(latencies)) <= rule.target_ci:
+                stop = "converged"
+            else:  # sorting is O(n log n): look again after 10% more calls
+                check = i + max(1, i // 10)
+    return Loop(latencies, [k % n for k in range(i)], stop)
+
+
+class quiet_gc:
+    """Collect, freeze and disable Python's garbage collector for the timed loops, so a
+    collection of the runner's own objects never lands inside a timed call."""
+
+    def __enter__(self) -> "quiet_gc":
+        self._enabled = gc.isenabled()
+        gc.collect()
+        if hasattr(gc, "freeze"):  # Python >= 3.7: what survives is never scanned again
+            gc.freeze()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(gc, "unfreeze"):
+            gc.unfreeze()
+        if self._enabled:
+            gc.enable()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import shared
-from shared.entry import LOG, OUTPUTS, RESULT, SPEC, STAGE
+from shared.entry import LOG, OUTPUTS, PROGRESS, RESULT, SPEC, STAGE
 from shared.environment import THREAD_VARIABLES
 from shared.errors import ProtocolError
 from shared.result import RunResult
@@ -50,12 +50,14 @@ def fresh_io(io_dir: Path) -> None:
     """An empty io folder: what an earlier, interrupted run left there (a result, outputs, a
     stage) must never be read as this run's."""
     io_dir.mkdir(parents=True, exist_ok=True)
-    for name in (RESULT, OUTPUTS, STAGE, LOG):
+    for name in (RESULT, OUTPUTS, STAGE, LOG, PROGRESS):
         (io_dir / name).unlink(missing_ok=True)
 
 
 def run_process(python: str, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float,
                 python_path: List[Path]) -> RunResult:
+    if spec.relative_paths():  # a coordinator bug, said as a row rather than a wrong file read
+        return RunResult(engine.id, "failed", stage="setup", reason=f"relative paths in the spec: {spec.relative_paths()}")
     fresh_io(io_dir)
     spec.save(str(io_dir / SPEC))
     argv = [python, "-m", "shared.entry", "--runner", str(engine.runner_path), "--io", str(io_dir)]

@@ -14,12 +14,12 @@ def invoke(*args, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model", "no_such_model"], "unknown model 'no_such_model'; valid: faster_rcnn"),
     (["--model", "resnet18", "--engines", "ort,warp"], "unknown engine warp; valid: all, torch, "),
-    (["--model", "missing.onnx"], "ONNX file not found: missing.onnx"),
+    (["--model", "missing.onnx"], "ONNX file not found: /"),  # made absolute
     (["--model", "resnet18", "--precision", "fp8"], "unknown precision fp8"),
     (["--model", "resnet18", "--device", "tpu"], "unknown device 'tpu'"),
     (["--model", "resnet18", "--input-size", "big"], "--input-size must look like 480x640"),
     (["--model", "resnet18", "--weights", "nope.pt"], "no such checkpoint file"),
-    (["--model", "resnet18", "--dataset", "nowhere"], "--dataset: no such file or folder: nowhere"),
+    (["--model", "resnet18", "--dataset", "nowhere"], "--dataset: no such file or folder: /"),  # made absolute
     (["--model", "resnet18", "--dataset", "x", "--images", "y"], "--images and --dataset both name the test images"),
     (["--model", "resnet18", "-o", "warp.speed=9"], "--engine-option for unknown engine warp; valid: torch"),
     (["--model", "resnet18", "-o", "tvm-fast"], "--engine-option 'tvm-fast': expected ENGINE.KEY=VALUE"),

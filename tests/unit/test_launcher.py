@@ -15,7 +15,7 @@ ENGINE = Engine(id="numpy", name="numpy", folder=Path(__file__).parents[1] / "fi
 
 def launch(tmp_path, timeout=60.0, **options):
     save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
-    spec = RunSpec(engine="numpy", model_path="unused.onnx", inputs_path=str(tmp_path / "inputs.npz"),
+    spec = RunSpec(engine="numpy", model_path=str(tmp_path / "unused.onnx"), inputs_path=str(tmp_path / "inputs.npz"),
                    warmup=0, iterations=2, threads=3, engine_options=options)
     return run_process(sys.executable, ENGINE, spec, tmp_path / "io", timeout, [protocol_path(tmp_path / "cache")])
 
@@ -26,6 +26,17 @@ def test_a_normal_run_reads_back_the_result(tmp_path):
     # the launcher sets every BLAS/OpenMP thread variable to the spec's thread count
     assert result.environment["thread_env"]["OMP_NUM_THREADS"] == "3"
     assert (tmp_path / "io" / "runner.log").read_text().startswith("e2e runner numpy starting at ")
+
+
+def test_a_relative_path_never_reaches_a_runner(tmp_path, monkeypatch):
+    """The runner starts in its io folder: a path relative to the coordinator's working
+    directory would name another file there (every row of a default run failed this way)."""
+    monkeypatch.chdir(tmp_path)
+    save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
+    spec = RunSpec(engine="numpy", model_path="unused.onnx", inputs_path="inputs.npz", iterations=1)
+    result = run_process(sys.executable, ENGINE, spec, tmp_path / "io", 60, [protocol_path(tmp_path / "cache")])
+    assert result.status == "failed" and "relative paths in the spec" in result.reason
+    assert not (tmp_path / "io" / "runner.log").exists()  # nothing was launched
 
 
 def test_a_crash_is_a_failed_row_naming_the_signal_and_stage(tmp_path):

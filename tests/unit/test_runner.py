@@ -45,7 +45,7 @@ def test_run_measures_and_keeps_outputs_of_every_input(inputs):
         np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-6)
 
 
-def test_warmup_starts_with_the_parity_pass_and_only_its_later_half_is_instrumented(inputs):
+def test_warmup_starts_with_the_parity_pass_and_its_later_half_gives_the_phases(inputs):
     calls = []
 
     class Phased(load_runner_class()):
@@ -56,17 +56,79 @@ def test_warmup_starts_with_the_parity_pass_and_only_its_later_half_is_instrumen
 
         def infer_impl(self, feeds):
             calls.append(self.instrumented)
-            if self.instrumented:
-                self.phase_ms.setdefault("inference", []).append(2.0)
+            if self.instrumented:  # 2.0, 3.0, ... ms: the later calls differ from the earlier
+                times = self.phase_ms.setdefault("inference", [])
+                times.append(2.0 + len(times))
             return super().infer_impl(feeds)
 
-    result, outputs = Phased(make_spec(inputs, warmup=3, iterations=5, repeats=3)).run()
+    result, outputs = Phased(make_spec(inputs, warmup=4, iterations=5, repeats=3)).run()
     assert result.status == "ok", result.reason
-    # first inference alone, 3 warm-up calls (the second input's, kept, first; the later two
-    # instrumented), 3 x 5 timed
-    assert calls == [False] * 2 + [True] * 2 + [False] * 15
+    # first inference alone, 4 warm-up calls (the second input's, kept, first), all
+    # instrumented; 3 x 5 timed calls never are
+    assert calls == [False] + [True] * 4 + [False] * 15
     assert len(outputs) == 2 and result.latency_ms.count == 15
-    assert len(result.repeat_p50_ms) == 3 and result.breakdown_ms == {"inference": 2.0}
+    assert result.measurement.warmup_calls == 4 and result.measurement.stop == "count"
+    # phases from the later half of the warm-up calls: 4.0 and 5.0 (the first two were 2.0, 3.0)
+    assert len(result.repeat_p50_ms) == 3 and result.breakdown_ms == {"inference": 4.5}
+
+
+def test_warmup_is_bounded_by_time_but_every_input_runs_for_parity(inputs):
+    class Slow(load_runner_class()):
+        def infer_impl(self, feeds):
+            import time
+            time.sleep(0.05)
+            return super().infer_impl(feeds)
+
+    result, outputs = Slow(make_spec(inputs, warmup=100, warmup_time_s=0.12, iterations=2)).run()
+    assert len(outputs) == 2  # both inputs' outputs, whatever the time bound
+    assert 1 <= result.measurement.warmup_calls <= 4 and result.measurement.warmup_s < 1.0
+
+
+def test_the_loop_stops_once_the_median_is_known(inputs):
+    """No --iterations: at least 10 calls, then until p50's 95% interval is within +-target."""
+    result, _ = load_runner_class()(make_spec(inputs, iterations=None, target_ci=0.2, max_time_s=30)).run()
+    m, lat = result.measurement, result.latency_ms
+    assert m.stop == "converged" and lat.count >= 10 and lat.ci_halfwidth() <= 0.2
+    assert lat.p50_ci95[0] <= lat.p50 <= lat.p50_ci95[1]
+    # every timed call is kept with the input it ran on; statistics per input too
+    assert len(m.latencies_ms) == lat.count and m.input_index[:4] == [0, 1, 0, 1]
+    assert set(result.per_input_ms) == {"0", "1"} and sum(x.count for x in result.per_input_ms.values()) == lat.count
+    assert m.gc == "collected, frozen and disabled during the timed loops"
+
+
+def test_the_budget_ends_a_loop_that_does_not_converge(inputs):
+    class Erratic(load_runner_class()):
+        def infer_impl(self, feeds):
+            import random
+            import time
+            time.sleep(random.Random(len(self.phase_ms.setdefault("n", []))).choice([0.001, 0.02]))
+            self.phase_ms["n"].append(0.0)
+            return super().infer_impl(feeds)
+
+    result, _ = Erratic(make_spec(inputs, iterations=None, target_ci=0.001, max_time_s=0.5)).run()
+    assert result.measurement.stop == "budget" and 0.5 <= result.measurement.timed_s < 1.5
+
+
+def test_timed_calls_run_with_the_collector_off_and_outputs_freed_after_the_clock(inputs):
+    import gc
+    import weakref
+
+    seen = []
+
+    class Watched(load_runner_class()):
+        def infer_impl(self, feeds):
+            out = super().infer_impl(feeds)
+            holder = type("Out", (dict,), {})(out)
+            seen.append((gc.isenabled(), weakref.ref(holder)))
+            return holder
+
+        def outputs_impl(self, raw):
+            return dict(raw)
+
+    result, _ = Watched(make_spec(inputs, warmup=0, iterations=3)).run()
+    assert result.status == "ok", result.reason
+    assert [enabled for enabled, _ in seen[-3:]] == [False] * 3 and gc.isenabled()
+    assert all(ref() is None for _, ref in seen)  # nothing kept a timed call's output alive
 
 
 def test_min_time_keeps_measuring(inputs):
