@@ -60,6 +60,8 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
                 "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}, "evaluation": evaluation}
         write_json_atomic(str(data_dir / "data.json"), info)
     info = json.loads((data_dir / "data.json").read_text())
+    if images is not None and info["images"]:  # the same images may have come from another folder
+        info.update(images=[str(f) for f in files], source=str(folder))
     return TestData(inputs, data_dir / "reference.npz", info)
 
 

@@ -97,3 +97,45 @@ def test_converted_precisions_ort_fp16_int8_and_openvino_int8(tmp_path, cache):
     assert fp16["parity"]["atol"] == 1e-2 and int8["parity"]["atol"] == 0.1  # tolerances follow precision
     assert fp16["parity"]["passed"], fp16["parity"]
     assert rows[("torch", "int8")]["status"] == "skipped" and "does not offer int8" in rows[("torch", "int8")]["reason"]
+
+
+def test_the_default_run_directory_from_another_working_directory(tmp_path, cache, monkeypatch):
+    """No --out, started elsewhere, relative --images: the run directory is ./runs/<time>-<model>
+    and every engine still finds its files (runners start in their own io folder)."""
+    import shutil
+
+    from coordinator.testdata import DEFAULT_IMAGES
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    shutil.copy(DEFAULT_IMAGES / "chelsea.jpg", tmp_path / "photos")
+    result = CliRunner().invoke(app, ["bench", "--model", "resnet18", "--weights", "random", "--engines", "torch,ort",
+                                      "--device", "cpu", "--launcher", "venv", "--images", "photos",
+                                      "--max-time", "2", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    [run] = (tmp_path / "runs").iterdir()
+    assert run.name.endswith("-resnet18")
+    report = json.loads((run / "report.json").read_text())
+    rows = {r["engine"]: r for r in report["results"]}
+    assert rows["torch"]["status"] == "ok" and rows["ort"]["status"] == "ok", rows["ort"]["reason"]
+    assert rows["ort"]["parity"]["passed"]
+    assert report["data"]["count"] == 1 and report["data"]["source"] == str(tmp_path / "photos")
+    assert (tmp_path / report["model"]["onnx_file"]).is_file()  # the export's final folder
+    # the loop ended by itself: converged or budget, and the row says which
+    m = rows["ort"]["measurement"]
+    assert m["stop"] in ("converged", "budget") and m["target_ci"] == 0.01 and m["timed_s"] < 10
+    assert len(m["latencies_ms"]) == rows["ort"]["latency_ms"]["count"] == len(m["input_index"])
+
+
+def test_fail_on_turns_chosen_outcomes_into_exit_4(tmp_path, cache, monkeypatch):
+    from tests.fixtures.onnx_models import matmul_relu
+
+    monkeypatch.chdir(tmp_path)
+    matmul_relu(tmp_path / "tiny.onnx")
+    args = ["bench", "--model", "tiny.onnx", "--engines", "ort,trt", "--device", "cpu", "--launcher", "venv",
+            "--iterations", "2", "--out", "run", "--cache-dir", str(cache)]
+    assert CliRunner().invoke(app, args).exit_code == 0  # ort measured; trt skipped on a CPU
+    result = CliRunner().invoke(app, [*args, "--fail-on", "skipped,failed"])
+    assert result.exit_code == 4, result.output
+    assert "--fail-on skipped,failed: trt fp32 skipped" in result.output
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["results"][0]["status"] == "ok"

@@ -96,3 +96,32 @@ def test_no_shell_strings_anywhere():
     offenders = [f"{p.relative_to(root)}: {needle}" for p in sources for needle in
                  ("shell=True", "os.system(", "os.popen(", "getoutput(", "getstatusoutput(") if needle in p.read_text()]
     assert sources and not offenders
+
+
+def test_no_row_measured_is_exit_3_with_one_line(tmp_path):
+    """Every row skipped (TensorRT needs a GPU; an ONNX file has no PyTorch model): nothing was
+    measured, and a script must be able to tell that from the exit status alone."""
+    from tests.fixtures.onnx_models import matmul_relu
+
+    model = matmul_relu(tmp_path / "tiny.onnx")
+    result = invoke("--model", str(model), "--engines", "torch,trt", "--device", "cpu", tmp_path=tmp_path)
+    assert result.exit_code == 3, result.output
+    assert "error: no row was measured (torch skipped, trt skipped)" in result.output
+    assert (tmp_path / "run" / "report.json").is_file()  # the rows are still reported
+
+
+def test_fail_on_names_its_outcomes(tmp_path):
+    result = invoke("--model", "resnet18", "--fail-on", "failed,slow", tmp_path=tmp_path)
+    assert result.exit_code == 1 and "--fail-on: unknown outcome slow; valid: failed, timeout" in result.output
+
+
+def test_every_path_is_made_absolute_where_the_config_is_resolved(tmp_path, monkeypatch):
+    from coordinator.config import BenchConfig
+
+    monkeypatch.chdir(tmp_path)
+    cfg = BenchConfig(model="m.onnx", out="run", images="imgs", calibration="cal", cache_dir="cache", weights="w.pt")
+    labelled = BenchConfig(model="resnet18", dataset="d.json")
+    for value in (cfg.model, cfg.out, cfg.images, labelled.dataset, cfg.calibration, cfg.cache_dir, cfg.weights):
+        assert str(value).startswith(str(tmp_path) + "/"), value
+    default = BenchConfig(model="faster_rcnn").out
+    assert default.parent == tmp_path / "runs" and default.name.endswith("-faster_rcnn")

@@ -1,0 +1,24 @@
+"""CI: the README's main job gave what the README promises (see .ci/run)."""
+import json
+import sys
+
+report = json.load(open(sys.argv[1]))
+rows = {r["engine"]: r for r in report["results"]}
+problems = []
+for engine in ("torch", "ort", "openvino"):
+    row = rows.get(engine)
+    if row is None or row["status"] != "ok":
+        problems.append(f"{engine}: {row and row['status']} {row and row['reason']}")
+    elif engine != "torch" and not (row["parity"] and row["parity"]["passed"]):
+        problems.append(f"{engine}: parity {row['parity']}")
+for engine, allowed in (("tvm", ("ok", "unsupported")), ("trt", ("ok", "skipped")), ("openppl", ("ok", "skipped"))):
+    row = rows.get(engine)
+    if row is None or row["status"] not in allowed or (row["status"] != "ok" and not row["reason"]):
+        problems.append(f"{engine}: {row and row['status']} {row and row['reason']}")
+for engine, row in rows.items():
+    lat = row["latency_ms"]
+    ci = f"p50 {lat['p50']:.1f} ms, 95% CI {lat['p50_ci95']}" if lat else ""
+    print(f"{engine:<9} {row['status']:<11} {ci} {row['reason'][:120]}")
+print(f"main job: {report['setup']['phase_seconds']['total_s']:.0f} s")
+if problems:
+    sys.exit("main job: " + "; ".join(problems))
