@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .records import Record
 from .spec import SCHEMA_VERSION
-from .stats import median_ci, robust_cv
+from .stats import p50_interval, robust_cv
 
 STATUSES = ("ok", "unsupported", "failed", "timeout", "skipped")
 STAGES = ("setup", "load", "convert", "compile", "run")
@@ -25,7 +25,7 @@ class Latency(Record):
     max: float
     count: int
     cv: float  # coefficient of variation, std / mean
-    # the distribution-free 95% confidence interval of p50, [low, high]; empty under 6 samples
+    # the 95% confidence interval of p50, [low, high] (shared.stats.p50_interval); empty under 6 samples
     p50_ci95: List[float] = field(default_factory=list)
     # 1.4826 MAD / median around each input's own median, pooled (shared.stats.robust_cv)
     robust_cv: float = 0.0
@@ -40,13 +40,14 @@ class Latency(Record):
         n = len(xs)
         mean = sum(xs) / n
         std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
-        ci = median_ci(xs)
+        groups = inputs if inputs is not None else [0] * n
+        ci = p50_interval(values_ms, groups)
         return cls(
             mean=mean, std=std, min=xs[0], max=xs[-1], count=n,
             p50=_percentile(xs, 50), p90=_percentile(xs, 90), p95=_percentile(xs, 95),
             p99=_percentile(xs, 99), cv=std / mean if mean > 0 else 0.0,
             p50_ci95=list(ci) if ci else [],
-            robust_cv=robust_cv(values_ms, inputs if inputs is not None else [0] * n),
+            robust_cv=robust_cv(values_ms, groups),
         )
 
     def ci_halfwidth(self) -> Optional[float]:
