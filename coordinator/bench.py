@@ -52,7 +52,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     phases["export_s"] = time.perf_counter() - t
     t = time.perf_counter()
     with console.status("test inputs..."):
-        data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled)
+        data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled,
+                                device=cfg.device or "cpu")
         calibration = testdata.prepare(artifact, cfg.calibration, _input_size(source, artifact, cfg), cfg.cache_dir) \
             if cfg.calibration else None
     phases["inputs_s"] = time.perf_counter() - t

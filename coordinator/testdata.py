@@ -28,7 +28,7 @@ class TestData:
 
 
 def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path,
-            dataset: Optional[Dataset] = None) -> TestData:
+            dataset: Optional[Dataset] = None, device: str = "cpu") -> TestData:
     folder = images or DEFAULT_IMAGES
     files = dataset.files if dataset else image_files(folder)
     digest = hashlib.sha256()
@@ -62,7 +62,20 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     info = json.loads((data_dir / "data.json").read_text())
     if images is not None and info["images"]:  # the same images may have come from another folder
         info.update(images=[str(f) for f in files], source=str(folder))
-    return TestData(inputs, data_dir / "reference.npz", info)
+    return TestData(inputs, reference_file(data_dir, device), info)
+
+
+def reference_file(data_dir: Path, device: str) -> Path:
+    """Where the PyTorch outputs on these inputs are kept: per device and torch version, since
+    a CUDA reference (other kernels, other rounding) must never judge a later CPU run, and a
+    new torch may compute differently."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "none"
+    return data_dir / f"reference-{device.replace(':', '')}-torch{torch}.npz"
 
 
 def image_files(folder: Path, option: str = "--images") -> List[Path]:

@@ -59,6 +59,12 @@ class TorchRunner(Runner):
                            map_location="cpu", weights_only=True)
         model = _build(factory, card["kwargs"], state)
         self.device = torch.device(self.spec.device)
+        if self.device.type == "cuda":
+            # The fp32 reference is fp32: PyTorch may run convolutions in TF32 on Ampere and
+            # newer (cuDNN's default), which would judge every engine against rounded outputs.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            self.settings["tf32"] = False
         self.model = model.eval().to(self.device)
         self.task, self.output_names = card["task"], card["output_names"]
         self._hooks = []  # type: list

@@ -26,7 +26,7 @@ def test_all_engines_on_a_tiny_classifier(tmp_path, cache):
         assert row["status"] == "ok", row["reason"]
         assert row["precision"] == "fp32" and row["latency_ms"]["count"] == 3
         assert row["launcher"] == ("host" if engine == "torch" else "venv")
-        assert row["noisy"] == (row["latency_ms"]["cv"] > 0.05)  # the default --cv-threshold
+        assert row["noisy"] == (row["latency_ms"]["robust_cv"] > 0.05)  # the default --cv-threshold
         if engine != "torch":
             assert row["parity"]["passed"], row["parity"]
     assert rows[("trt", "fp32")]["status"] == "skipped"

@@ -74,3 +74,14 @@ def test_samples_reject_foreign_npz(tmp_path):
     np.savez(tmp_path / "x.npz", plain=np.ones(2))
     with pytest.raises(ProtocolError, match="not '<index>/<name>'"):
         load_samples(str(tmp_path / "x.npz"))
+
+
+def test_the_reference_is_kept_per_device_and_torch_version(tmp_path):
+    """A CUDA reference must never judge a later CPU run of the same inputs."""
+    from importlib.metadata import version
+
+    from coordinator.testdata import reference_file
+
+    cpu, cuda = reference_file(tmp_path, "cpu"), reference_file(tmp_path, "cuda:0")
+    assert cpu != cuda and cpu.parent == tmp_path
+    assert f"torch{version('torch')}" in cpu.name
