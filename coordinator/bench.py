@@ -164,7 +164,13 @@ class _Context:
             memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id), engine_options=cfg.options_for(engine.id),
         )
         started = time.time()
-        result = launcher.run(engine, spec, io_dir, cfg.timeout)
+        try:
+            result = launcher.run(engine, spec, io_dir, cfg.timeout)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # the launcher itself broke (a Docker API error, a GPU that is not there): a row
+            result = RunResult(engine.id, "failed", stage="setup", reason=(
+                f"{launcher.name} launcher: {type(e).__name__}: {' '.join(str(e).split())[:300]}"))
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir)
         row.start_overhead_s = start_overhead(io_dir, started)

@@ -83,11 +83,14 @@ class DockerLauncher:
         model, inputs = Path(spec.model_path), Path(spec.inputs_path)
         cache = Path(spec.cache_dir) if spec.cache_dir else io_dir / "cache"
         cache.mkdir(parents=True, exist_ok=True)
-        # The container's memory limit is its cgroup's; no address-space limit on top.
         calibration = Path(spec.calibration_path) if spec.calibration_path else None
+        # The container's memory limit is its cgroup's; no address-space limit on top.
+        # The container is given GPU N alone (the DeviceRequest below), so CUDA, NVML and every
+        # engine in it number that GPU 0: the runner must be told cuda:0, not cuda:N.
         inside = spec.replace(model_path=f"/model/{model.name}", inputs_path=f"/data/{inputs.name}",
                               cache_dir="/cache", memory_limit_mb=None,
-                              calibration_path=f"/calibration/{calibration.name}" if calibration else None)
+                              calibration_path=f"/calibration/{calibration.name}" if calibration else None,
+                              device="cpu" if spec.device == "cpu" else "cuda:0")
         inside.save(str(io_dir / "spec.json"))
         mounts = [
             docker.types.Mount("/model", str(model.parent.resolve()), type="bind", read_only=True),
@@ -107,6 +110,9 @@ class DockerLauncher:
         )
 
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
+        return record_physical_device(self._run(engine, spec, io_dir, timeout), spec)
+
+    def _run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
         import requests
 
         container = self.client.containers.run(**self.container_options(engine, spec, io_dir))
@@ -131,6 +137,16 @@ class DockerLauncher:
                                signal.valid_signals() else code)
         finally:
             container.remove(force=True)
+
+
+def record_physical_device(result: RunResult, spec: RunSpec) -> RunResult:
+    """The row says which of the host's GPUs it ran on: the runner saw it as cuda:0 (the only
+    GPU passed into its container), so its result cannot say; `spec` is the host's spec."""
+    if spec.device != "cpu":
+        result.settings["physical_device"] = spec.device
+        if "device_id" in result.settings:  # OpenPPL records the CUDA ordinal it used: 0 in the container
+            result.settings["device_id"] = spec.device_index
+    return result
 
 
 def _environment(threads: int) -> Dict[str, str]:
