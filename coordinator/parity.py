@@ -90,6 +90,11 @@ class Parity(Record):
 
 def compare(reference: List[Sample], outputs: List[Sample], precision: str, detection: bool,
             classification: bool = False) -> Parity:
+    if precision not in TOLERANCES:  # a runner's free-form precision is a failed parity, not a crash
+        return Parity(False, "detection" if detection else "tensor", precision, 0.0, 0.0,
+                      note=f"the runner reported precision {precision!r}, not one of {', '.join(TOLERANCES)}: "
+                           "no tolerance to compare with (a runner reports one of these and puts any detail "
+                           "in its settings)")
     atol, rtol = TOLERANCES[precision]
     if len(outputs) != len(reference):
         return Parity(False, "tensor", precision, atol, rtol,

@@ -19,10 +19,16 @@ from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 NO_WHEEL = ("OpenPPL has no wheel: it runs only in its Docker image (e2e images build openppl), which compiles "
             "ppl.nn v0.9.2 from source and needs internet access during the build")
 OPSET_HINT = "ppl.nn registers most ops only up to opset 11-16: export the model with --opset 11"
-# "cannot find implementation of op: domain[], type[Reciprocal], version[11]"  (engine_graph_partitioner.cc)
-# "cannot find creator for node[name] of type[:Loop:11]"                       (cuda/engine.cc)
+# ppl.nn v0.9.2's errors that name an operator it has no kernel for (src/ppl/nn/...; some give no opset):
+#   "unsupported op: domain[], type[Foo], version[11]"              models/onnx/graph_parser.cc
+#   "op[/a/Foo] with type[:Foo:11] is not supported."              optimizers/engine_graph_partitioner.cc
+#   "cannot find creator for node[/a/Foo] of type[:Foo:11]"        engines/{x86,cuda}/engine.cc
+#   "cannot find creator for X86OptKernel[/a/Foo] of type[:Foo]"   engines/x86/optimizer/opt_graph.cc
+#   "cannot find creator for X86OptKernel[/a/Foo] type[:Foo]"      engines/x86/optimizer/rules/utils.h
+#   "cannot find creator for CudaOptKernel[/a/Foo] type[:Foo]"     engines/cuda/optimizer/opt_graph.cc
 OP_PATTERNS = (re.compile(r"op: domain\[[^\]]*\], type\[(?P<op>[^\]]+)\], version\[(?P<v>\d+)\]"),
-               re.compile(r"node\[(?P<node>[^\]]*)\] of type\[[^:\]]*:(?P<op>[^:\]]+):(?P<v>\d+)\]"))
+               re.compile(r"(?:node|OptKernel|\bop)\[(?P<node>[^\]]*)\] (?:of |with )?"
+                          r"type\[[^:\]]*:(?P<op>[^:\]]+)(?::(?P<v>\d+))?\]"))
 
 
 @dataclass
@@ -106,8 +112,11 @@ class OpenPPLRunner(Runner):
             engine = pplnn.cuda.EngineFactory.Create(options)
             # ppl.nn's CUDA Conv/Gemm kernels are fp16 (or int8) only; bridge nodes convert around them
             # (ppl.nn issues #9 and #561): an fp32 model does not run at fp32 there.
-            self.precision = "fp16 (conv/gemm)"
-            self.settings.update(engine="cuda", device_id=spec.device_index, quick_select=self.options.quick_select)
+            self.precision = "fp16"
+            self.settings.update(engine="cuda", device_id=spec.device_index, quick_select=self.options.quick_select,
+                                 precision_detail="Conv and Gemm at fp16 (ppl.nn's CUDA kernels for them are fp16 or "
+                                                  "int8 only); the other ops at the type of their inputs (fp16 "
+                                                  "downstream of them, fp32 before), with conversion nodes between")
         if not engine:
             raise RuntimeError(f"ppl.nn could not create its {self.settings['engine']} engine; see runner.log")
         if spec.device != "cpu":  # option names as in tools/pplnn.py; older builds may lack them
@@ -129,7 +138,8 @@ class OpenPPLRunner(Runner):
         op, node, version = _refused_op("".join(log))
         message = f"ppl.nn could not {what}: {self.ret_str(status)}"
         if op:
-            message += f"; the {self.settings.get('engine')} engine has no {op} (opset {version}). {OPSET_HINT}"
+            opset = f" (opset {version})" if version else ""
+            message += f"; the {self.settings.get('engine')} engine has no {op}{opset}. {OPSET_HINT}"
         raise UnsupportedError(message, operator=op, node=node)
 
     def _check(self, status: Any, what: str) -> None:

@@ -104,11 +104,8 @@ class TvmRunner(Runner):
             except (MemoryError, KeyboardInterrupt):
                 raise
             except Exception as e:
-                message = _first_line(e)
-                op = re.search(r"\brelax\.[\w.]+", message)  # no ONNX node survives into the build
                 raise UnsupportedError("TVM could not build the imported model: {} (try another "
-                                       "engine)".format(message),
-                                       operator=op.group(0) if op else None) from None
+                                       "engine)".format(_first_line(e)), operator=_relax_op(str(e))) from None
             self.vm = relax.VirtualMachine(executable, tvm.cpu())
             if tuned:  # the weights in the layouts the tuned kernels read, once
                 self.params = list(self.vm["main_transform_params"](params["main"]))
@@ -201,6 +198,17 @@ def _unsupported(error: Exception, graph: Any) -> UnsupportedError:
         return UnsupportedError("{}: {}".format(HINT, _first_line(error)))
     return UnsupportedError("converting {} node {!r}: {} ({})".format(
         node.op_type, node.name, _first_line(error), HINT), operator=node.op_type, node=node.name)
+
+
+def _relax_op(message: str) -> Optional[str]:
+    """The Relax operator a build error names, on any line (no ONNX node survives into the build):
+    TVM 0.27's VM codegen, given an op with no lowering, ends "Offending call:\nR.ewise_fma(x, x, x)";
+    other errors may name it as "relax.ewise_fma"."""
+    found = re.search(r"Offending call:\s*R\.([\w.]+)\(", message)
+    if found:
+        return "relax." + found.group(1)
+    found = re.search(r"\brelax\.[\w.]+", message)
+    return found.group(0) if found else None
 
 
 def _first_line(error: Exception, limit: int = 400) -> str:
