@@ -6,10 +6,11 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from shared.errors import E2EError
 from shared.result import RunResult
 from shared.spec import RunSpec
 from shared.tensors import load_samples
@@ -77,6 +78,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                             "and parity figures are valid, task accuracy is not meaningful.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
     ctx.calibration_path = str(calibration.inputs_path) if calibration else None
+    ctx.source = source
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=True)
     try:
@@ -123,6 +125,8 @@ class _Context:
                           "docker": DockerLauncher(cfg.memory_limit)}
         self.reference_note = ""
         self.calibration_path: Optional[str] = None
+        self.source: models.ModelSource = models.ModelSource()
+        self.exports: Dict[int, export.Artifact] = {}  # exports at other opsets, for engines that load only those
 
     def _launcher(self, engine: Engine) -> Tuple[Any, Optional[str]]:
         """The launcher for this engine and, if it cannot run the engine, why. `auto` takes
@@ -147,6 +151,10 @@ class _Context:
         reason = self._skip_reason(engine, precision) or unavailable
         if reason:  # nothing was launched
             return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason))
+        try:
+            model_path, row_input = self._model_for(engine)
+        except Exception as e:  # an export at this engine's opset failed: its row, not the bench
+            return Row.make(engine, "", precision, RunResult.from_error(engine.id, e, stage="setup"))
         t = time.perf_counter()
         try:
             launcher.prepare(engine)
@@ -156,7 +164,7 @@ class _Context:
         finally:
             self.phases["environments_s"] += time.perf_counter() - t
         spec = RunSpec(
-            engine=engine.id, model_path=str(self._model_for(engine)), inputs_path=str(self.data.inputs_path),
+            engine=engine.id, model_path=str(model_path), inputs_path=str(self.data.inputs_path),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
             iterations=cfg.iterations, min_time_s=cfg.min_time or 0.0, target_ci=cfg.target_ci, max_time_s=cfg.max_time,
             repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
@@ -174,6 +182,7 @@ class _Context:
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir)
         row.start_overhead_s = start_overhead(io_dir, started)
+        row.model_input = row_input
         if isinstance(launcher, DockerLauncher):
             row.image = launcher.image_id(engine)
         # Noisy from the robust spread around each input's median: a detector's latency depends
@@ -188,14 +197,37 @@ class _Context:
                                  load_samples(str(reference)) if reference.is_file() else None)
         return row
 
-    def _model_for(self, engine: Engine) -> Path:
-        if engine.id == REFERENCE and self.artifact.torch_card is not None:
-            return self.artifact.torch_card
-        return self.artifact.onnx_path
+    def _model_for(self, engine: Engine) -> Tuple[Path, str]:
+        """What the engine consumes (its manifest says): the PyTorch model card, or the ONNX
+        export at an opset it loads — exported once per distinct opset, cached like the first."""
+        if engine.consumes == "torch":
+            assert self.artifact.torch_card is not None  # else _skip_reason skipped it
+            return self.artifact.torch_card, "the PyTorch model"
+        opset = engine.opset_for(self.cfg.opset)
+        if opset == self.artifact.info["opset"] or self.source.onnx_path is not None:
+            return self.artifact.onnx_path, f"ONNX opset {self.artifact.info['opset']}"
+        if opset not in self.exports:
+            t = time.perf_counter()
+            try:
+                self.exports[opset] = export.prepare(self.source, self.cfg.weights, self.cfg.seed, opset,
+                                                     self.cfg.cache_dir, log=self.log)
+            except E2EError:
+                raise
+            except Exception as e:
+                raise E2EError(f"the export at opset {opset} ({engine.name} loads opsets {engine.opsets[0]}-"
+                               f"{engine.opsets[1]}) failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+            finally:
+                self.phases["export_s"] += time.perf_counter() - t
+        low, high = engine.opsets
+        return self.exports[opset].onnx_path, f"ONNX opset {opset} (its own export: {engine.name} loads opsets {low}-{high})"
 
     def _skip_reason(self, engine: Engine, precision: str) -> Optional[str]:
-        if engine.id == REFERENCE and self.artifact.torch_card is None:
+        if engine.consumes == "torch" and self.artifact.torch_card is None:
             return "no PyTorch model to run: the model was given as an ONNX file"
+        given, low, high = self.artifact.info["opset"], *engine.opsets
+        if engine.consumes == "onnx" and self.source.onnx_path is not None and not low <= given <= high:
+            return (f"{engine.name} loads ONNX opsets {low}-{high}, and the model was given as an ONNX file at "
+                    f"opset {given}: convert it, or give the PyTorch model so e2e exports it at opset {high}")
         return engine_registry.skip_reason(engine, self.cfg.device or "cpu", precision)
 
     def _parity(self, engine: Engine, precision: str, result: RunResult, io_dir: Path) -> Optional[Any]:

@@ -13,6 +13,8 @@ from .errors import UsageError
 RUNNERS_DIR = Path(runners.__file__).parent
 REFERENCE = "torch"  # the engine whose outputs are the reference; listed first
 LAUNCHERS = ("host", "venv", "docker")
+CONSUMES = ("onnx", "torch")  # the ONNX export, or the PyTorch model itself (the model card)
+ANY_OPSET = (1, 99)
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class Engine:
     precisions: Tuple[str, ...]
     launchers: Tuple[str, ...]
     note: str = ""  # why the engine needs what it needs, shown in skip reasons
+    consumes: str = "onnx"  # onnx: the export; torch: the PyTorch model card + state dict
+    opsets: Tuple[int, int] = ANY_OPSET  # the ONNX opsets it loads, inclusive
+
+    def opset_for(self, wanted: int) -> int:
+        """The opset this engine gets: the one asked for when it loads it, else the nearest it loads."""
+        low, high = self.opsets
+        return min(max(wanted, low), high)
 
     @property
     def runner_path(self) -> Path:
@@ -46,6 +55,7 @@ def _load(folder: Path) -> Engine:
             id=folder.name, name=str(data.pop("name")), folder=folder,
             devices=tuple(data.pop("devices")), precisions=tuple(data.pop("precisions")),
             launchers=tuple(data.pop("launchers")), note=str(data.pop("note", "")),
+            consumes=str(data.pop("consumes", "onnx")), opsets=tuple(data.pop("opsets", ANY_OPSET)),
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
         raise UsageError(f"{manifest}: invalid manifest ({e})") from None
@@ -53,6 +63,10 @@ def _load(folder: Path) -> Engine:
         raise UsageError(f"{manifest}: unknown key(s) {', '.join(sorted(data))}")
     if bad := set(engine.launchers) - set(LAUNCHERS):
         raise UsageError(f"{manifest}: unknown launcher(s) {', '.join(sorted(bad))}")
+    if engine.consumes not in CONSUMES:
+        raise UsageError(f"{manifest}: consumes must be one of {', '.join(CONSUMES)}, got {engine.consumes!r}")
+    if len(engine.opsets) != 2 or not all(isinstance(v, int) for v in engine.opsets) or engine.opsets[0] > engine.opsets[1]:
+        raise UsageError(f"{manifest}: opsets must be [lowest, highest], got {list(engine.opsets)}")
     return engine
 
 

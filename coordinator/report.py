@@ -33,6 +33,7 @@ class Row(RunResult):
     accuracy: Optional[Accuracy] = None  # task metric with --dataset
     noisy: bool = False  # robust per-input spread above the run's threshold: rerun on a quieter machine
     image: str = ""  # the Docker image (tag@id) the row ran in
+    model_input: str = ""  # what the engine was given: "ONNX opset 17", "the PyTorch model"
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,

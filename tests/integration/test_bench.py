@@ -139,3 +139,36 @@ def test_fail_on_turns_chosen_outcomes_into_exit_4(tmp_path, cache, monkeypatch)
     assert result.exit_code == 4, result.output
     assert "--fail-on skipped,failed: trt fp32 skipped" in result.output
     assert json.loads((tmp_path / "run" / "report.json").read_text())["results"][0]["status"] == "ok"
+
+
+def test_an_engine_that_loads_older_opsets_gets_its_own_export(tmp_path, cache, monkeypatch):
+    """OpenPPL loads nothing above opset 11: its manifest says so and e2e exports once more at
+    11 for it, while the others get the opset asked for. Shown with ORT declared that way."""
+    import dataclasses
+
+    from coordinator import engines
+
+    real = engines.discover()
+    monkeypatch.setattr(engines, "discover", lambda: {**real, "ort": dataclasses.replace(real["ort"], opsets=(7, 11))})
+    _, _, rows, report = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort,openvino")
+    ort, openvino = rows[("ort", "fp32")], rows[("openvino", "fp32")]
+    assert ort["status"] == "ok" and ort["parity"]["passed"], ort
+    assert ort["model_input"].startswith("ONNX opset 11 (its own export") and openvino["model_input"] == "ONNX opset 17"
+    assert rows[("torch", "fp32")]["model_input"] == "the PyTorch model" and report["model"]["opset"] == 17
+
+
+def test_an_onnx_file_at_an_opset_the_engine_does_not_load_is_skipped_with_the_way_out(tmp_path, cache, monkeypatch):
+    import dataclasses
+
+    from coordinator import engines
+    from tests.fixtures.onnx_models import matmul_relu
+
+    real = engines.discover()
+    monkeypatch.setattr(engines, "discover", lambda: {**real, "ort": dataclasses.replace(real["ort"], opsets=(7, 11))})
+    model = matmul_relu(tmp_path / "tiny.onnx")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["bench", "--model", str(model), "--engines", "ort", "--launcher", "venv",
+                                      "--out", str(out), "--cache-dir", str(cache)])
+    assert result.exit_code == 3, result.output  # nothing measured
+    row = json.loads((out / "report.json").read_text())["results"][0]
+    assert row["status"] == "skipped" and "loads ONNX opsets 7-11, and the model was given as an ONNX file" in row["reason"]

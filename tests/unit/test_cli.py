@@ -125,3 +125,15 @@ def test_every_path_is_made_absolute_where_the_config_is_resolved(tmp_path, monk
         assert str(value).startswith(str(tmp_path) + "/"), value
     default = BenchConfig(model="faster_rcnn").out
     assert default.parent == tmp_path / "runs" and default.name.endswith("-faster_rcnn")
+
+
+def test_a_manifest_declares_what_its_engine_consumes(tmp_path):
+    from coordinator.engines import _load, discover
+
+    assert discover()["torch"].consumes == "torch" and discover()["openppl"].opsets == (7, 11)
+    assert discover()["openppl"].opset_for(17) == 11 and discover()["ort"].opset_for(17) == 17
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "manifest.yaml").write_text("name: X\ndevices: [cpu]\nprecisions: [fp32]\nlaunchers: [venv]\n"
+                                                  "consumes: tflite\n")
+    with pytest.raises(Exception, match="consumes must be one of onnx, torch"):
+        _load(tmp_path / "x")
