@@ -152,7 +152,7 @@ class _Context:
         if reason:  # nothing was launched
             return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason))
         try:
-            model_path, row_input = self._model_for(engine)
+            model_path, model_info, row_input = self._model_for(engine)
         except Exception as e:  # an export at this engine's opset failed: its row, not the bench
             return Row.make(engine, "", precision, RunResult.from_error(engine.id, e, stage="setup"))
         t = time.perf_counter()
@@ -165,6 +165,7 @@ class _Context:
             self.phases["environments_s"] += time.perf_counter() - t
         spec = RunSpec(
             engine=engine.id, model_path=str(model_path), inputs_path=str(self.data.inputs_path),
+            model_sha256=model_info.get("sha256", ""), model_files=list(model_info.get("external_data", [])),
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
             iterations=cfg.iterations, min_time_s=cfg.min_time or 0.0, target_ci=cfg.target_ci, max_time_s=cfg.max_time,
             repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
@@ -197,15 +198,15 @@ class _Context:
                                  load_samples(str(reference)) if reference.is_file() else None)
         return row
 
-    def _model_for(self, engine: Engine) -> Tuple[Path, str]:
+    def _model_for(self, engine: Engine) -> Tuple[Path, dict, str]:
         """What the engine consumes (its manifest says): the PyTorch model card, or the ONNX
         export at an opset it loads — exported once per distinct opset, cached like the first."""
         if engine.consumes == "torch":
             assert self.artifact.torch_card is not None  # else _skip_reason skipped it
-            return self.artifact.torch_card, "the PyTorch model"
+            return self.artifact.torch_card, {}, "the PyTorch model"
         opset = engine.opset_for(self.cfg.opset)
         if opset == self.artifact.info["opset"] or self.source.onnx_path is not None:
-            return self.artifact.onnx_path, f"ONNX opset {self.artifact.info['opset']}"
+            return self.artifact.onnx_path, self.artifact.info, f"ONNX opset {self.artifact.info['opset']}"
         if opset not in self.exports:
             t = time.perf_counter()
             try:
@@ -219,7 +220,8 @@ class _Context:
             finally:
                 self.phases["export_s"] += time.perf_counter() - t
         low, high = engine.opsets
-        return self.exports[opset].onnx_path, f"ONNX opset {opset} (its own export: {engine.name} loads opsets {low}-{high})"
+        chosen = self.exports[opset]
+        return chosen.onnx_path, chosen.info, f"ONNX opset {opset} (its own export: {engine.name} loads opsets {low}-{high})"
 
     def _skip_reason(self, engine: Engine, precision: str) -> Optional[str]:
         if engine.consumes == "torch" and self.artifact.torch_card is None:

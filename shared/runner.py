@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -33,29 +32,6 @@ from .result import Latency, Measurement, RunResult
 from .spec import RunSpec
 from .tensors import Sample, load_samples
 from .timing import GC_POLICY, StopRule, quiet_gc, timed_loop
-
-
-# An ONNX tensor's external data entry {key: "location", value: <file name>}, as protobuf
-# encodes it (StringStringEntryProto: field 1 = key, field 2 = value, both length-delimited):
-# read from the bytes being hashed anyway, since not every runner's environment has `onnx`.
-EXTERNAL_LOCATION = re.compile(rb"\x0a\x08location\x12")
-EXTERNAL_NAME_BYTES = 512  # longer than a file name (255) plus its key and length prefix
-
-
-def _external_locations(data: bytes) -> List[str]:
-    names = []
-    for match in EXTERNAL_LOCATION.finditer(data):
-        size, shift, at = 0, 0, match.end()
-        while at < len(data) and shift < 21:  # a varint length, at most 3 bytes for a file name
-            size |= (data[at] & 0x7F) << shift
-            shift, at = shift + 7, at + 1
-            if not data[at - 1] & 0x80:
-                break
-        name = data[at:at + size].decode("utf-8", "replace")
-        relative = not os.path.isabs(name) and ".." not in name.replace("\\", "/").split("/")
-        if 0 < size <= 255 and at + size <= len(data) and relative:
-            names.append(name)
-    return names
 
 
 @dataclasses.dataclass
@@ -175,21 +151,22 @@ class Runner:
 
     def cache_file(self, suffix: str, parts: Any, samples: Sequence[Sample] = ()) -> str:
         """Where something derived from this model (a converted model, a built engine) is kept
-        across runs. Keyed by the model file's bytes, the external data files it names by size
-        and time (weights over 2 GB live there, beside an unchanged graph), `parts` (versions,
-        options) and the `samples` it was calibrated on. Other files in the model's folder do
-        not count: a log written beside a model must not invalidate its caches."""
+        across runs. Keyed by the model (the coordinator's digest of the file and its external
+        data, or else the file's bytes and its external files by size and time), `parts`
+        (versions, options) and the `samples` it was calibrated on. Other files in the model's
+        folder do not count: a log written beside a model must not invalidate its caches."""
         digest = hashlib.sha256()
-        names, tail = set(), b""
-        with open(self.spec.model_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-                names.update(_external_locations(tail + block))
-                tail = block[-EXTERNAL_NAME_BYTES:]  # a name split across two blocks is still found
-        folder = os.path.dirname(os.path.abspath(self.spec.model_path))
-        beside = sorted((name, os.stat(path).st_size, os.stat(path).st_mtime_ns) for name in names
-                        for path in [os.path.join(folder, name)] if os.path.isfile(path))
-        digest.update(json.dumps([beside, parts], sort_keys=True, default=str).encode())
+        if self.spec.model_sha256:
+            digest.update(self.spec.model_sha256.encode())
+        else:
+            with open(self.spec.model_path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            folder = os.path.dirname(os.path.abspath(self.spec.model_path))
+            beside = [(name, os.stat(path).st_size, os.stat(path).st_mtime_ns) for name in sorted(self.spec.model_files)
+                      for path in [os.path.join(folder, name)] if os.path.isfile(path)]
+            digest.update(json.dumps(beside).encode())
+        digest.update(json.dumps(parts, sort_keys=True, default=str).encode())
         for sample in samples:
             for name, array in sample.items():
                 digest.update(name.encode() + array.tobytes())

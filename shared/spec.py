@@ -2,7 +2,7 @@
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from .faults import FAULTS
 from .records import Record
@@ -16,6 +16,10 @@ class RunSpec(Record):
     engine: str
     model_path: str  # ONNX file (read-only); the torch reference gets its state dict here
     inputs_path: str  # .npz written by shared.tensors.save_samples
+    # sha256 of the model file and its external data, computed once by the coordinator (runners
+    # key their caches on it instead of rehashing gigabytes); "" when unknown
+    model_sha256: str = ""
+    model_files: List[str] = field(default_factory=list)  # external data files beside the model, by name
     device: str = "cpu"  # "cpu" or "cuda:N"
     precision: str = "fp32"
     # Warm-up: the first inference, the other inputs (their outputs kept for parity), then

@@ -209,10 +209,11 @@ def test_gpu_figures_come_from_the_drivers_samples_within_the_loop():
 
 def test_cache_file_follows_the_model_its_external_data_options_and_calibration(inputs, tmp_path):
     """Weights over 2 GB sit beside an unchanged graph file: changing them must change the key;
-    a log written into the same folder must not."""
+    a log written into the same folder must not. The coordinator's digest, when given, is the key."""
     (tmp_path / "m").mkdir()
     model = matmul_relu(tmp_path / "m" / "model.onnx", external_data=True)  # weights in model.onnx.data
-    runner = load_runner_class()(make_spec(inputs, model_path=str(model), cache_dir=str(tmp_path / "cache")))
+    runner = load_runner_class()(make_spec(inputs, model_path=str(model), cache_dir=str(tmp_path / "cache"),
+                                           model_files=["model.onnx.data"]))
     samples = matmul_relu_samples()
     first = runner.cache_file(".x", ["v1"], samples)
     assert first == runner.cache_file(".x", ["v1"], samples) and first.startswith(str(tmp_path / "cache"))
@@ -221,12 +222,7 @@ def test_cache_file_follows_the_model_its_external_data_options_and_calibration(
     assert first == runner.cache_file(".x", ["v1"], samples)
     (tmp_path / "m" / "model.onnx.data").write_bytes(b"new weights" * 5)
     assert first != runner.cache_file(".x", ["v1"], samples)
-
-
-def test_external_data_names_are_found_across_read_blocks():
-    from shared.runner import _external_locations
-
-    entry = b"\x0a\x08location\x12\x0fmodel.onnx.data"
-    assert _external_locations(b"xx" + entry + b"yy" + entry) == ["model.onnx.data"] * 2
-    assert _external_locations(entry[:-3]) == []  # cut off: the next block's overlap finds it
-    assert _external_locations(b"\x0a\x08location\x12\x05../ab") == []  # outside the model's folder
+    runner.spec = runner.spec.replace(model_sha256="ab" * 32)  # the coordinator's digest: no file is read
+    model.unlink()
+    keyed = runner.cache_file(".x", ["v1"], samples)
+    assert keyed != first and keyed == runner.cache_file(".x", ["v1"], samples)
