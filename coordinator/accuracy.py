@@ -1,11 +1,10 @@
 """Task accuracy with a well-kept evaluator: COCO mAP (pycocotools) for detectors, top-1/top-5
 for classifiers; and fidelity mAP, which scores an engine's detections against PyTorch's own
-detections taken as ground truth (deployment fidelity, not accuracy)."""
+detections taken as ground truth (deployment fidelity, not accuracy). Which metric a model gets
+is its family's choice (coordinator/tasks/, `Task.metric`)."""
 import contextlib
 import io
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,22 +22,6 @@ class Accuracy(Record):
     reference: Optional[float] = None
     drop: Optional[float] = None  # reference - value
     details: Dict[str, float] = field(default_factory=dict)
-
-
-def score(evaluation: Dict[str, Any], data_dir: Path, outputs: Sequence[Sample], output_name: str,
-          reference: Optional[Sequence[Sample]] = None) -> Accuracy:
-    """Score outputs as `evaluation` (from the test data's info) says; the reference too."""
-    def metric(outs: Sequence[Sample]) -> Tuple[str, float, Dict[str, float]]:
-        if evaluation["kind"] == "coco":
-            truth = json.loads((data_dir / "ground_truth.json").read_text())
-            d = coco_map(truth, to_coco_detections(outs, evaluation["image_ids"], evaluation["scales"]))
-            return "COCO mAP@[.5:.95]", d["map"], d
-        d = topk_accuracy(outs, evaluation["labels"], output_name)
-        return "top-1", d["top1"], d
-
-    name, value, details = metric(outputs)
-    ref = metric(reference)[1] if reference is not None else None
-    return Accuracy(name, value, ref, None if ref is None else ref - value, details)
 
 
 def coco_map(ground_truth: Dict[str, Any], detections: List[Dict[str, Any]]) -> Dict[str, float]:

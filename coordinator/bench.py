@@ -12,19 +12,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from shared.errors import E2EError
 from shared.result import RunResult
-from shared.spec import RunSpec
+from shared.spec import PRECISIONS, RunSpec
 from shared.tensors import load_samples
 
-from . import __version__, dataset, engines as engine_registry, export, host, models, testdata
-from .accuracy import score
+from . import __version__, dataset, engines as engine_registry, export, host, models, pictures, testdata
 from .config import BenchConfig
 from .engines import REFERENCE, Engine
 from .errors import UsageError
-from .launchers import DockerLauncher, EnvironmentFailed, HostLauncher, VenvLauncher
+from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, create_all
 from .launchers.process import start_overhead
 from .progress import watch_progress
-from .parity import compare
-from .report import Report, Row, write_report
+from .report import Report, Row
+from .views import write_report
 
 
 def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Report:
@@ -67,6 +66,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
               "calibration": {**calibration.info, "inputs_path": str(calibration.inputs_path)} if calibration
               else "the test inputs"},
     )
+    pictures.keep_input(report, run_dir)  # the report's pictures outlive the cache
     done = {(r.engine, r.precision_requested) for r in report.results}
     if resume:
         report.interrupted = False
@@ -104,8 +104,10 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         raise
     finally:
         report.setup["phase_seconds"] = {**phases, "total_s": time.perf_counter() - started}
-        if any(r.launcher == "docker" for r in report.results):
-            report.device["container_runtime"] = ctx.launchers["docker"].describe()
+        used = {r.launcher for r in report.results}
+        runtimes = {name: d for name, launcher in ctx.launchers.items() if name in used and (d := launcher.describe())}
+        if runtimes:  # e.g. the Docker daemon's version, when a row ran in a container
+            report.device["launchers"] = runtimes
         write_report(report, run_dir)
     return report
 
@@ -121,25 +123,17 @@ class _Context:
         self.cfg, self.run_dir, self.artifact, self.data, self.report, self.log = \
             cfg, run_dir, artifact, data, report, log
         self.phases = phases  # seconds spent making environments and the reference, for the report
-        self.launchers = {"host": HostLauncher(cfg.cache_dir), "venv": VenvLauncher(cfg.cache_dir, log),
-                          "docker": DockerLauncher(cfg.memory_limit)}
+        self.launchers = create_all(LaunchSettings(cfg.cache_dir, cfg.memory_limit, log))
         self.reference_note = ""
         self.calibration_path: Optional[str] = None
         self.source: models.ModelSource = models.ModelSource()
         self.exports: Dict[int, export.Artifact] = {}  # exports at other opsets, for engines that load only those
 
-    def _launcher(self, engine: Engine) -> Tuple[Any, Optional[str]]:
-        """The launcher for this engine and, if it cannot run the engine, why. `auto` takes
-        Docker when a daemon answers and the image is built, else the virtualenv."""
-        if "host" in engine.launchers:
-            return self.launchers["host"], None
-        docker = self.launchers["docker"]
-        if self.cfg.launcher == "docker":
-            return docker, docker.unavailable(engine, self.cfg.device)
-        if self.cfg.launcher == "auto" and docker.unavailable(engine, self.cfg.device) is None:
-            return docker, None
-        venv = self.launchers["venv"]
-        return venv, venv.unavailable(engine)
+    def _launcher(self, engine: Engine) -> Tuple[Optional[Launcher], Optional[str]]:
+        """The launcher for this engine and, if it cannot run the engine, why (the policy of
+        coordinator/launchers/registry.py: `auto` takes Docker when the image is built, else the
+        virtualenv)."""
+        return choose(engine, self.cfg.launcher, self.cfg.device or "cpu", self.launchers)
 
     def io_dir(self, engine: Engine, precision: str) -> Path:
         return self.run_dir / "logs" / f"{engine.id}-{precision}"
@@ -180,12 +174,15 @@ class _Context:
         except Exception as e:  # the launcher itself broke (a Docker API error, a GPU that is not there): a row
             result = RunResult(engine.id, "failed", stage="setup", reason=(
                 f"{launcher.name} launcher: {type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+        if result.precision and result.precision not in PRECISIONS:  # detail belongs in settings, not here
+            result = RunResult(engine.id, "failed", stage="run", settings=result.settings, reason=(
+                f"the runner reported precision {result.precision!r}, which is not one of {', '.join(PRECISIONS)} "
+                "(a runner bug: the detail of a mixed precision goes in its settings)"))
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir)
         row.start_overhead_s = start_overhead(io_dir, started)
         row.model_input = row_input
-        if isinstance(launcher, DockerLauncher):
-            row.image = launcher.image_id(engine)
+        row.image = launcher.provenance(engine)  # the image tag@id, the venv, the host Python
         # Noisy from the robust spread around each input's median: a detector's latency depends
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
@@ -193,9 +190,9 @@ class _Context:
         evaluation = self.data.info.get("evaluation")
         if evaluation and result.status == "ok" and result.outputs_file:
             reference = self.data.reference_path
-            row.accuracy = score(evaluation, self.data.inputs_path.parent, load_samples(str(io_dir / result.outputs_file)),
-                                 self.artifact.output_names[0],
-                                 load_samples(str(reference)) if reference.is_file() else None)
+            row.accuracy = self.artifact.family.score(
+                evaluation, self.data.inputs_path.parent, load_samples(str(io_dir / result.outputs_file)),
+                self.artifact.output_names, load_samples(str(reference)) if reference.is_file() else None)
         return row
 
     def _model_for(self, engine: Engine) -> Tuple[Path, dict, str]:
@@ -247,9 +244,8 @@ class _Context:
             self._make_reference()
             if not reference.is_file():
                 return None
-        return compare(load_samples(str(reference)), load_samples(str(outputs)), result.precision or precision,
-                       detection=self.artifact.task == "detection",
-                       classification=self.artifact.task == "classification")
+        return self.artifact.family.compare(load_samples(str(reference)), load_samples(str(outputs)),
+                                            result.precision or precision)
 
     def _no_reference(self, result: RunResult) -> None:
         self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"

@@ -7,6 +7,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .console import console, user_errors
+
 app = typer.Typer(no_args_is_help=True, help="Build and list the runner images (docker-bake.hcl).")
 
 
@@ -17,7 +19,6 @@ def build(
 ) -> None:
     """Build the images with Docker's classic builder (no buildx needed), dependencies first."""
     from . import images
-    from .cli import console, user_errors
 
     with user_errors(), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                                  console=console, transient=True) as progress:
@@ -38,7 +39,6 @@ def build(
 def list_() -> None:
     """Each image: tag, built or not (stale: built from other runner code than this checkout), size, the pinned engine version."""
     from . import images
-    from .cli import user_errors
 
     with user_errors():
         rows = images.list_images()

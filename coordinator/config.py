@@ -1,7 +1,7 @@
 """The bench configuration, resolved in one place: CLI flag > default (machine facts)."""
 import os
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -12,6 +12,7 @@ from shared.spec import PRECISIONS
 
 from . import host
 from .errors import UsageError
+from .launchers.registry import AUTO, names as launcher_names
 from .models import model_name
 
 # Row outcomes `--fail-on` can turn into a non-zero exit status (see README, "Exit status").
@@ -24,36 +25,62 @@ def default_cache() -> Path:
     return Path(os.environ.get("E2E_CACHE_DIR") or Path.home() / ".cache" / "e2e")
 
 
+def option(help: str, default: Any = MISSING, factory: Any = MISSING, flags: Tuple[str, ...] = (),
+           shown: str = "") -> Any:
+    """A BenchConfig field and its command-line option, declared once: the CLI is made from
+    these (`cli_bench.py`); `flags` when the option is not spelled `--<field-name>`, `shown` for
+    a default that the CLI cannot print as it is."""
+    meta = {"help": help, "flags": flags, "shown": shown}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class BenchConfig:
-    model: str
-    engines: str = "all"
-    device: Optional[str] = None  # None: cuda:0 when an NVIDIA GPU is visible, else cpu
-    precisions: List[str] = field(default_factory=lambda: ["fp32"])
-    warmup: int = 5  # untimed calls at most (the parity calls on every input always run)...
-    warmup_time: float = 10.0  # ...and seconds of them at most
-    iterations: Optional[int] = None  # a fixed count of timed calls; None: until the median is known
-    min_time: Optional[float] = None  # seconds of timed calls at least; None: 1 s, or 0 with --iterations
-    max_time: float = 60.0  # seconds of timed calls at most per row (a loop that has not converged)
-    target_ci: float = 0.01  # stop once p50's 95% interval is within +-this fraction of it
-    repeats: int = 1  # timed loops per row; the spread of their medians is reported
-    threads: Optional[int] = None  # None: the machine's physical cores, the same for every engine
-    out: Optional[Path] = None
-    weights: str = "pretrained"
-    seed: int = 0
-    images: Optional[Path] = None
-    dataset: Optional[Path] = None  # labelled data: task accuracy per engine
-    calibration: Optional[Path] = None  # images int8 quantization calibrates on; None: the test inputs
-    limit: Optional[int] = None  # the first N images of the dataset
-    input_size: Optional[Tuple[int, int]] = None
-    opset: int = 17
-    launcher: str = "auto"
-    timeout: float = 1800.0
-    cv_threshold: float = 0.05  # rows whose latency CV exceeds it are flagged noisy
-    memory_limit: Optional[int] = None  # MB per runner; None: 80% of RAM in a container, none in a venv
-    engine_options: List[str] = field(default_factory=list)  # "ENGINE.KEY=VALUE", checked by the runner
-    cache_dir: Path = field(default_factory=default_cache)
-    fail_on: List[str] = field(default_factory=list)  # row outcomes that make the exit status non-zero
+    """What `e2e bench` does. Command line > config file (`--config`) > these defaults, resolved
+    in `resolve`."""
+
+    model: str = option("Zoo name, path/to/model.onnx, or package.module:factory.", flags=("--model", "-m"))
+    engines: str = option("'all' or a comma list (see `e2e engines`).", "all", flags=("--engines", "-e"))
+    device: Optional[str] = option("cpu, cuda or cuda:N.", None, shown="cuda:0 if an NVIDIA GPU is visible, else cpu")
+    precisions: List[str] = option("Comma list of fp32, fp16, bf16, int8: one row per engine and precision.",
+                                   factory=lambda: ["fp32"], flags=("--precision",))
+    warmup: int = option("Untimed calls at most (every test input runs once for parity).", 5)
+    warmup_time: float = option("Seconds of untimed calls at most.", 10.0)
+    iterations: Optional[int] = option("A fixed count of timed calls.", None,
+                                       shown="until the median is known to --target-ci")
+    min_time: Optional[float] = option("Seconds of timed calls at least.", None, shown="1, or 0 with --iterations")
+    max_time: float = option("Seconds of timed calls per row at most: the row's budget when the median is not "
+                             "known to --target-ci sooner.", 60.0)
+    target_ci: float = option("Stop once the 95% confidence interval of the median is within +- this fraction "
+                              "of it.", 0.01)
+    repeats: int = option("Timed loops per row; the report gives the spread of their medians.", 1)
+    threads: Optional[int] = option("Threads for every engine.", None, shown="physical cores")
+    out: Optional[Path] = option("Run directory.", None, shown="runs/<time>-<model> in the current directory")
+    weights: str = option("'pretrained', 'random' (seeded) or a checkpoint path.", "pretrained")
+    seed: int = option("Seed for random weights.", 0)
+    images: Optional[Path] = option("Folder of test images.", None, shown="three shipped photographs")
+    dataset: Optional[Path] = option("COCO annotations.json (detection) or a folder of class folders "
+                                     "(classification): task accuracy per engine.", None)
+    calibration: Optional[Path] = option("Folder of images int8 quantization calibrates on.", None,
+                                         shown="the test inputs")
+    limit: Optional[int] = option("Use the first N images of --dataset.", None)
+    input_size: Optional[Tuple[int, int]] = option("HxW of the test inputs, e.g. 480x640.", None,
+                                                   shown="per model")
+    opset: int = option("ONNX opset of the export (an engine that loads only older ones gets its own).", 17)
+    launcher: str = option("auto (Docker when the image is built, else venv), or a launcher's name.", "auto")
+    timeout: float = option("Seconds before an engine run is killed.", 1800.0)
+    cv_threshold: float = option("Flag rows whose robust latency spread exceeds this as noisy.", 0.05)
+    memory_limit: Optional[int] = option("MB per engine run: the container's limit, a virtualenv runner's "
+                                         "address-space limit.", None, shown="80% of RAM in a container, none in a venv")
+    engine_options: List[str] = option("ENGINE.KEY=VALUE, repeatable: a runner's own option (e.g. "
+                                       "ort.graph_optimization_level=basic, tvm.trials=650).", factory=list,
+                                       flags=("--engine-option", "-o"))
+    cache_dir: Path = option("Cache for exports and environments.", factory=default_cache,
+                             shown="$E2E_CACHE_DIR or ~/.cache/e2e")
+    fail_on: List[str] = option("Comma list of row outcomes that make the exit status 4: failed, timeout, "
+                                "unsupported, skipped, parity, noisy, imprecise.", factory=list)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
@@ -85,8 +112,8 @@ class BenchConfig:
         if self.memory_limit is not None and self.memory_limit < 64:
             raise UsageError("--memory-limit is in MB and must be at least 64")
         self.options_for("")  # the format is checked here, the keys by each runner
-        if self.launcher not in ("auto", "venv", "docker"):
-            raise UsageError(f"unknown launcher {self.launcher!r}; valid: auto, venv, docker")
+        if self.launcher not in (AUTO, *launcher_names()):
+            raise UsageError(f"unknown launcher {self.launcher!r}; valid: {', '.join((AUTO, *launcher_names()))}")
 
     def _absolute_paths(self) -> None:
         """Every path made absolute once, here: runners start in their own working directory,
@@ -139,6 +166,28 @@ class BenchConfig:
         if "model" not in data:
             raise UsageError(f"{where}: no model given (--model)")
         return cls(**{k: _typed(hints[k], v, f"{where}: {k}") for k, v in data.items()})
+
+
+def resolve(given: Dict[str, Any], config_file: Optional[Path] = None) -> BenchConfig:
+    """The one place where precedence is decided: the options given on the command line
+    (`given`, by field name), over the config file's, over the defaults."""
+    values = read_config_file(config_file) if config_file is not None else {}
+    values = {str(k).replace("-", "_"): v for k, v in values.items()}
+    values.update({k: str(v) if isinstance(v, Path) else v for k, v in given.items()})
+    return BenchConfig.from_dict(values, where=f"--config {config_file}" if config_file else "options")
+
+
+def read_config_file(path: Path) -> Dict[str, Any]:
+    """A YAML (or JSON) mapping of option names (as the fields, - or _) to values."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())  # JSON is YAML too
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"--config {path}: cannot read it: {' '.join(str(e).split())[:200]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a mapping of option names to values")
+    return data
 
 
 def _absolute(path: Any) -> Path:

@@ -14,12 +14,13 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 from shared.records import write_json_atomic
 
+from . import tasks
 from .errors import UsageError
-from .models import DETECTION_OUTPUTS, ModelDef, ModelSource, Weights, build, factory_kwargs, load_weights
+from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, load_weights
 
 EXPORTER = "torch.onnx.export(dynamo=False)"
 EXPORT_FORMAT = 1  # bump when the export code changes what it writes
@@ -32,8 +33,13 @@ class Artifact:
     dir: Path
     onnx_path: Path
     torch_card: Optional[Path]  # None when the user gave an ONNX file: no PyTorch reference
-    task: str  # detection, classification or generic
+    task: str  # the model family's name (coordinator/tasks/), as export.json says
     info: Dict[str, Any]
+
+    @property
+    def family(self) -> tasks.Task:
+        """The model family that exports, preprocesses, judges, scores and draws this model."""
+        return tasks.get(self.task)
 
     @property
     def input_names(self) -> List[str]:
@@ -97,36 +103,30 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
     log(f"Exporting {model.name} to ONNX (opset {opset}, TorchScript exporter)...")
     net = build(model, weights, seed)
     h, w = model.input_size
-    task = model.task or _guess_task(net, h, w)
+    family = tasks.get(model.task) if model.task else _guess_family(net, h, w)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
     tmp.chmod(0o755)  # mkdtemp makes it private; runner containers read it as their own user
     try:
         start = time.perf_counter()
-        if task == "detection":
-            # torchvision detectors take a list of CHW images: the graph has no batch axis.
-            args: Tuple[Any, ...] = ([torch.rand(3, h, w)],)
-            inputs, outputs = ["images"], list(DETECTION_OUTPUTS)
-            dynamic = {"images": {1: "height", 2: "width"}, **{o: {0: "detections"} for o in outputs}}
-        else:
-            args = (torch.rand(1, 3, h, w),)
-            inputs, outputs = ["input"], ["logits" if task == "classification" else "output"]
-            dynamic = {"input": {0: "batch"}, outputs[0]: {0: "batch"}}
+        signature = family.export_signature(h, w)
+        inputs, outputs = signature.input_names, signature.output_names
         # The tracer warns a screenful on torchvision detectors; keep it in export.log, not the terminal.
         with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.onnx.export(net, args, str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
-                              input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
+            torch.onnx.export(net, signature.args, str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
+                              input_names=inputs, output_names=outputs, dynamic_axes=signature.dynamic_axes)
         (tmp / "export.log").write_text("".join(
             warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught))
         seconds = time.perf_counter() - start
         torch.save(net.state_dict(), tmp / "weights.pt")
+        # How to call the model and read its outputs: the runner does not import the coordinator.
         card = {"factory": model.factory, "kwargs": factory_kwargs(model), "state_dict": "weights.pt",
-                "task": task, "input_names": inputs, "output_names": outputs}
+                "task": family.name, "input_names": inputs, "output_names": outputs, **family.torch_card()}
         write_json_atomic(str(tmp / "torch_model.json"), card)
         info = describe_onnx(tmp / "model.onnx")
         info.update(onnx_file=str(folder / "model.onnx"),  # where it lives after the rename below
-                    name=model.name, source=model.factory, task=task, exporter=EXPORTER,
+                    name=model.name, source=model.factory, task=family.name, exporter=EXPORTER,
                     torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
@@ -141,8 +141,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
 
 def _from_onnx_file(path: Path) -> Artifact:
     info = describe_onnx(path)
-    names = [o["name"] for o in info["outputs"]]
-    task = "detection" if set(DETECTION_OUTPUTS) <= set(names) else "generic"
+    task = tasks.for_onnx_outputs([o["name"] for o in info["outputs"]]).name
     info.update(name=path.stem, source=str(path), task=task, exporter="given as ONNX",
                 weights={"kind": "onnx", "detail": "as stored in the file", "warning": ""})
     return Artifact(path.parent, path, None, task, info)
@@ -179,15 +178,13 @@ def describe_onnx(path: Path) -> Dict[str, Any]:
     }
 
 
-def _guess_task(net: Any, h: int, w: int) -> str:
-    """A user factory: torchvision-style detectors return a list of dicts with boxes."""
+def _guess_family(net: Any, h: int, w: int) -> tasks.Task:
+    """A user factory: the family that recognises what it returns for a (1, 3, H, W) batch."""
     import torch
 
     with torch.no_grad():
         out = net(torch.rand(1, 3, h, w))
-    if isinstance(out, list) and out and isinstance(out[0], dict) and "boxes" in out[0]:
-        return "detection"
-    return "generic"
+    return tasks.for_torch_output(out)
 
 
 def _key(parts: Dict[str, Any]) -> str:

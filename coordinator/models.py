@@ -12,14 +12,12 @@ from typing import Any, Dict, Optional, Tuple
 
 from .errors import UsageError
 
-DETECTION_OUTPUTS = ("boxes", "labels", "scores")
-
 
 @dataclass(frozen=True)
 class ModelDef:
     name: str
     factory: str  # "package.module:function"
-    task: str  # "detection" or "classification"
+    task: str  # a model family in coordinator/tasks/; "" for a factory: guessed from its output
     input_size: Tuple[int, int]  # H, W of the test inputs
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed with weights=None
 

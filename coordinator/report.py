@@ -1,16 +1,13 @@
-"""The run directory's report: `report.json` (versioned), `results.csv`, `report.md`.
+"""The report's data: `Report` and its `Row`s, what `report.json` (versioned) holds.
 
-`report.json` is the source; the other files are views made from it.
+The files of a run directory are views of it, made by `coordinator/views/`.
 """
-import csv
-import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from shared.records import Record, write_json_atomic
+from shared.records import Record
 from shared.result import RunResult
 
 from .engines import REFERENCE, Engine
@@ -32,7 +29,7 @@ class Row(RunResult):
     start_overhead_s: Optional[float] = None  # from launching the runner to its first log line
     accuracy: Optional[Accuracy] = None  # task metric with --dataset
     noisy: bool = False  # robust per-input spread above the run's threshold: rerun on a quieter machine
-    image: str = ""  # the Docker image (tag@id) the row ran in
+    image: str = ""  # where the row ran (Launcher.provenance): image tag@id, venv and its pins, or the host Python
     model_input: str = ""  # what the engine was given: "ONNX opset 17", "the PyTorch model"
 
     @classmethod
@@ -135,6 +132,15 @@ class Report(Record):
                 return r.latency_ms.p50
         return None
 
+    def task(self) -> str:
+        """The model's family: detection, classification, generic ("" in a hand-made report)."""
+        return str(self.model.get("task") or "")
+
+    def picture_input(self) -> str:
+        """The test input the pictures are drawn on, relative to the run directory ("" if none)."""
+        value = self.data.get("picture_input")
+        return value if isinstance(value, str) else ""
+
 
 def load_report(run_dir: Path) -> Report:
     """A run's report.json, checked: it names files that the views read, and none of them may
@@ -145,10 +151,11 @@ def load_report(run_dir: Path) -> Report:
     if not path.is_file():
         raise UsageError(f"no report.json in {run_dir}")
     report = Report.load(str(path))
-    for i, r in enumerate(report.results):
-        for name, value in (("log", r.log), ("outputs_file", r.outputs_file or "")):
-            if not inside(value):
-                raise UsageError(f"{path}: results[{i}].{name} {value!r} escapes the run directory")
+    named = [(f"results[{i}].{name}", value) for i, r in enumerate(report.results)
+             for name, value in (("log", r.log), ("outputs_file", r.outputs_file or ""))]
+    for where, value in named + [("data.picture_input", report.picture_input())]:
+        if not inside(value):
+            raise UsageError(f"{path}: {where} {value!r} escapes the run directory")
     return report
 
 
@@ -158,132 +165,12 @@ def inside(relative: str) -> bool:
     return not Path(relative).is_absolute() and ".." not in parts
 
 
-def write_report(report: Report, run_dir: Path, views: bool = True) -> None:
-    write_json_atomic(str(run_dir / "report.json"), report.to_dict())
-    if views:
-        from .html_report import render
-
-        (run_dir / "results.csv").write_text(results_csv(report))
-        (run_dir / "report.md").write_text(markdown(report))
-        (run_dir / "report.html").write_text(render(report, run_dir))
-
-
-def results_csv(report: Report) -> str:
-    """One row per (engine, precision), nested fields flattened (`latency_ms.p50`, ...)."""
-    rows = []
-    ref = report.reference_p50()
-    for r in report.results:
-        d = r.to_dict()
-        for drop in ("environment", "settings", "error", "parity", "measurement", "per_input_ms"):
-            d.pop(drop)
-        d["speedup_vs_torch"] = ref / r.latency_ms.p50 if ref and r.latency_ms else None
-        d["parity_passed"] = r.parity.passed if r.parity else None
-        rows.append(_flat(d))
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def _flat(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    flat: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            flat.update(_flat(v, f"{prefix}{k}."))
-        else:
-            flat[prefix + k] = (json.dumps(v) if v else "") if isinstance(v, (list, dict)) else v
-    return flat
-
-
-def _ms(value: Optional[float]) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
-def markdown(report: Report) -> str:
-    m = report.model
-    ref = report.reference_p50()
-    lines = [
-        f"# e2e report: {m.get('name')}", "",
-        f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
-        *[f"> **Note:** {n}" for n in report.notes], "",
-        "## Results", "",
-        "| engine | precision | launcher | status | p50 ms | ±95% | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in report.results:
-        lat = r.latency_ms
-        speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
-        rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
-        note = r.note().replace("|", "\\|")
-        lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
-                     f"{_ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {_ms(lat and lat.p90)} | {_ms(lat and lat.p99)} | "
-                     f"{_ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
-                     f"{r.verdict()} | {rss} | {note} |")
-    s, d, data = report.setup, report.device, report.data
-    lines += [
-        "", "## Setup", "",
-        f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']} calls "
-        f"or {s.get('warmup_time_s', '-')} s at most, " + (f"a fixed {s['iterations']} timed calls" if s.get("iterations")
-        else f"timed calls until p50 is known to ±{s.get('target_ci', 0):.0%} (95% interval) or "
-             f"{s.get('max_time_s', '-')} s") + f", minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
-        f"- {s['copy_policy']}; timed region: {s['timed_region']}",
-        "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in s.get("phase_seconds", {}).items()),
-        "", "## Device", "",
-        f"- CPU {d['cpu']} ({d['physical_cores']} physical cores, flags: {', '.join(d['cpu_flags']) or '-'}), "
-        f"{d['memory_gb']} GB, {d['os']}",
-        f"- GPUs: {', '.join(g['name'] for g in d['gpus']) or 'none'}",
-        "", "## Model", "",
-        f"- {m.get('name')} from `{m.get('source')}`, weights: {m['weights']['kind']} ({m['weights']['detail']})",
-        f"- ONNX opset {m['opset']}, {m['exporter']}, {m['file_bytes'] / 2**20:.1f} MiB, sha256 {m['sha256'][:16]}…,"
-        f" {m['nodes']} nodes",
-        f"- inputs: {', '.join(_tensor(t) for t in m['inputs'])}; outputs: {', '.join(_tensor(t) for t in m['outputs'])}",
-        "", "## Test data", "",
-        f"- {data['count']} images from {data['source']}: {data['preprocessing']}",
-        "", "## Outputs (parity with PyTorch)", "",
-    ]
-    for r in report.results:
-        if r.parity:
-            lines.append(f"- **{r.engine}** ({r.precision_label()}): {parity_text(r.parity)}")
-    scored = [r for r in report.results if r.accuracy]
-    if scored:
-        lines += ["", f"## Task accuracy ({data['source']}, {data['count']} images)", ""]
-        for r in scored:
-            a = r.accuracy
-            ref = "" if a.reference is None else f" (PyTorch {a.reference:.4f}, drop {a.drop:+.4f})"
-            lines.append(f"- **{r.engine}** ({r.precision_label()}): {a.metric} {a.value:.4f}{ref}")
-    lines += ["", "## Resource usage", ""]
-    for r in report.results:
-        if r.resources:
-            res = r.resources
-            split = "" if res.steady_peak_rss_mb is None or res.load_peak_rss_mb is None else \
-                f" (load {res.load_peak_rss_mb:.0f} MB, timed loops {res.steady_peak_rss_mb:.0f} MB)"
-            lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB{split}, CPU "
-                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
-                         f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
-                         f"{_ms(r.first_inference_ms)} ms; timed loop: {r.stop_text()}")
-    configured = [r for r in report.results if r.settings]
-    if configured:  # what each engine ran with, read back from it: threads, providers, tuning...
-        lines += ["", "## Engine settings", ""]
-        lines += [f"- **{r.engine}** ({r.precision_label()}): " + "; ".join(
-            f"{k} `{json.dumps(v, sort_keys=True, default=str)}`" for k, v in sorted(r.settings.items()))
-            for r in configured]
-    phased = [r for r in report.results if r.breakdown_ms]
-    if phased:
-        lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]
-        lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
-    return "\n".join(lines) + "\n"
-
-
-def phases_text(r: Row) -> str:
-    return ", ".join(f"{k} {v:.2f} ms" for k, v in r.breakdown_ms.items())
-
-
 def parity_failure(p: Parity) -> str:
     """Why parity failed, in a few words."""
     if p.note:
         return p.note
+    if p.summary:
+        return p.summary
     if p.classification:
         c = p.classification
         return (f"{c.output}: top-1 agreement {c.top1_agreement:.0%}, min cosine {c.min_cosine:.4f} "
@@ -296,28 +183,3 @@ def parity_failure(p: Parity) -> str:
         if not o.passed:
             return f"{o.name}: {o.note}" if o.note else f"{o.name}: max abs diff {o.max_abs:.2e} > atol {p.atol:g} + rtol {p.rtol:g}"
     return "failed"
-
-
-def parity_text(p: Parity) -> str:
-    if p.detection:
-        d = p.detection
-        return (f"{verdict(p)} — {d.matched}/{max(d.reference_boxes, d.engine_boxes)} boxes matched "
-                f"({d.matched_fraction:.1%}, need {d.min_matched_fraction:.0%}), mean IoU {d.mean_iou:.4f}, "
-                f"labels {d.label_agreement:.1%} equal, max score diff {d.max_score_diff:.2e}, "
-                f"only in reference {d.only_reference}, only in engine {d.only_engine}, fidelity mAP "
-                f"{'-' if d.fidelity_map is None else f'{d.fidelity_map:.4f}'}")
-    if p.note:
-        return f"{verdict(p)} — {p.note}"
-    if p.classification:
-        c = p.classification
-        o = p.outputs[0]
-        return (f"{verdict(p)} — {c.output}: top-1 agreement {c.top1_agreement:.0%} over {c.inputs} input(s), "
-                f"min cosine {c.min_cosine:.5f} (need 100% and >= {c.min_required_cosine}); elementwise max abs "
-                f"{o.max_abs:.2e}, beyond atol {p.atol:g} + rtol {p.rtol:g}: {'no' if o.passed else 'yes'}")
-    worst = ", ".join(f"{o.name}: max abs {o.max_abs:.2e}, max rel {o.max_rel:.2e}" if o.max_abs is not None
-                      else f"{o.name}: {o.note}" for o in p.outputs)
-    return f"{verdict(p)} (atol {p.atol:g}, rtol {p.rtol:g}) — {worst}"
-
-
-def _tensor(t: Dict[str, Any]) -> str:
-    return f"`{t['name']}` {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]"

@@ -1,10 +1,12 @@
 """Terminal views: the summary table after a bench, availability for `e2e engines`."""
+from typing import Mapping
+
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from .engines import Engine, skip_reason
-from .launchers import DockerLauncher, VenvLauncher
+from .launchers import AUTO, Launcher, choose
 from .report import Report
 
 
@@ -29,12 +31,12 @@ def summary_table(report: Report) -> Table:
     return table
 
 
-def availability(engine: Engine, device: str, docker: DockerLauncher) -> str:
-    """Where the engine would run with --launcher auto, or why it cannot run here."""
+def availability(engine: Engine, device: str, launchers: Mapping[str, Launcher], requested: str = AUTO) -> str:
+    """Where the engine would run with --launcher `requested` (as `e2e bench` chooses), or why
+    it cannot run here."""
     reason = skip_reason(engine, device, engine.precisions[0])
-    if reason is None and "host" in engine.launchers:
-        return "[green]yes[/] (host Python)"
-    if reason is None and docker.unavailable(engine, device) is None:
-        return "[green]yes[/] (Docker image)"
-    reason = reason or VenvLauncher.unavailable(engine)
-    return "[green]yes[/] (virtualenv)" if reason is None else f"[dim]{escape(reason)}[/]"
+    if reason is None:
+        launcher, reason = choose(engine, requested, device, launchers)
+        if reason is None and launcher is not None:
+            return f"[green]yes[/] ({launcher.name})"
+    return f"[dim]{escape(str(reason))}[/]"

@@ -15,8 +15,6 @@ from .errors import UsageError
 from .export import Artifact
 
 DEFAULT_IMAGES = Path(__file__).parent / "data" / "images"
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 PREPROCESS_FORMAT = 1  # bump when preprocessing changes
 
 
@@ -30,6 +28,8 @@ class TestData:
 def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path,
             dataset: Optional[Dataset] = None, device: str = "cpu") -> TestData:
     folder = images or DEFAULT_IMAGES
+    if dataset and _takes_images(artifact):
+        _check_scored(artifact, dataset)
     files = dataset.files if dataset else image_files(folder)
     digest = hashlib.sha256()
     for f in files:
@@ -63,6 +63,19 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     if images is not None and info["images"]:  # the same images may have come from another folder
         info.update(images=[str(f) for f in files], source=str(folder))
     return TestData(inputs, reference_file(data_dir, device), info)
+
+
+_KINDS = {"coco": "a COCO-format annotation file", "imagefolder": "a folder of class folders"}
+
+
+def _check_scored(artifact: Artifact, dataset: Dataset) -> None:
+    """A dataset the model's family has no metric for fails before anything is run."""
+    kinds = artifact.family.dataset_kinds
+    if dataset.kind in kinds:
+        return
+    wanted = f"; give {' or '.join(_KINDS.get(k, k) for k in kinds)}" if kinds else " (its family has no task metric)"
+    raise UsageError(f"--dataset {dataset.source} is {_KINDS.get(dataset.kind, dataset.kind)}, which a "
+                     f"{artifact.task} model is not scored on{wanted}")
 
 
 def reference_file(data_dir: Path, device: str) -> Path:
@@ -128,34 +141,15 @@ def _load_rgb(path: Path) -> Any:
 
 def _preprocess(files: List[Path], artifact: Artifact,
                 size: Tuple[int, int]) -> Tuple[List[Dict[str, np.ndarray]], str, List[Tuple[int, int]]]:
-    from PIL import Image
-
-    h, w = size
+    """Each image as its model family prepares it, with the images' own sizes (w, h)."""
     name = artifact.input_names[0]
     if len(artifact.input_names) != 1:
         raise UsageError(f"the model has {len(artifact.input_names)} inputs; only single-image models "
                          "are supported so far")
+    family = artifact.family
     samples, sizes = [], []
     for f in files:
         im = _load_rgb(f)
         sizes.append(im.size)
-        if artifact.task == "detection":
-            # The model normalises and resizes inside (GeneralizedRCNNTransform): give it [0, 1] RGB.
-            x = np.asarray(im.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
-            samples.append({name: np.ascontiguousarray(x.transpose(2, 0, 1))})
-        else:
-            scale = 256 / 224
-            short = round(min(h, w) * scale)
-            iw, ih = im.size
-            r = short / min(iw, ih)
-            im = im.resize((max(w, round(iw * r)), max(h, round(ih * r))), Image.BILINEAR)
-            left, top = (im.size[0] - w) // 2, (im.size[1] - h) // 2
-            x = np.asarray(im.crop((left, top, left + w, top + h)), dtype=np.float32) / 255.0
-            x = (x - IMAGENET_MEAN) / IMAGENET_STD
-            samples.append({name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
-    if artifact.task == "detection":
-        how = f"RGB, resized to {h}x{w} (bilinear), scaled to [0, 1], CHW; the model normalises inside"
-    else:
-        how = (f"RGB, shorter side resized to {round(min(h, w) * 256 / 224)}, centre crop {h}x{w}, "
-               "scaled to [0, 1], ImageNet mean/std normalised, NCHW with batch 1")
-    return samples, how, sizes
+        samples.append({name: family.preprocess(im, size)})
+    return samples, family.preprocessing(size), sizes

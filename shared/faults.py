@@ -10,13 +10,15 @@ goes wrong, done for real in the real runner, so the tests see what users would 
   invalid_result    result.json that parses but breaks the schema
   nan               every output that parity sees is NaN
   wrong_shape       every output that parity sees loses its last element
+  mixed_precision   result.json names a precision that is not one of the precisions
 """
 import json
 import os
 import time
 from typing import Any, Optional
 
-FAULTS = ("abort", "exit", "hang", "oom", "truncated_result", "invalid_result", "nan", "wrong_shape")
+FAULTS = ("abort", "exit", "hang", "oom", "truncated_result", "invalid_result", "nan", "wrong_shape",
+          "mixed_precision")
 
 
 def in_load(fault: str, memory_limit_mb: Optional[int]) -> None:
@@ -51,5 +53,7 @@ def result_text(fault: str, data: dict) -> Optional[str]:
         return text[: len(text) // 2]
     if fault == "invalid_result":
         return json.dumps(dict(data, status="splendid", latency_ms="fast"))
+    if fault == "mixed_precision":  # what the OpenPPL runner once said on CUDA
+        return json.dumps(dict(data, precision="fp16 (conv/gemm)"))
     return None
 

@@ -16,19 +16,29 @@ from shared.spec import RunSpec
 
 from .. import images
 from ..engines import Engine
+from .base import LaunchSettings, Launcher
 from .process import current_stage, fresh_io, read_result
 
 IMAGE_UID = 1000  # the `e2e` user of every runner image
 PIDS_LIMIT = 1024
 
 
-class DockerLauncher:
+class DockerLauncher(Launcher):
+    """A container of the engine's image. Staging is by mounts: the model's, the inputs' and
+    the calibration's folders read-only, the cache and `io_dir` (as /io) writable; the spec is
+    rewritten to the container's paths, and the results land in `io_dir` through its mount."""
+
     name = "docker"
+    preference = 10  # --launcher auto: the image when it is built and current, else the next
 
     def __init__(self, memory_limit_mb: Optional[int] = None) -> None:
         self._client: Any = None
         self._reason: Optional[str] = None
         self.memory_limit_mb = memory_limit_mb or _default_memory_mb()
+
+    @classmethod
+    def create(cls, settings: LaunchSettings) -> "DockerLauncher":
+        return cls(settings.memory_limit_mb)  # the daemon is asked on first use, not here
 
     @property
     def client(self) -> Any:
@@ -41,7 +51,7 @@ class DockerLauncher:
 
     def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
         if "docker" not in engine.launchers:
-            return f"{engine.name} has no Docker image"
+            return f"{engine.name} has no Docker image (it runs with {', '.join(engine.launchers)}): rerun with --launcher auto"
         if self.client is None:
             return self._reason
         tag = images.image_tag(engine.id)
@@ -67,13 +77,22 @@ class DockerLauncher:
         tag = images.image_tag(engine.id)
         return f"{tag}@{self.client.images.get(tag).id}"
 
+    def provenance(self, engine: Engine) -> str:
+        try:
+            return self.image_id(engine)
+        except Exception:  # the daemon went away after the run: the tag is still worth saying
+            return str(images.image_tag(engine.id))
+
     def describe(self) -> dict:
         """The container runtime, for the report's device section (empty without a daemon)."""
         if self.client is None:
             return {}
-        info = self.client.version()
-        return {"docker": info.get("Version", ""), "api": info.get("ApiVersion", ""),
-                "runtimes": sorted((self.client.info().get("Runtimes") or {}).keys())}
+        try:
+            info = self.client.version()
+            return {"docker": info.get("Version", ""), "api": info.get("ApiVersion", ""),
+                    "runtimes": sorted((self.client.info().get("Runtimes") or {}).keys())}
+        except Exception:  # the daemon went away: the report is written all the same
+            return {}
 
     def container_options(self, engine: Engine, spec: RunSpec, io_dir: Path) -> Dict[str, Any]:
         """Everything `containers.run` gets; the spec is rewritten to the container's paths."""

@@ -1,14 +1,31 @@
 """PyTorch, the reference: the same model object the ONNX was exported from, run eagerly.
 
 `spec.model_path` is the export's `torch_model.json`: the factory, its arguments and the
-state dict file, so this runner rebuilds exactly the weights that were exported.
+state dict file, so this runner rebuilds exactly the weights that were exported; and, as the
+model's family decided at export, how to call it (`call`) and read its outputs (`outputs`).
 """
 import importlib
 import itertools
 import json
 import os
 
-from shared import EngineUnavailable, Runner, Sample
+from shared import EngineUnavailable, ProtocolError, Runner, Sample
+
+# `call`: model(*tensors), or model([chw, ...]) as torchvision's detectors take images.
+# `outputs`: a tensor or a tuple of them in output-name order, or the first of a list of dicts.
+CALLS = ("tensors", "list_of_images")
+OUTPUTS = ("tensors", "first_dict")
+
+
+def calling_convention(card):
+    """(call, outputs) of a model card; a card cached before these keys has only its task."""
+    detector = card.get("task") == "detection"
+    call = card.get("call", "list_of_images" if detector else "tensors")
+    outputs = card.get("outputs", "first_dict" if detector else "tensors")
+    if call not in CALLS or outputs not in OUTPUTS:
+        raise ProtocolError("torch_model.json: call {!r} / outputs {!r}, expected one of {} / {}".format(
+            call, outputs, ", ".join(CALLS), ", ".join(OUTPUTS)))
+    return call, outputs
 
 
 def _build(factory, kwargs, state):
@@ -66,7 +83,8 @@ class TorchRunner(Runner):
             torch.backends.cudnn.allow_tf32 = False
             self.settings["tf32"] = False
         self.model = model.eval().to(self.device)
-        self.task, self.output_names = card["task"], card["output_names"]
+        self.call, self.returns = calling_convention(card)
+        self.output_names = card["output_names"]
         self._hooks = []  # type: list
         self.settings.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
                              mode="eager, torch.inference_mode")
@@ -77,11 +95,10 @@ class TorchRunner(Runner):
 
         with torch.inference_mode():
             tensors = [torch.from_numpy(a).to(self.device) for a in feeds.values()]
-            if self.task == "detection":  # a list of CHW images in, a list of dicts out
-                found = self.model(tensors)[0]
-                outs = [found[name] for name in self.output_names]
+            out = self.model(tensors) if self.call == "list_of_images" else self.model(*tensors)
+            if self.returns == "first_dict":
+                outs = [out[0][name] for name in self.output_names]
             else:
-                out = self.model(*tensors)
                 outs = list(out) if isinstance(out, (tuple, list)) else [out]
             return {n: t.cpu().numpy().copy() for n, t in zip(self.output_names, outs)}
 
@@ -92,7 +109,7 @@ class TorchRunner(Runner):
         import time
 
         transform = getattr(self.model, "transform", None)
-        if self.task != "detection" or transform is None or not hasattr(transform, "postprocess"):
+        if not hasattr(transform, "postprocess") or not hasattr(transform, "register_forward_hook"):
             return
         if not on:
             for handle in self._hooks:
@@ -114,6 +131,9 @@ class TorchRunner(Runner):
 
         def done(*_):
             end = clock()
+            if "pre_end" not in marks:  # a forward that did not go through its transform
+                marks.clear()
+                return
             pre = marks["pre_end"] - marks["start"]
             post = marks.get("post", 0.0)
             for phase, seconds in (("preprocess", pre), ("inference", end - marks["start"] - pre - post),

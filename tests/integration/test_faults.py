@@ -33,6 +33,7 @@ FAULTS = {
     "invalid_result": ("failed", "run", "invalid result.json"),
     "nan": ("ok", None, "non-finite values"),
     "wrong_shape": ("ok", None, "shape [9], reference [1, 10]"),
+    "mixed_precision": ("failed", "run", "reported precision 'fp16 (conv/gemm)', which is not one of fp32"),
 }
 
 

@@ -137,3 +137,19 @@ def test_a_manifest_declares_what_its_engine_consumes(tmp_path):
                                                   "consumes: tflite\n")
     with pytest.raises(Exception, match="consumes must be one of onnx, torch"):
         _load(tmp_path / "x")
+
+
+def test_every_config_field_is_an_option_and_the_command_line_wins_over_the_file(tmp_path, monkeypatch):
+    """Options are made from BenchConfig's fields: a new field is a new option, in one place."""
+    from dataclasses import fields
+
+    from coordinator.config import BenchConfig, resolve
+
+    result = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "300"})
+    for f in fields(BenchConfig):
+        flag = (f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),))[0]
+        assert flag in result.output, flag
+    config = tmp_path / "e2e.yaml"
+    config.write_text("model: resnet18\nwarmup: 7\nmax-time: 5\nprecisions: [fp32, int8]\n")
+    cfg = resolve({"warmup": 2, "precisions": "fp16"}, config)
+    assert (cfg.warmup, cfg.max_time, cfg.precisions, cfg.repeats) == (2, 5.0, ["fp16"], 1)

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from coordinator.parity import box_iou, compare, match_detections
+from coordinator import tasks
+from coordinator.tasks.detection import box_iou, match_detections
+
+GENERIC, DETECTION, CLASSIFICATION = (tasks.get(name) for name in ("generic", "detection", "classification"))
 
 BOXES = np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 70]], dtype=np.float32)
 
@@ -14,9 +17,9 @@ def det(boxes, labels=(1, 2, 3), scores=(0.9, 0.8, 0.7)):
 def test_tensor_parity_uses_precision_tolerances():
     ref = [{"y": np.array([1.0, 2.0, 3.0], np.float32)}]
     near = [{"y": np.array([1.0, 2.0, 3.0 + 5e-3], np.float32)}]
-    assert not compare(ref, near, "fp32", detection=False).passed
-    assert compare(ref, near, "fp16", detection=False).passed
-    worst = compare(ref, near, "fp32", detection=False).outputs[0]
+    assert not GENERIC.compare(ref, near, "fp32").passed
+    assert GENERIC.compare(ref, near, "fp16").passed
+    worst = GENERIC.compare(ref, near, "fp32").outputs[0]
     assert worst.max_abs == pytest.approx(5e-3, rel=1e-3)
 
 
@@ -26,7 +29,7 @@ def test_tensor_parity_uses_precision_tolerances():
     ({"z": np.ones(3, np.float32)}, "missing"),
 ])
 def test_tensor_parity_failures_say_why(out, note):
-    p = compare([{"y": np.array([1.0, 2.0, 3.0], np.float32)}], [out], "fp32", detection=False)
+    p = GENERIC.compare([{"y": np.array([1.0, 2.0, 3.0], np.float32)}], [out], "fp32")
     assert not p.passed and note in p.outputs[0].note
 
 
@@ -38,18 +41,18 @@ def test_iou():
 def test_reordered_detections_match_fully():
     ref = det(BOXES)
     out = det(BOXES[::-1] + 0.1, labels=(3, 2, 1), scores=(0.7, 0.8, 0.9))
-    p = compare([ref], [out], "fp32", detection=True)
+    p = DETECTION.compare([ref], [out], "fp32")
     assert p.passed and p.detection.matched == 3 and p.detection.label_agreement == 1.0
     assert p.detection.mean_iou > 0.97
 
 
 def test_a_missing_box_lowers_the_matched_fraction():
-    p = compare([det(BOXES)], [det(BOXES[:2], (1, 2), (0.9, 0.8))], "fp32", detection=True)
+    p = DETECTION.compare([det(BOXES)], [det(BOXES[:2], (1, 2), (0.9, 0.8))], "fp32")
     assert p.detection.matched_fraction == pytest.approx(2 / 3) and not p.passed
 
 
 def test_label_swap_is_caught():
-    p = compare([det(BOXES)], [det(BOXES, labels=(2, 1, 3))], "fp32", detection=True)
+    p = DETECTION.compare([det(BOXES)], [det(BOXES, labels=(2, 1, 3))], "fp32")
     assert p.detection.matched == 3 and p.detection.label_agreement == pytest.approx(1 / 3)
     assert not p.passed
 
@@ -62,17 +65,17 @@ def test_matching_is_one_to_one():
 
 def test_empty_detections_on_both_sides_pass():
     empty = det(np.zeros((0, 4)), (), ())
-    assert compare([empty], [empty], "fp32", detection=True).passed
+    assert DETECTION.compare([empty], [empty], "fp32").passed
 
 
 def test_classifier_logits_below_fp32_are_judged_on_top1_and_cosine():
     ref = [{"logits": np.array([[2.0, 0.5, -1.0, 0.1]], np.float32)}]
     close = [{"logits": ref[0]["logits"] + np.array([[0.03, -0.03, 0.02, 0.0]], np.float32)}]  # fails 1e-2 elementwise
     flipped = [{"logits": np.array([[0.4, 0.5, -1.0, 0.1]], np.float32)}]
-    assert not compare(ref, close, "fp16", detection=False).passed  # without the task, elementwise decides
-    p = compare(ref, close, "fp16", detection=False, classification=True)
+    assert not GENERIC.compare(ref, close, "fp16").passed  # as plain tensors, elementwise decides
+    p = CLASSIFICATION.compare(ref, close, "fp16")
     assert p.passed and p.method == "classification" and not p.outputs[0].passed
     assert p.classification.top1_agreement == 1.0 and p.classification.min_cosine > 0.999
-    assert not compare(ref, close, "fp32", detection=False, classification=True).passed  # fp32 stays strict
-    bad = compare(ref, flipped, "int8", detection=False, classification=True)
+    assert not CLASSIFICATION.compare(ref, close, "fp32").passed  # fp32 stays strict
+    bad = CLASSIFICATION.compare(ref, flipped, "int8")
     assert not bad.passed and bad.classification.top1_agreement == 0.0

@@ -1,21 +1,20 @@
 """`report.html`: one self-contained page (inline SVG charts and PNG pictures, no script, no
 network). Jinja2 autoescapes every string that came from a model, a path or an engine."""
-import base64
-import io
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .report import Report, Row, parity_text, phases_text
+from .. import charts, pictures
+from ..report import Report, Row
+from ._text import ms, parity_text, phases_text
 
-TEMPLATES = Path(__file__).parent / "templates"
+FILE = "report.html"
+TEMPLATES = Path(__file__).parents[1] / "templates"
 PICTURE_WIDTH = 340
 
 
 def render(report: Report, run_dir: Path) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-    from . import charts
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
     ref = report.reference_p50()
@@ -45,10 +44,6 @@ def render(report: Report, run_dir: Path) -> str:
     )
 
 
-def _ms(value: Optional[float]) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
 def _mb(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.0f}"
 
@@ -58,13 +53,13 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
     note = r.note()
     return {
         "engine": r.engine, "precision": r.precision_label(), "launcher": r.launcher, "status": r.status,
-        "ok": r.status == "ok", "p50": _ms(lat and lat.p50), "p90": _ms(lat and lat.p90), "p99": _ms(lat and lat.p99),
-        "mean": _ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
+        "ok": r.status == "ok", "p50": ms(lat and lat.p50), "p90": ms(lat and lat.p90), "p99": ms(lat and lat.p99),
+        "mean": ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
         "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
         "speedup": f"{ref / lat.p50:.2f}x" if ref and lat else "", "parity": r.verdict(), "note": note,
-        "start": _ms(r.start_overhead_s), "first": _ms(r.first_inference_ms), "phases": phases_text(r),
-        **{k: _ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
+        "start": ms(r.start_overhead_s), "first": ms(r.first_inference_ms), "phases": phases_text(r),
+        **{k: ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "",
         "rss_load": _mb(res and res.load_peak_rss_mb), "rss_steady": _mb(res and res.steady_peak_rss_mb), "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
         "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",
@@ -96,38 +91,19 @@ def _pairs(d: Dict[str, Any]) -> List[tuple]:
 
 
 def _detections(report: Report, run_dir: Path) -> List[Dict[str, Any]]:
-    """The first test image with each engine's boxes drawn on it, PyTorch's first."""
-    if report.model.get("task") != "detection" or not report.data.get("inputs_path"):
+    """The first test image with each engine's boxes drawn on it, PyTorch's first. The image is
+    the run directory's copy (bench keeps it there): the cache it came from may be gone."""
+    inputs = pictures.input_sample(report, run_dir)
+    if inputs is None:  # a report from before the copy, or not a detector
         return []
     from shared.tensors import load_samples
 
-    try:
-        image = next(iter(load_samples(report.data["inputs_path"])[0].values()))
-    except Exception:  # the cache was cleared since: the pictures are a view, not a result
-        return []
-    pictures = []
+    drawn = []
     for r in report.results:
         outputs = run_dir / Path(r.log).parent / (r.outputs_file or "") if r.log else None
         if r.status != "ok" or outputs is None or not outputs.is_file():
             continue
-        pictures.append({"label": f"{r.engine} {r.precision_label()}", "width": PICTURE_WIDTH,
-                         "png": _draw(image, load_samples(str(outputs))[0])})
-    return pictures
-
-
-def _draw(chw: Any, detections: Dict[str, Any], min_score: float = 0.5, most: int = 25) -> str:
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    picture = Image.fromarray((np.clip(chw.transpose(1, 2, 0), 0, 1) * 255).astype("uint8"))
-    draw = ImageDraw.Draw(picture)
-    order = np.argsort(-detections["scores"])[:most]
-    for i in order:
-        if detections["scores"][i] < min_score:
-            break
-        x1, y1, x2, y2 = (float(v) for v in detections["boxes"][i])
-        draw.rectangle([x1, y1, x2, y2], outline=(255, 40, 40), width=2)
-        draw.text((x1 + 2, y1 + 1), f"{int(detections['labels'][i])} {detections['scores'][i]:.2f}", fill=(255, 255, 0))
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode()
+        png = pictures.picture(report, inputs, load_samples(str(outputs))[0])
+        if png:
+            drawn.append({"label": f"{r.engine} {r.precision_label()}", "width": PICTURE_WIDTH, "png": png})
+    return drawn

@@ -1,42 +1,48 @@
-"""Local launchers: the virtualenv launcher (one environment per engine, made on first use
-from its pinned requirements and reused while they and the Python stay the same) and the
-host launcher (the coordinator's own Python, for the PyTorch reference)."""
+"""The virtualenv launcher: one environment per engine, made on first use from its pinned
+requirements and reused while they and the Python stay the same."""
 import fcntl
 import hashlib
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from shared.errors import E2EError
 from shared.result import RunResult
 from shared.spec import RunSpec
 
 from ..engines import Engine
+from .base import EnvironmentFailed, LaunchSettings, Launcher
 from .process import last_line, protocol_path, run_process
 
 READY = ".e2e-ready"
 
 
-class EnvironmentFailed(E2EError):
-    """The engine's environment could not be made; its row fails at setup."""
+class VenvLauncher(Launcher):
+    """A child process of the engine's own virtualenv's Python, with only `shared/` of the
+    coordinator on its path. Nothing is staged: the runner reads the spec's host paths and
+    writes into `io_dir` on the same disk."""
 
-
-class VenvLauncher:
     name = "venv"
+    preference = 20  # after Docker: an image is the more isolated environment
 
     def __init__(self, cache: Path, log: Callable[[str], None] = print) -> None:
         self.cache = cache
         self.log = log
 
-    @staticmethod
-    def unavailable(engine: Engine) -> Optional[str]:
+    @classmethod
+    def create(cls, settings: LaunchSettings) -> "VenvLauncher":
+        return cls(settings.cache_dir, settings.log)
+
+    def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
         if "venv" in engine.launchers:
             return None
         why = f" ({engine.note})" if engine.note else ""
-        return (f"{engine.name} runs only in its Docker image{why}: build it with "
-                f"`e2e images build {engine.id}`; --launcher auto or docker then runs it")
+        if "docker" in engine.launchers:
+            return (f"{engine.name} runs only in its Docker image{why}: build it with "
+                    f"`e2e images build {engine.id}`; --launcher auto or docker then runs it")
+        return f"{engine.name} has no virtualenv{why}"
 
     def env_dir(self, engine: Engine) -> Path:
         key = hashlib.sha256(engine.requirements_path.read_bytes() + sys.version.encode()).hexdigest()[:12]
@@ -66,6 +72,13 @@ class VenvLauncher:
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
         return run_process(self.python(engine), engine, spec, io_dir, timeout, [protocol_path(self.cache)])
 
+    def describe(self) -> dict:
+        return {}  # the venvs use the coordinator's Python, which the device section names
+
+    def provenance(self, engine: Engine) -> str:
+        requirements = hashlib.sha256(engine.requirements_path.read_bytes()).hexdigest()[:12]
+        return f"{self.env_dir(engine)} (requirements.txt sha256 {requirements}, Python {platform.python_version()})"
+
 
 def _install_commands(folder: Path, requirements: Path) -> List[List[str]]:
     python = str(folder / "bin" / "python")
@@ -75,24 +88,3 @@ def _install_commands(folder: Path, requirements: Path) -> List[List[str]]:
                 [uv, "pip", "install", "--quiet", "--python", python, "-r", str(requirements)]]
     return [[sys.executable, "-m", "venv", str(folder)],
             [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)]]
-
-
-class HostLauncher:
-    """The coordinator's own Python: for the PyTorch reference, which needs the model code."""
-
-    name = "host"
-
-    def __init__(self, cache: Path) -> None:
-        self.cache = cache
-
-    @staticmethod
-    def unavailable(engine: Engine) -> Optional[str]:
-        return None if "host" in engine.launchers else f"{engine.name} does not run in the host Python"
-
-    def prepare(self, engine: Engine) -> None:
-        pass
-
-    def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
-        # The working directory is on the path so `--model package.module:factory` imports.
-        return run_process(sys.executable, engine, spec, io_dir, timeout,
-                           [protocol_path(self.cache), Path.cwd()])

@@ -1,0 +1,73 @@
+"""The `Launcher` interface: where a runner runs. A launcher is one module in this package
+defining a subclass of `Launcher`; the registry finds it, `--launcher` accepts its `name`, and
+an engine's manifest lists the launchers it can run with."""
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Optional
+
+from shared.errors import E2EError
+from shared.result import RunResult
+from shared.spec import RunSpec
+
+from ..engines import Engine
+
+
+class EnvironmentFailed(E2EError):
+    """The engine's environment could not be made; its row fails at setup."""
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    """What the bench tells every launcher it makes (`Launcher.create`)."""
+
+    cache_dir: Path  # environments, the protocol copy, engine caches
+    memory_limit_mb: Optional[int] = None  # --memory-limit: per engine run
+    log: Callable[[str], None] = print  # progress messages (an environment being made)
+
+
+class Launcher(ABC):
+    """Runs one engine's runner somewhere, through the runner protocol (`shared/`).
+
+    The launcher decides *where*; the runner decides *how*. A launcher never imports an engine.
+    """
+
+    name: ClassVar[str]  # the --launcher value and the manifest's `launchers:` entry
+    # `--launcher auto` tries the launchers an engine lists in this order, lowest first.
+    preference: ClassVar[int] = 100
+    # An engine that lists a pinned launcher runs on it whatever --launcher asks.
+    pinned: ClassVar[bool] = False
+
+    @classmethod
+    @abstractmethod
+    def create(cls, settings: LaunchSettings) -> "Launcher":
+        """The launcher the bench (or `e2e engines`) uses. Cheap: no daemon is asked, no
+        environment made (that is `unavailable` and `prepare`)."""
+
+    @abstractmethod
+    def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
+        """Why this launcher cannot run `engine` on `device` here, with what to do about it;
+        None when it can. Starts nothing, makes no environment."""
+
+    @abstractmethod
+    def prepare(self, engine: Engine) -> None:
+        """Make the engine's environment, once (later calls reuse it); raise
+        `EnvironmentFailed` saying why it could not be made."""
+
+    @abstractmethod
+    def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
+        """Run the runner on `spec` and return its result; never raise for what the runner did
+        (a crash, a hang past `timeout`, a bad result.json): those are results.
+
+        `spec` names host paths (model, inputs, calibration, cache). Staging is the launcher's
+        job: it makes them readable by the runner and brings `result.json`, `outputs.npz` and
+        `runner.log` back into `io_dir`, from which the coordinator reads them."""
+
+    @abstractmethod
+    def describe(self) -> dict:
+        """The runtime, for the report's device section (a daemon's version); {} when there
+        is nothing to say beyond the host."""
+
+    @abstractmethod
+    def provenance(self, engine: Engine) -> str:
+        """The environment a row of `engine` ran in, for the report: enough to find it again."""

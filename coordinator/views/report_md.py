@@ -1,0 +1,88 @@
+"""`report.md`: the report's six sections as Markdown, for a pull request or a wiki."""
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+from ..report import Report
+from ._text import ms, parity_text, phases_text
+
+FILE = "report.md"
+
+
+def render(report: Report, run_dir: Path) -> str:
+    m = report.model
+    ref = report.reference_p50()
+    lines = [
+        f"# e2e report: {m.get('name')}", "",
+        f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
+        *[f"> **Note:** {n}" for n in report.notes], "",
+        "## Results", "",
+        "| engine | precision | launcher | status | p50 ms | ±95% | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report.results:
+        lat = r.latency_ms
+        speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
+        rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
+        note = r.note().replace("|", "\\|")
+        lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
+                     f"{ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {ms(lat and lat.p90)} | {ms(lat and lat.p99)} | "
+                     f"{ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
+                     f"{r.verdict()} | {rss} | {note} |")
+    s, d, data = report.setup, report.device, report.data
+    lines += [
+        "", "## Setup", "",
+        f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']} calls "
+        f"or {s.get('warmup_time_s', '-')} s at most, " + (f"a fixed {s['iterations']} timed calls" if s.get("iterations")
+        else f"timed calls until p50 is known to ±{s.get('target_ci', 0):.0%} (95% interval) or "
+             f"{s.get('max_time_s', '-')} s") + f", minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
+        f"- {s['copy_policy']}; timed region: {s['timed_region']}",
+        "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in s.get("phase_seconds", {}).items()),
+        "", "## Device", "",
+        f"- CPU {d['cpu']} ({d['physical_cores']} physical cores, flags: {', '.join(d['cpu_flags']) or '-'}), "
+        f"{d['memory_gb']} GB, {d['os']}",
+        f"- GPUs: {', '.join(g['name'] for g in d['gpus']) or 'none'}",
+        "", "## Model", "",
+        f"- {m.get('name')} from `{m.get('source')}`, weights: {m['weights']['kind']} ({m['weights']['detail']})",
+        f"- ONNX opset {m['opset']}, {m['exporter']}, {m['file_bytes'] / 2**20:.1f} MiB, sha256 {m['sha256'][:16]}…,"
+        f" {m['nodes']} nodes",
+        f"- inputs: {', '.join(_tensor(t) for t in m['inputs'])}; outputs: {', '.join(_tensor(t) for t in m['outputs'])}",
+        "", "## Test data", "",
+        f"- {data['count']} images from {data['source']}: {data['preprocessing']}",
+        "", "## Outputs (parity with PyTorch)", "",
+    ]
+    for r in report.results:
+        if r.parity:
+            lines.append(f"- **{r.engine}** ({r.precision_label()}): {parity_text(r.parity)}")
+    scored = [r for r in report.results if r.accuracy]
+    if scored:
+        lines += ["", f"## Task accuracy ({data['source']}, {data['count']} images)", ""]
+        for r in scored:
+            a = r.accuracy
+            ref = "" if a.reference is None else f" (PyTorch {a.reference:.4f}, drop {a.drop:+.4f})"
+            lines.append(f"- **{r.engine}** ({r.precision_label()}): {a.metric} {a.value:.4f}{ref}")
+    lines += ["", "## Resource usage", ""]
+    for r in report.results:
+        if r.resources:
+            res = r.resources
+            split = "" if res.steady_peak_rss_mb is None or res.load_peak_rss_mb is None else \
+                f" (load {res.load_peak_rss_mb:.0f} MB, timed loops {res.steady_peak_rss_mb:.0f} MB)"
+            lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB{split}, CPU "
+                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
+                         f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
+                         f"{ms(r.first_inference_ms)} ms; timed loop: {r.stop_text()}")
+    configured = [r for r in report.results if r.settings]
+    if configured:  # what each engine ran with, read back from it: threads, providers, tuning...
+        lines += ["", "## Engine settings", ""]
+        lines += [f"- **{r.engine}** ({r.precision_label()}): " + "; ".join(
+            f"{k} `{json.dumps(v, sort_keys=True, default=str)}`" for k, v in sorted(r.settings.items()))
+            for r in configured]
+    phased = [r for r in report.results if r.breakdown_ms]
+    if phased:
+        lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]
+        lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
+    return "\n".join(lines) + "\n"
+
+
+def _tensor(t: Dict[str, Any]) -> str:
+    return f"`{t['name']}` {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]"

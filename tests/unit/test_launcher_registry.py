@@ -1,0 +1,180 @@
+"""Launchers: found by scanning coordinator/launchers/, each one implementing the `Launcher`
+interface, and one policy choosing an engine's launcher for `e2e bench` and `e2e engines`.
+No Docker daemon is asked: the policy tests use fake launchers."""
+import inspect
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+import coordinator.launchers as launchers_package
+from coordinator.config import BenchConfig
+from coordinator.engines import discover
+from coordinator.errors import UsageError
+from coordinator.launchers import (AUTO, DockerLauncher, HostLauncher, LaunchSettings, Launcher, VenvLauncher,
+                                   choose, create_all, launcher_classes, names)
+from coordinator.launchers.registry import launcher_classes as cached_classes
+from coordinator.summary import availability
+
+INTERFACE = ("create", "unavailable", "prepare", "run", "describe", "provenance")
+
+
+def test_the_registry_finds_every_launcher_in_auto_order():
+    assert launcher_classes() == {"host": HostLauncher, "docker": DockerLauncher, "venv": VenvLauncher}
+    assert names().index("docker") < names().index("venv")  # auto: the image first
+
+
+@pytest.mark.parametrize("cls", [HostLauncher, VenvLauncher, DockerLauncher])
+def test_each_launcher_implements_the_whole_interface(cls, tmp_path):
+    assert set(Launcher.__abstractmethods__) == set(INTERFACE)
+    assert not inspect.isabstract(cls)
+    for method in INTERFACE:
+        assert getattr(cls, method) is not getattr(Launcher, method), f"{cls.__name__} lacks {method}"
+    assert list(inspect.signature(cls.unavailable).parameters) == ["self", "engine", "device"]
+    assert list(inspect.signature(cls.run).parameters) == ["self", "engine", "spec", "io_dir", "timeout"]
+    launcher = cls.create(LaunchSettings(tmp_path, memory_limit_mb=512))
+    assert isinstance(launcher, Launcher) and launcher.name in names()
+
+
+def test_making_the_launchers_asks_no_daemon_and_provenance_names_the_environment(tmp_path):
+    made = create_all(LaunchSettings(tmp_path, memory_limit_mb=512))
+    assert list(made) == names()
+    assert made["docker"]._client is None and made["docker"].memory_limit_mb == 512
+    ort, torch = discover()["ort"], discover()["torch"]
+    assert str(made["venv"].env_dir(ort)) in made["venv"].provenance(ort)
+    assert "requirements.txt sha256" in made["venv"].provenance(ort)
+    assert made["host"].provenance(torch).startswith(sys.executable) and "torch " in made["host"].provenance(torch)
+    assert made["host"].describe() == {} and made["venv"].describe() == {}
+
+
+def test_config_takes_auto_and_every_registered_launcher():
+    for name in (AUTO, *names()):
+        assert BenchConfig(model="-", launcher=name).launcher == name
+    with pytest.raises(UsageError, match="unknown launcher 'ray'; valid: auto, host, docker, venv"):
+        BenchConfig(model="-", launcher="ray")
+
+
+class Fake:
+    """A launcher as the policy sees it: a name, pinned or not, and an answer to `unavailable`."""
+
+    def __init__(self, name: str, why: Optional[str] = None, pinned: bool = False) -> None:
+        self.name, self.why, self.pinned = name, why, pinned
+
+    def unavailable(self, engine, device: str = "cpu") -> Optional[str]:
+        return self.why if self.name in engine.launchers else None
+
+
+def fakes(docker: Optional[str] = None, venv: Optional[str] = None) -> dict:
+    return {"host": Fake("host", pinned=True), "docker": Fake("docker", docker), "venv": Fake("venv", venv)}
+
+
+def engine(*launchers: str, note: str = ""):
+    return replace(discover()["ort"], launchers=launchers, note=note)
+
+
+def test_auto_takes_the_image_when_it_is_there_else_the_virtualenv():
+    ort = engine("venv", "docker")
+    assert choose(ort, AUTO, "cpu", fakes())[0].name == "docker"
+    launcher, reason = choose(ort, AUTO, "cpu", fakes(docker="image e2e-ort is not built"))
+    assert (launcher.name, reason) == ("venv", None)
+
+
+def test_auto_with_nothing_available_says_why():
+    launcher, reason = choose(engine("docker"), AUTO, "cpu", fakes(docker="image e2e-ort is not built"))
+    assert reason == "image e2e-ort is not built"
+    _, reason = choose(engine("venv", "docker"), AUTO, "cpu", fakes(docker="no daemon", venv="no python"))
+    assert reason == "docker: no daemon; venv: no python"
+
+
+def test_a_named_launcher_is_taken_when_the_engine_lists_it():
+    launcher, reason = choose(engine("venv", "docker"), "venv", "cpu", fakes())
+    assert (launcher.name, reason) == ("venv", None)  # even where the image is there
+    launcher, reason = choose(engine("venv", "docker"), "docker", "cuda:0", fakes(docker="no NVIDIA runtime"))
+    assert (launcher.name, reason) == ("docker", "no NVIDIA runtime")  # never a silent fallback
+
+
+def test_a_named_launcher_the_engine_does_not_list_gives_a_reason():
+    _, reason = choose(engine("docker", note="no wheel"), "venv", "cpu", fakes())
+    assert reason == ("ONNX Runtime does not run with the venv launcher (no wheel): it runs with docker; "
+                      "rerun with --launcher auto or docker")
+    openppl = discover()["openppl"]  # the launcher's own words come first
+    _, reason = choose(openppl, "venv", "cpu", create_all(LaunchSettings(Path("/nonexistent"))))
+    assert "runs only in its Docker image" in reason and "e2e images build openppl" in reason
+
+
+@pytest.mark.parametrize("requested", [AUTO, "venv", "docker"])
+def test_the_reference_runs_on_the_host_whatever_is_asked(requested):
+    launcher, reason = choose(discover()["torch"], requested, "cpu", fakes())
+    assert (launcher.name, reason) == ("host", None)
+
+
+def test_an_engine_never_gets_the_host_unless_it_lists_it():
+    launcher, _ = choose(engine("venv", "docker"), AUTO, "cpu", fakes(docker="x"))
+    assert launcher.name == "venv"
+    _, reason = choose(engine("venv", "docker"), "host", "cpu", create_all(LaunchSettings(Path("/nonexistent"))))
+    assert reason and "does not run in the host Python" in reason
+
+
+def test_a_manifest_naming_an_unknown_launcher_is_said_in_the_row():
+    launcher, reason = choose(engine("venv", "dokcer"), AUTO, "cpu", fakes())
+    assert launcher is None and "unknown launcher(s) dokcer; known: host, docker, venv" in reason
+
+
+def test_e2e_engines_says_what_bench_would_choose():
+    assert availability(discover()["ort"], "cpu", fakes()) == "[green]yes[/] (docker)"
+    assert availability(discover()["ort"], "cpu", fakes(docker="not built")) == "[green]yes[/] (venv)"
+    assert availability(discover()["torch"], "cpu", fakes()) == "[green]yes[/] (host)"
+    assert "not built" in availability(discover()["openppl"], "cpu", fakes(docker="not built"))
+    assert "does not run on cpu" in availability(discover()["trt"], "cpu", fakes())
+
+
+RAY = '''
+from coordinator.launchers.base import Launcher
+
+
+class RayLauncher(Launcher):
+    name = "ray"
+    preference = 5  # before Docker
+
+    @classmethod
+    def create(cls, settings):
+        return cls()
+
+    def unavailable(self, engine, device="cpu"):
+        return None if "ray" in engine.launchers else "no ray"
+
+    def prepare(self, engine):
+        pass
+
+    def run(self, engine, spec, io_dir, timeout):
+        raise NotImplementedError
+
+    def describe(self):
+        return {"ray": "2.0"}
+
+    def provenance(self, engine):
+        return "ray://cluster"
+'''
+
+
+@pytest.fixture
+def ray_launcher(tmp_path, monkeypatch):
+    """A launcher module dropped into the launchers package's folder (a folder of its search
+    path here, so that the checkout is left alone)."""
+    (tmp_path / "ray.py").write_text(RAY)
+    monkeypatch.setattr(launchers_package, "__path__", [*launchers_package.__path__, str(tmp_path)])
+    cached_classes.cache_clear()
+    yield
+    sys.modules.pop("coordinator.launchers.ray", None)
+    cached_classes.cache_clear()
+
+
+def test_adding_a_launcher_is_one_file(ray_launcher, tmp_path):
+    assert names() == ["host", "ray", "docker", "venv"]
+    assert BenchConfig(model="-", launcher="ray").launcher == "ray"
+    made = create_all(LaunchSettings(tmp_path))
+    launcher, reason = choose(engine("venv", "docker", "ray"), AUTO, "cpu", made)
+    assert (launcher.name, reason, launcher.provenance(None)) == ("ray", None, "ray://cluster")
+    assert availability(engine("venv", "docker", "ray"), "cpu", made) == "[green]yes[/] (ray)"

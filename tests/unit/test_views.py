@@ -1,0 +1,102 @@
+"""The report's views: the registry, what write_report writes, and pictures that outlive the cache."""
+import numpy as np
+from typer.testing import CliRunner
+
+from coordinator import pictures
+from coordinator.cli import app
+from coordinator.report import Report, Row, load_report
+from coordinator.views import SOURCE, registry, write_report
+from shared import Latency
+from shared.tensors import save_samples
+
+FILES = {"report.json", "results.csv", "report.md", "report.html"}
+PICTURE = '<img alt="detections of torch fp32"'
+
+
+def detector_report(tmp_path):
+    """A hand-made detector run: a tiny input in a "cache", one ok row whose outputs are in logs/."""
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    cache.mkdir()
+    (run_dir / "logs" / "torch-fp32").mkdir(parents=True)
+    image = np.random.default_rng(0).random((3, 24, 32), dtype=np.float32)
+    save_samples(str(cache / "inputs.npz"), [{"images": image}])
+    save_samples(str(run_dir / "logs" / "torch-fp32" / "outputs.npz"), [{
+        "boxes": np.array([[2.0, 3.0, 20.0, 18.0]], dtype=np.float32),
+        "labels": np.array([1], dtype=np.int64), "scores": np.array([0.9], dtype=np.float32)}])
+    row = Row(engine="torch", status="ok", precision="fp32", precision_requested="fp32",
+              latency_ms=Latency.from_values([1.0, 1.2, 1.1]), outputs_file="outputs.npz",
+              log="logs/torch-fp32/runner.log")
+    setup = {"device": "cpu", "threads": 1, "warmup": 0, "min_time_s": 0, "copy_policy": "-", "timed_region": "-"}
+    device = {"cpu": "x", "physical_cores": 1, "cpu_flags": [], "memory_gb": 1, "os": "linux", "gpus": []}
+    tensor = {"name": "images", "dtype": "float32", "shape": [3, "h", "w"]}
+    model = {"name": "tiny", "source": "test", "task": "detection", "weights": {"kind": "random", "detail": "seed 0"},
+             "opset": 17, "exporter": "-", "file_bytes": 1, "sha256": "0" * 64, "nodes": 1,
+             "inputs": [tensor], "outputs": [tensor]}
+    data = {"count": 1, "source": "test", "preprocessing": "-", "inputs_path": str(cache / "inputs.npz")}
+    return Report("0", "now", "e2e bench", str(run_dir), setup, device, model, data, [row]), run_dir
+
+
+def test_every_view_is_a_module_of_the_registry():
+    assert set(registry()) == FILES
+    assert all(callable(view.render) for view in registry().values())
+
+
+def test_write_report_writes_the_data_then_the_views(tmp_path):
+    report, run_dir = detector_report(tmp_path)
+    write_report(report, run_dir, views=False)  # after every row
+    assert {p.name for p in run_dir.iterdir() if p.is_file()} == {SOURCE}
+    write_report(report, run_dir)
+    assert {p.name for p in run_dir.iterdir() if p.is_file()} == FILES  # no temporary file left behind
+    assert load_report(run_dir).to_dict() == report.to_dict()
+    assert "| torch | fp32 |" in (run_dir / "report.md").read_text()
+    assert (run_dir / "results.csv").read_text().startswith("engine,status,")
+
+
+def test_the_pictures_outlive_the_cache(tmp_path):
+    report, run_dir = detector_report(tmp_path)
+    pictures.keep_input(report, run_dir)  # what bench does once the report exists
+    assert report.data["picture_input"] == "pictures/input-0.npz" and (run_dir / "pictures" / "input-0.npz").is_file()
+    (tmp_path / "cache" / "inputs.npz").unlink()  # the cache is cleared
+    write_report(report, run_dir)
+    assert PICTURE in (run_dir / "report.html").read_text()
+    (run_dir / "report.html").unlink()  # and `e2e report` remakes it from the run directory alone
+    result = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert PICTURE in (run_dir / "report.html").read_text()
+
+
+def test_a_report_from_before_kept_inputs_has_no_pictures(tmp_path):
+    report, run_dir = detector_report(tmp_path)
+    write_report(report, run_dir)  # the cache still holds the inputs: they are not read any more
+    html = (run_dir / "report.html").read_text()
+    assert "<h2 id=\"outputs\">" in html and PICTURE not in html
+
+
+def test_a_picture_input_outside_the_run_directory_is_refused(tmp_path):
+    report, run_dir = detector_report(tmp_path)
+    report.data["picture_input"] = "../cache/inputs.npz"
+    assert pictures.input_sample(report, run_dir) is None
+    report.save(str(run_dir / "report.json"))
+    result = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 1 and "data.picture_input '../cache/inputs.npz' escapes the run directory" in result.output
+
+
+def test_a_view_is_one_file(tmp_path, monkeypatch):
+    import sys
+
+    from coordinator import views
+
+    folder = tmp_path / "more_views"
+    folder.mkdir()
+    (folder / "engines_txt.py").write_text(
+        'FILE = "engines.txt"\n\n\ndef render(report, run_dir):\n'
+        '    return "\\n".join(f"{r.engine} {r.status}" for r in report.results) + "\\n"\n')
+    monkeypatch.setattr(views, "__path__", [*views.__path__, str(folder)])
+    registry.cache_clear()
+    try:
+        report, run_dir = detector_report(tmp_path)
+        write_report(report, run_dir)
+        assert (run_dir / "engines.txt").read_text() == "torch ok\n"
+    finally:
+        registry.cache_clear()
+        sys.modules.pop("coordinator.views.engines_txt", None)
