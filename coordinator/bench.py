@@ -62,9 +62,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     report = resume or Report(
         e2e_version=__version__, created=now, command=" ".join(["e2e", *sys.argv[1:]]), run_dir=str(run_dir),
         setup=_setup(cfg), device=host.describe(), model=artifact.info,
-        data={**data.info, "inputs_path": str(data.inputs_path),
-              "calibration": {**calibration.info, "inputs_path": str(calibration.inputs_path)} if calibration
-              else "the test inputs"},
+        data=replace(data.info, inputs_path=str(data.inputs_path),
+                     calibration=replace(calibration.info, inputs_path=str(calibration.inputs_path)).to_dict()
+                     if calibration else "the test inputs"),
     )
     pictures.keep_input(report, run_dir)  # the report's pictures outlive the cache
     done = {(r.engine, r.precision_requested) for r in report.results}
@@ -73,8 +73,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         report.notes = [n for n in report.notes if not n.startswith(INTERRUPTED)]
         report.notes.append(f"Resumed at {now} with `{' '.join(['e2e', *sys.argv[1:]])}`: "
                             f"{len(done)} row(s) were kept from the interrupted run.")
-    elif artifact.info["weights"]["kind"] == "random":
-        report.notes.append("Weights are seeded random (" + artifact.info["weights"]["detail"] + "): speed "
+    elif artifact.info.weights.kind == "random":
+        report.notes.append("Weights are seeded random (" + artifact.info.weights.detail + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
     ctx.calibration_path = str(calibration.inputs_path) if calibration else None
@@ -103,11 +103,11 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                             f"`e2e bench --resume {run_dir}` runs them.")
         raise
     finally:
-        report.setup["phase_seconds"] = {**phases, "total_s": time.perf_counter() - started}
+        report.setup.phase_seconds = {**phases, "total_s": time.perf_counter() - started}
         used = {r.launcher for r in report.results}
         runtimes = {name: d for name, launcher in ctx.launchers.items() if name in used and (d := launcher.describe())}
         if runtimes:  # e.g. the Docker daemon's version, when a row ran in a container
-            report.device["launchers"] = runtimes
+            report.device.launchers = runtimes
         write_report(report, run_dir)
     return report
 
@@ -159,7 +159,8 @@ class _Context:
             self.phases["environments_s"] += time.perf_counter() - t
         spec = RunSpec(
             engine=engine.id, model_path=str(model_path), inputs_path=str(self.data.inputs_path),
-            model_sha256=model_info.get("sha256", ""), model_files=list(model_info.get("external_data", [])),
+            model_sha256=model_info.sha256 if model_info else "",
+            model_files=list(model_info.external_data) if model_info else [],
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
             iterations=cfg.iterations, min_time_s=cfg.min_time or 0.0, target_ci=cfg.target_ci, max_time_s=cfg.max_time,
             repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
@@ -187,7 +188,7 @@ class _Context:
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir)
-        evaluation = self.data.info.get("evaluation")
+        evaluation = self.data.info.evaluation
         if evaluation and result.status == "ok" and result.outputs_file:
             reference = self.data.reference_path
             row.accuracy = self.artifact.family.score(
@@ -202,8 +203,8 @@ class _Context:
             assert self.artifact.torch_card is not None  # else _skip_reason skipped it
             return self.artifact.torch_card, {}, "the PyTorch model"
         opset = engine.opset_for(self.cfg.opset)
-        if opset == self.artifact.info["opset"] or self.source.onnx_path is not None:
-            return self.artifact.onnx_path, self.artifact.info, f"ONNX opset {self.artifact.info['opset']}"
+        if opset == self.artifact.info.opset or self.source.onnx_path is not None:
+            return self.artifact.onnx_path, self.artifact.info, f"ONNX opset {self.artifact.info.opset}"
         if opset not in self.exports:
             t = time.perf_counter()
             try:
@@ -223,7 +224,7 @@ class _Context:
     def _skip_reason(self, engine: Engine, precision: str) -> Optional[str]:
         if engine.consumes == "torch" and self.artifact.torch_card is None:
             return "no PyTorch model to run: the model was given as an ONNX file"
-        given, low, high = self.artifact.info["opset"], *engine.opsets
+        given, low, high = self.artifact.info.opset, *engine.opsets
         if engine.consumes == "onnx" and self.source.onnx_path is not None and not low <= given <= high:
             return (f"{engine.name} loads ONNX opsets {low}-{high}, and the model was given as an ONNX file at "
                     f"opset {given}: convert it, or give the PyTorch model so e2e exports it at opset {high}")
@@ -245,7 +246,7 @@ class _Context:
             if not reference.is_file():
                 return None
         return self.artifact.family.compare(load_samples(str(reference)), load_samples(str(outputs)),
-                                            result.precision or precision)
+                                            _tolerance_precision(result.precision or precision, precision))
 
     def _no_reference(self, result: RunResult) -> None:
         self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"
@@ -270,6 +271,15 @@ class _Context:
             self._no_reference(result)
 
 
+def _tolerance_precision(ran: str, asked: str) -> str:
+    """The looser of the two: an engine that runs an fp16-converted model at fp32 (ONNX Runtime
+    on a CPU) still computes with weights rounded to fp16. Unknown values go through, and fail
+    parity with a message."""
+    if ran in PRECISIONS and asked in PRECISIONS:
+        return max(ran, asked, key=PRECISIONS.index)  # fp32, fp16, bf16, int8: ever looser
+    return ran
+
+
 def injected_fault(engine_id: str) -> str:
     """The fault-injection test hook: `E2E_FAULT=ort=abort,tvm=hang` (see shared/faults.py)."""
     wanted = dict(item.partition("=")[::2] for item in os.environ.get("E2E_FAULT", "").split(",") if "=" in item)
@@ -281,7 +291,7 @@ def _input_size(source: models.ModelSource, artifact: export.Artifact, cfg: Benc
         return cfg.input_size
     if source.model is not None:
         return source.model.input_size
-    shape = artifact.info["inputs"][0]["shape"]  # an ONNX file: its static H, W when it has them
+    shape = artifact.info.inputs[0].shape  # an ONNX file: its static H, W when it has them
     hw = shape[-2:]
     return tuple(hw) if len(hw) == 2 and all(isinstance(d, int) and d > 0 for d in hw) else (224, 224)
 

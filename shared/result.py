@@ -106,7 +106,10 @@ class RunResult(Record):
     stage: Optional[str] = None  # where a non-ok run stopped
     reason: str = ""  # one line: why it is not ok
     error: Optional[ErrorInfo] = None
-    precision: str = ""  # what the engine actually ran at, read back where the engine can say
+    precision: str = ""  # what the engine actually ran at (one of spec.PRECISIONS), read back where it can say
+    # how that precision is spread over the graph, as the engine reports it: the share of ops or
+    # weights at the lower precision, the per-layer mix (e.g. {"int8_kernel_nodes": 53, "nodes": 60})
+    precision_detail: Dict[str, Any] = field(default_factory=dict)
     # setup (engine import, inputs) / load / convert / compile / run (every engine call)
     stage_seconds: Dict[str, float] = field(default_factory=dict)
     first_inference_ms: Optional[float] = None

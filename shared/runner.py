@@ -52,6 +52,8 @@ class Runner:
         self.precision = spec.precision
         #: effective settings read back from the engine (threads, providers, hints...)
         self.settings: Dict[str, Any] = {}
+        #: the per-op / per-layer mix behind `precision`, as the engine reports it
+        self.precision_detail: Dict[str, Any] = {}
         #: the input samples, read before `load_impl` (shape specialisation, profiles)
         self.samples: List[Sample] = []
         #: phase -> ms per instrumented call (see `instrument_impl`)
@@ -141,7 +143,7 @@ class Runner:
                 e = MemoryError("out of memory{}: {}".format(limit, str(e) or type(e).__name__))
             return RunResult.from_error(
                 spec.engine, e, stage=None if skipped else self._failed_stage or "setup",
-                precision=self.precision, settings=self.settings,
+                precision=self.precision, settings=self.settings, precision_detail=self.precision_detail,
                 stage_seconds=self._stage_times(), **base), []
         finally:
             try:
@@ -225,7 +227,7 @@ class Runner:
         resources.steady_peak_rss_mb = peak_rss_mb() if resets_peak_rss() else None
         result = RunResult(
             engine=spec.engine, status="ok", precision=self.precision, settings=self.settings,
-            first_inference_ms=first_ms, latency_ms=latency,
+            precision_detail=self.precision_detail, first_inference_ms=first_ms, latency_ms=latency,
             per_input_ms={str(i): Latency.from_values([x for x, k in zip(latencies, indices) if k == i])
                           for i in sorted(set(indices))},
             measurement=Measurement(

@@ -113,10 +113,10 @@ class OpenPPLRunner(Runner):
             # ppl.nn's CUDA Conv/Gemm kernels are fp16 (or int8) only; bridge nodes convert around them
             # (ppl.nn issues #9 and #561): an fp32 model does not run at fp32 there.
             self.precision = "fp16"
-            self.settings.update(engine="cuda", device_id=spec.device_index, quick_select=self.options.quick_select,
-                                 precision_detail="Conv and Gemm at fp16 (ppl.nn's CUDA kernels for them are fp16 or "
-                                                  "int8 only); the other ops at the type of their inputs (fp16 "
-                                                  "downstream of them, fp32 before), with conversion nodes between")
+            self.settings.update(engine="cuda", device_id=spec.device_index, quick_select=self.options.quick_select)
+            self.precision_detail = {"fp16": "Conv and Gemm (ppl.nn's CUDA kernels for them are fp16 or int8 only), "
+                                             "and the ops downstream of them", "fp32": "the ops before the first Conv/Gemm",
+                                     "conversions": "ppl.nn inserts bridge nodes between the two"}
         if not engine:
             raise RuntimeError(f"ppl.nn could not create its {self.settings['engine']} engine; see runner.log")
         if spec.device != "cpu":  # option names as in tools/pplnn.py; older builds may lack them

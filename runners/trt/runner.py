@@ -78,6 +78,9 @@ class TrtRunner(Runner):
         if opts.workspace_mb:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mb << 20)
         config.builder_optimization_level = opts.builder_optimization_level
+        # Per-layer formats in the engine inspector (as trtexec --profilingVerbosity=detailed):
+        # how the precision is read back; it does not change the kernels chosen.
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
         if not opts.tf32:
             config.clear_flag(trt.BuilderFlag.TF32)
         if spec.precision in FLAGS:  # allows the precision; TensorRT may still keep fp32 kernels per layer
@@ -109,7 +112,8 @@ class TrtRunner(Runner):
                 engine = self.runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise RuntimeError(f"TensorRT cannot load the engine it built: {self.logger.last_errors()}")
-        self.precision = spec.precision  # the flag or the Q/DQ nodes allowed it; settings say which
+        # The flag or the Q/DQ nodes allow a precision; the engine says per layer what it chose.
+        self.precision, self.precision_detail = _layer_precisions(trt, engine, spec.precision)
         self._setup_io(trt, engine)
 
     def _build(self, trt: Any, builder: Any, config: Any, shapes: Shapes, calibration: List[Sample]) -> Any:
@@ -310,6 +314,31 @@ def _parse_error(parser: Any) -> Exception:
         return UnsupportedError(f"TensorRT cannot convert node {node!r} ({op}): {first.desc()}{more}",
                                 operator=op, node=node)
     return RuntimeError(f"TensorRT cannot parse the ONNX model ({first.code()}): {first.desc()}{more}")
+
+
+def _layer_precisions(trt: Any, engine: Any, asked: str) -> Tuple[str, Dict[str, Any]]:
+    """What the built engine runs at, from its inspector: the data type of each layer's outputs
+    ("Row major linear FP16 format", "Int8 ..."). The row's precision is the asked one when some
+    layer runs at it, else fp32 (TensorRT kept fp32 kernels everywhere)."""
+    import json
+    from collections import Counter
+
+    try:
+        info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+    except Exception as e:  # an older engine from the cache, an inspector error: say so, keep what was asked
+        return asked, {"source": "TensorRT engine inspector", "error": " ".join(str(e).split())[:200]}
+    counts = Counter()  # type: Counter
+    for layer in info.get("Layers", []):
+        formats = " ".join(str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", [])) \
+            if isinstance(layer, dict) else ""
+        upper = formats.upper()
+        kind = ("int8" if "INT8" in upper else "fp16" if "FP16" in upper or "HALF" in upper else
+                "bf16" if "BF16" in upper else "fp32" if "FP32" in upper or "FLOAT" in upper else "other")
+        counts[kind] += 1
+    detail = {"source": "TensorRT engine inspector", "layers": dict(counts)}
+    if not sum(n for kind, n in counts.items() if kind != "other"):  # built without detailed verbosity
+        return asked, {**detail, "note": "no per-layer formats in this engine: the precision asked is shown"}
+    return (asked if counts[asked] or asked == "fp32" else "fp32"), detail
 
 
 def _profile_shapes(samples: List[Sample]) -> Shapes:
