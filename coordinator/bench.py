@@ -4,6 +4,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -23,6 +24,7 @@ from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, crea
 from .launchers.process import start_overhead
 from .progress import watch_progress
 from .report import Report, Row
+from .sections import ModelInfo, Setup
 from .views import write_report
 
 
@@ -196,12 +198,12 @@ class _Context:
                 self.artifact.output_names, load_samples(str(reference)) if reference.is_file() else None)
         return row
 
-    def _model_for(self, engine: Engine) -> Tuple[Path, dict, str]:
+    def _model_for(self, engine: Engine) -> Tuple[Path, Optional[ModelInfo], str]:
         """What the engine consumes (its manifest says): the PyTorch model card, or the ONNX
         export at an opset it loads — exported once per distinct opset, cached like the first."""
         if engine.consumes == "torch":
             assert self.artifact.torch_card is not None  # else _skip_reason skipped it
-            return self.artifact.torch_card, {}, "the PyTorch model"
+            return self.artifact.torch_card, None, "the PyTorch model"
         opset = engine.opset_for(self.cfg.opset)
         if opset == self.artifact.info.opset or self.source.onnx_path is not None:
             return self.artifact.onnx_path, self.artifact.info, f"ONNX opset {self.artifact.info.opset}"
@@ -308,15 +310,10 @@ def _git_commit() -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def _setup(cfg: BenchConfig) -> dict:
-    return {
-        "e2e_commit": _git_commit(), "config": cfg.to_dict(),
-        "device": cfg.device, "precisions": cfg.precisions, "warmup": cfg.warmup, "warmup_time_s": cfg.warmup_time,
-        "iterations": cfg.iterations, "min_time_s": cfg.min_time, "max_time_s": cfg.max_time,
-        "target_ci": cfg.target_ci, "repeats": cfg.repeats, "threads": cfg.threads,
-        "weights": cfg.weights, "seed": cfg.seed, "opset": cfg.opset, "launcher": cfg.launcher,
-        "timeout_s": cfg.timeout, "cache_dir": str(cfg.cache_dir), "cv_threshold": cfg.cv_threshold,
-        "copy_policy": "host<->device copies are inside the timed region for every engine",
-        "timed_region": "one engine call on a preloaded input, monotonic clock, after warm-up; "
-                        "outputs freed after the clock stops; Python's GC collected, frozen and disabled",
-    }
+def _setup(cfg: BenchConfig) -> Setup:
+    return Setup(
+        e2e_commit=_git_commit(), config=cfg.to_dict(),  # the settings, once: views read them from here
+        copy_policy="host<->device copies are inside the timed region for every engine",
+        timed_region="one engine call on a preloaded input, monotonic clock, after warm-up; "
+                     "outputs freed after the clock stops; Python's GC collected, frozen and disabled",
+    )

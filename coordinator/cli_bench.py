@@ -75,8 +75,8 @@ def _resume(run_dir: Path, given: set) -> None:
         flags = sorted("--" + name.replace("_", "-") for name in given)
         raise UsageError(f"--resume runs with the run's own settings; drop {', '.join(flags)}")
     report = load_report(run_dir)
-    saved = report.setup.get("config")
-    if saved is None:
+    saved = report.setup.config
+    if not saved:
         raise UsageError(f"{run_dir}: report.json has no saved settings (made by an older e2e): cannot resume")
     cfg = BenchConfig.from_dict({**saved, "out": str(run_dir)}, where=f"{run_dir}/report.json setup.config")
     _bench(cfg, report)

@@ -21,6 +21,7 @@ from shared.records import write_json_atomic
 from . import tasks
 from .errors import UsageError
 from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, load_weights
+from .sections import ModelInfo
 
 EXPORTER = "torch.onnx.export(dynamo=False)"
 EXPORT_FORMAT = 1  # bump when the export code changes what it writes
@@ -34,7 +35,7 @@ class Artifact:
     onnx_path: Path
     torch_card: Optional[Path]  # None when the user gave an ONNX file: no PyTorch reference
     task: str  # the model family's name (coordinator/tasks/), as export.json says
-    info: Dict[str, Any]
+    info: ModelInfo  # the report's model section
 
     @property
     def family(self) -> tasks.Task:
@@ -43,11 +44,11 @@ class Artifact:
 
     @property
     def input_names(self) -> List[str]:
-        return [i["name"] for i in self.info["inputs"]]
+        return [i.name for i in self.info.inputs]
 
     @property
     def output_names(self) -> List[str]:
-        return [o["name"] for o in self.info["outputs"]]
+        return [o.name for o in self.info.outputs]
 
 
 def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Path,
@@ -74,9 +75,9 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
             write_json_atomic(str(request), {"folder": folder.name})
     else:
         log(f"ONNX export of {model.name}: cached ({folder})")
-    info = json.loads((folder / "export.json").read_text())
-    info["onnx_file"] = str(folder / "model.onnx")  # exports cached before the fix named the temporary folder
-    return Artifact(folder, folder / "model.onnx", folder / "torch_model.json", info["task"], info)
+    info = ModelInfo.from_dict(json.loads((folder / "export.json").read_text()))
+    info.onnx_file = str(folder / "model.onnx")  # exports cached before the fix named the temporary folder
+    return Artifact(folder, folder / "model.onnx", folder / "torch_model.json", info.task, info)
 
 
 def _request(weights: str, seed: int) -> str:
@@ -144,7 +145,7 @@ def _from_onnx_file(path: Path) -> Artifact:
     task = tasks.for_onnx_outputs([o["name"] for o in info["outputs"]]).name
     info.update(name=path.stem, source=str(path), task=task, exporter="given as ONNX",
                 weights={"kind": "onnx", "detail": "as stored in the file", "warning": ""})
-    return Artifact(path.parent, path, None, task, info)
+    return Artifact(path.parent, path, None, task, ModelInfo.from_dict(info))
 
 
 def describe_onnx(path: Path) -> Dict[str, Any]:

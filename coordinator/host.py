@@ -7,6 +7,8 @@ import psutil
 
 from shared.environment import cpu_flags, cpu_model
 
+from .sections import Device, Gpu
+
 
 def physical_cores() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
@@ -38,11 +40,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def describe() -> Dict[str, Any]:
-    mem = psutil.virtual_memory()
-    return {
-        "cpu": cpu_model(), "physical_cores": physical_cores(), "logical_cores": os.cpu_count(),
-        "cpu_flags": cpu_flags(), "memory_gb": round(mem.total / 2**30, 1),
-        "os": platform.platform(), "python": platform.python_version(), "gpus": nvidia_gpus(),
-    }
+def describe() -> Device:
+    """The report's device section."""
+    return Device(
+        cpu=cpu_model(), physical_cores=physical_cores(), logical_cores=os.cpu_count(), cpu_flags=cpu_flags(),
+        memory_gb=round(psutil.virtual_memory().total / 2**30, 1), os=platform.platform(),
+        python=platform.python_version(), gpus=[Gpu(**g) for g in nvidia_gpus()],
+    )
 

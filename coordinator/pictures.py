@@ -2,7 +2,7 @@
 model family (`Task.picture`; detectors draw their boxes).
 
 Bench keeps that input in the run directory (`pictures/input-0.npz`, named relative to it by
-report.data["picture_input"]), so the page can be remade after the cache it came from is
+report.data.picture_input), so the page can be remade after the cache it came from is
 cleared: a run directory is read on its own.
 """
 from pathlib import Path
@@ -20,16 +20,16 @@ PICTURE_INPUT = "pictures/input-0.npz"
 def keep_input(report: Report, run_dir: Path) -> None:
     """The first test input of a family that draws, copied into the run directory once and
     named in the report."""
-    if not draws(report) or report.picture_input() or not report.data.get("inputs_path"):
+    if not draws(report) or report.picture_input() or not report.data.inputs_path:
         return
     import numpy as np
 
-    sample = load_samples(str(report.data["inputs_path"]))[0]
+    sample = load_samples(report.data.inputs_path)[0]
     path = run_dir / PICTURE_INPUT
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:  # shared.tensors' layout, compressed: ~0.9 MB for a 480x640 image
         np.savez_compressed(f, **{f"0/{name}": array for name, array in sample.items()})
-    report.data["picture_input"] = PICTURE_INPUT
+    report.data.picture_input = PICTURE_INPUT
 
 
 def input_sample(report: Report, run_dir: Path) -> Optional[Sample]:

@@ -1,11 +1,12 @@
-"""The report's data: `Report` and its `Row`s, what `report.json` (versioned) holds.
+"""The report's data: `Report`, its `Row`s and its sections (`sections.py`), what `report.json`
+(versioned) holds.
 
 The files of a run directory are views of it, made by `coordinator/views/`.
 """
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Type
 
 from shared.records import Record
 from shared.result import RunResult
@@ -13,8 +14,9 @@ from shared.result import RunResult
 from .engines import REFERENCE, Engine
 from .accuracy import Accuracy
 from .parity import Parity
+from .sections import DataInfo, Device, ModelInfo, Section, Setup
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION = 2  # 2: setup holds each setting once, in config (1 also had copies; still read)
 
 
 @dataclass
@@ -117,14 +119,27 @@ class Report(Record):
     created: str
     command: str
     run_dir: str
-    setup: Dict[str, Any]
-    device: Dict[str, Any]
-    model: Dict[str, Any]
-    data: Dict[str, Any]
+    setup: Setup
+    device: Device
+    model: ModelInfo
+    data: DataInfo
     results: List[Row] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     interrupted: bool = False
     schema_version: int = REPORT_SCHEMA_VERSION
+
+    SECTIONS: ClassVar[Dict[str, Type[Section]]] = {"setup": Setup, "device": Device, "model": ModelInfo, "data": DataInfo}
+
+    def to_dict(self) -> Dict[str, Any]:
+        # each section writes itself (coordinator/sections.py: None left out, an old report's keys kept)
+        return {**super().to_dict(), **{name: getattr(self, name).to_dict() for name in self.SECTIONS}}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Report":
+        if isinstance(data, dict):
+            data = {**data, **{name: section.lift(data[name]) for name, section in cls.SECTIONS.items()
+                               if name in data}}
+        return super().from_dict(data)
 
     def reference_p50(self, precision: str = "fp32") -> Optional[float]:
         for r in self.results:
@@ -133,13 +148,12 @@ class Report(Record):
         return None
 
     def task(self) -> str:
-        """The model's family: detection, classification, generic ("" in a hand-made report)."""
-        return str(self.model.get("task") or "")
+        """The model's family: detection, classification, generic."""
+        return self.model.task
 
     def picture_input(self) -> str:
         """The test input the pictures are drawn on, relative to the run directory ("" if none)."""
-        value = self.data.get("picture_input")
-        return value if isinstance(value, str) else ""
+        return self.data.picture_input or ""
 
 
 def load_report(run_dir: Path) -> Report:

@@ -12,8 +12,8 @@ from .report import Report
 
 def summary_table(report: Report) -> Table:
     ref = report.reference_p50()
-    table = Table(title=f"e2e: {report.model.get('name')} on {report.setup['device']}, "
-                        f"{report.setup['threads']} threads", title_justify="left")
+    table = Table(title=f"e2e: {report.model.name} on {report.setup.setting('device')}, "
+                        f"{report.setup.setting('threads')} threads", title_justify="left")
     scored = any(r.accuracy for r in report.results)
     columns = ["engine", "precision", "launcher", "status", "p50 ms", "±95%", "p99 ms", "vs torch", "parity"]
     for col in columns + (["accuracy"] if scored else []) + ["note"]:

@@ -13,6 +13,7 @@ from shared.tensors import save_samples
 from .dataset import Dataset
 from .errors import UsageError
 from .export import Artifact
+from .sections import DataInfo
 
 DEFAULT_IMAGES = Path(__file__).parent / "data" / "images"
 PREPROCESS_FORMAT = 1  # bump when preprocessing changes
@@ -22,7 +23,7 @@ PREPROCESS_FORMAT = 1  # bump when preprocessing changes
 class TestData:
     inputs_path: Path
     reference_path: Path  # the PyTorch outputs for these inputs, once computed
-    info: Dict[str, Any]
+    info: DataInfo  # the report's data section, less where the inputs are
 
 
 def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path,
@@ -37,7 +38,7 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     labels = [dataset.kind, dataset.labels, dataset.image_ids] if dataset else None
     digest.update(json.dumps([input_size, artifact.task, labels, PREPROCESS_FORMAT]).encode())
     # Keyed by the ONNX file too: the reference outputs saved here depend on the weights.
-    data_dir = cache / "data" / f"{artifact.info['sha256'][:16]}-{digest.hexdigest()[:16]}"
+    data_dir = cache / "data" / f"{artifact.info.sha256[:16]}-{digest.hexdigest()[:16]}"
     inputs = data_dir / "inputs.npz"
     if not (data_dir / "data.json").is_file():
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +60,9 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
         info = {"images": [str(f) for f in files], "source": source, "count": len(samples), "preprocessing": how,
                 "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}, "evaluation": evaluation}
         write_json_atomic(str(data_dir / "data.json"), info)
-    info = json.loads((data_dir / "data.json").read_text())
-    if images is not None and info["images"]:  # the same images may have come from another folder
-        info.update(images=[str(f) for f in files], source=str(folder))
+    info = DataInfo.from_dict(json.loads((data_dir / "data.json").read_text()))
+    if images is not None and info.images:  # the same images may have come from another folder
+        info.images, info.source = [str(f) for f in files], str(folder)
     return TestData(inputs, reference_file(data_dir, device), info)
 
 
@@ -105,10 +106,10 @@ def image_files(folder: Path, option: str = "--images") -> List[Path]:
 
 def _takes_images(artifact: Artifact) -> bool:
     """One float input shaped like a CHW image (detectors) or an NCHW batch, with 3 channels."""
-    inputs = artifact.info["inputs"]
-    if len(inputs) != 1 or inputs[0]["dtype"] != "float":
+    inputs = artifact.info.inputs
+    if len(inputs) != 1 or inputs[0].dtype != "float":
         return False
-    shape = inputs[0]["shape"]
+    shape = inputs[0].shape
     return (len(shape) == 3 and shape[0] == 3) or (len(shape) == 4 and shape[1] == 3)
 
 
@@ -120,11 +121,11 @@ def _random_inputs(artifact: Artifact, count: int) -> Tuple[List[Dict[str, np.nd
     samples = []
     for _ in range(count):
         sample = {}
-        for t in artifact.info["inputs"]:
-            if t["dtype"] not in dtypes:
-                raise UsageError(f"input {t['name']!r} has type {t['dtype']}, which e2e cannot make inputs for")
-            shape = [d if isinstance(d, int) and d > 0 else 1 for d in t["shape"]]
-            sample[t["name"]] = rng.standard_normal(shape).astype(dtypes[t["dtype"]])
+        for t in artifact.info.inputs:
+            if t.dtype not in dtypes:
+                raise UsageError(f"input {t.name!r} has type {t.dtype}, which e2e cannot make inputs for")
+            shape = [d if isinstance(d, int) and d > 0 else 1 for d in t.shape]
+            sample[t.name] = rng.standard_normal(shape).astype(dtypes[t.dtype])
         samples.append(sample)
     return samples, "standard normal, seed 0, dynamic dims set to 1"
 

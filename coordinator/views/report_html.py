@@ -20,6 +20,7 @@ def render(report: Report, run_dir: Path) -> str:
     ref = report.reference_p50()
     ok = [r for r in report.results if r.status == "ok" and r.latency_ms]
     labels = {id(r): f"{r.engine} {r.precision_label()}" for r in report.results}
+    s = report.setup
     return env.get_template("report.html.j2").render(
         report=report, model=report.model, rows=[_row(r, ref) for r in report.results],
         verdicts=[_verdict(r, ref, labels[id(r)]) for r in report.results],
@@ -32,15 +33,16 @@ def render(report: Report, run_dir: Path) -> str:
             "speedup": charts.speedup([(labels[id(r)], ref / r.latency_ms.p50) for r in ok] if ref else [],
                                       "Speed-up against PyTorch (p50)"),
         },
-        phases={k: f"{v:.1f}" for k, v in report.setup.get("phase_seconds", {}).items()},
+        phases={k: f"{v:.1f}" for k, v in (report.setup.phase_seconds or {}).items()},
         parity=[{"label": labels[id(r)], "text": parity_text(r.parity)} for r in report.results if r.parity],
         accuracy=[_accuracy(r) for r in report.results if r.accuracy],
         detections=_detections(report, run_dir),
-        setup=_pairs({k: v for k, v in report.setup.items() if k != "phase_seconds"}),
-        device=_pairs(report.device),
-        model_rows=_pairs({k: v for k, v in report.model.items() if k != "operators"} |
-                          {"operators": ", ".join(f"{k} {v}" for k, v in report.model.get("operators", {}).items())}),
-        data=_pairs(report.data),
+        setup=_pairs({"e2e_commit": s.e2e_commit, **s.settings(), "copy_policy": s.copy_policy,
+                      "timed_region": s.timed_region}),
+        device=_pairs(report.device.to_dict()),
+        model_rows=_pairs({k: v for k, v in report.model.to_dict().items() if k != "operators"} |
+                          {"operators": ", ".join(f"{k} {v}" for k, v in report.model.operators.items())}),
+        data=_pairs(report.data.to_dict()),
     )
 
 

@@ -1,9 +1,9 @@
 """`report.md`: the report's six sections as Markdown, for a pull request or a wiki."""
 import json
 from pathlib import Path
-from typing import Any, Dict
 
 from ..report import Report
+from ..sections import TensorInfo
 from ._text import ms, parity_text, phases_text
 
 FILE = "report.md"
@@ -13,7 +13,7 @@ def render(report: Report, run_dir: Path) -> str:
     m = report.model
     ref = report.reference_p50()
     lines = [
-        f"# e2e report: {m.get('name')}", "",
+        f"# e2e report: {m.name}", "",
         f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
         *[f"> **Note:** {n}" for n in report.notes], "",
         "## Results", "",
@@ -29,26 +29,26 @@ def render(report: Report, run_dir: Path) -> str:
                      f"{ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {ms(lat and lat.p90)} | {ms(lat and lat.p99)} | "
                      f"{ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
                      f"{r.verdict()} | {rss} | {note} |")
-    s, d, data = report.setup, report.device, report.data
+    setup, s, d, data = report.setup, report.setup.settings(), report.device, report.data
     lines += [
         "", "## Setup", "",
         f"- device `{s['device']}`, threads {s['threads']} for every engine, warm-up {s['warmup']} calls "
-        f"or {s.get('warmup_time_s', '-')} s at most, " + (f"a fixed {s['iterations']} timed calls" if s.get("iterations")
+        f"or {s.get('warmup_time', '-')} s at most, " + (f"a fixed {s['iterations']} timed calls" if s.get("iterations")
         else f"timed calls until p50 is known to ±{s.get('target_ci', 0):.0%} (95% interval) or "
-             f"{s.get('max_time_s', '-')} s") + f", minimum time {s['min_time_s']} s, repeats {s.get('repeats', 1)}",
-        f"- {s['copy_policy']}; timed region: {s['timed_region']}",
-        "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in s.get("phase_seconds", {}).items()),
+             f"{s.get('max_time', '-')} s") + f", minimum time {s['min_time']} s, repeats {s.get('repeats', 1)}",
+        f"- {setup.copy_policy}; timed region: {setup.timed_region}",
+        "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in (setup.phase_seconds or {}).items()),
         "", "## Device", "",
-        f"- CPU {d['cpu']} ({d['physical_cores']} physical cores, flags: {', '.join(d['cpu_flags']) or '-'}), "
-        f"{d['memory_gb']} GB, {d['os']}",
-        f"- GPUs: {', '.join(g['name'] for g in d['gpus']) or 'none'}",
+        f"- CPU {d.cpu} ({d.physical_cores} physical cores, flags: {', '.join(d.cpu_flags) or '-'}), "
+        f"{d.memory_gb} GB, {d.os}",
+        f"- GPUs: {', '.join(g.name for g in d.gpus) or 'none'}",
         "", "## Model", "",
-        f"- {m.get('name')} from `{m.get('source')}`, weights: {m['weights']['kind']} ({m['weights']['detail']})",
-        f"- ONNX opset {m['opset']}, {m['exporter']}, {m['file_bytes'] / 2**20:.1f} MiB, sha256 {m['sha256'][:16]}…,"
-        f" {m['nodes']} nodes",
-        f"- inputs: {', '.join(_tensor(t) for t in m['inputs'])}; outputs: {', '.join(_tensor(t) for t in m['outputs'])}",
+        f"- {m.name} from `{m.source}`, weights: {m.weights.kind} ({m.weights.detail})",
+        f"- ONNX opset {m.opset}, {m.exporter}, {m.file_bytes / 2**20:.1f} MiB, sha256 {m.sha256[:16]}…,"
+        f" {m.nodes} nodes",
+        f"- inputs: {', '.join(_tensor(t) for t in m.inputs)}; outputs: {', '.join(_tensor(t) for t in m.outputs)}",
         "", "## Test data", "",
-        f"- {data['count']} images from {data['source']}: {data['preprocessing']}",
+        f"- {data.count} images from {data.source}: {data.preprocessing}",
         "", "## Outputs (parity with PyTorch)", "",
     ]
     for r in report.results:
@@ -56,7 +56,7 @@ def render(report: Report, run_dir: Path) -> str:
             lines.append(f"- **{r.engine}** ({r.precision_label()}): {parity_text(r.parity)}")
     scored = [r for r in report.results if r.accuracy]
     if scored:
-        lines += ["", f"## Task accuracy ({data['source']}, {data['count']} images)", ""]
+        lines += ["", f"## Task accuracy ({data.source}, {data.count} images)", ""]
         for r in scored:
             a = r.accuracy
             ref = "" if a.reference is None else f" (PyTorch {a.reference:.4f}, drop {a.drop:+.4f})"
@@ -84,5 +84,5 @@ def render(report: Report, run_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tensor(t: Dict[str, Any]) -> str:
-    return f"`{t['name']}` {t['dtype']}[{', '.join(str(d) for d in t['shape'])}]"
+def _tensor(t: TensorInfo) -> str:
+    return f"`{t.name}` {t.dtype}[{', '.join(str(d) for d in t.shape)}]"

@@ -74,10 +74,11 @@ def test_bad_config_file(tmp_path, text, message):
 
 
 def test_a_report_naming_a_file_outside_its_run_is_refused(tmp_path):
-    from coordinator.report import Report, Row
+    from coordinator.report import Row
+    from tests.fixtures.reports import report_v1
 
     row = Row(engine="ort", status="skipped", reason="x", log="../../etc/passwd")
-    Report("0", "now", "e2e bench", str(tmp_path), {}, {}, {}, {}, [row]).save(str(tmp_path / "report.json"))
+    report_v1(run_dir=str(tmp_path), results=[row]).save(str(tmp_path / "report.json"))
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 1 and "results[0].log '../../etc/passwd' escapes the run directory" in result.output
 

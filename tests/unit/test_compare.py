@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -5,6 +7,7 @@ from coordinator.cli import app
 from coordinator.compare import NO_SAMPLES, NOT_SIGNIFICANT, compare_runs, differences
 from coordinator.report import Report, Row
 from shared import Latency, Measurement
+from tests.fixtures.reports import report_v1
 
 # 8 calls a side, widely spread: the median is 12% slower, but the two sets overlap almost entirely
 NOISY_A = [60.0, 80.0, 90.0, 100.0, 100.0, 110.0, 120.0, 140.0]
@@ -26,8 +29,9 @@ def row(engine, p50=None, status="ok", passed=True, samples=None, version=""):
 
 
 def report(*rows, sha="a" * 64, device="cpu", threads=4):
-    return Report(e2e_version="0", created="", command="", run_dir="", setup={"device": device, "threads": threads},
-                  device={}, model={"sha256": sha}, data={}, results=list(rows))
+    base = report_v1(results=list(rows))
+    return replace(base, setup=replace(base.setup, config={**base.setup.config, "device": device, "threads": threads}),
+                   model=replace(base.model, sha256=sha))
 
 
 def normal(mean, seed, n=200):

@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 from coordinator import pictures
 from coordinator.cli import app
 from coordinator.report import Report, Row, load_report
+from coordinator.sections import DataInfo, Device, ModelInfo, Setup, TensorInfo, WeightsInfo
 from coordinator.views import SOURCE, registry, write_report
 from shared import Latency
 from shared.tensors import save_samples
@@ -26,13 +27,14 @@ def detector_report(tmp_path):
     row = Row(engine="torch", status="ok", precision="fp32", precision_requested="fp32",
               latency_ms=Latency.from_values([1.0, 1.2, 1.1]), outputs_file="outputs.npz",
               log="logs/torch-fp32/runner.log")
-    setup = {"device": "cpu", "threads": 1, "warmup": 0, "min_time_s": 0, "copy_policy": "-", "timed_region": "-"}
-    device = {"cpu": "x", "physical_cores": 1, "cpu_flags": [], "memory_gb": 1, "os": "linux", "gpus": []}
-    tensor = {"name": "images", "dtype": "float32", "shape": [3, "h", "w"]}
-    model = {"name": "tiny", "source": "test", "task": "detection", "weights": {"kind": "random", "detail": "seed 0"},
-             "opset": 17, "exporter": "-", "file_bytes": 1, "sha256": "0" * 64, "nodes": 1,
-             "inputs": [tensor], "outputs": [tensor]}
-    data = {"count": 1, "source": "test", "preprocessing": "-", "inputs_path": str(cache / "inputs.npz")}
+    setup = Setup(config={"device": "cpu", "threads": 1, "warmup": 0, "min_time": 0}, copy_policy="-", timed_region="-")
+    device = Device(cpu="x", physical_cores=1, memory_gb=1, os="linux", python="3")
+    tensor = TensorInfo("images", "float32", [3, "h", "w"])
+    model = ModelInfo(onnx_file="model.onnx", file_bytes=1, sha256="0" * 64, opset=17, inputs=[tensor],
+                      outputs=[tensor], nodes=1, operators={}, name="tiny", source="test", task="detection",
+                      exporter="-", weights=WeightsInfo("random", "seed 0"))
+    data = DataInfo(images=[], source="test", count=1, preprocessing="-", input_shapes={},
+                    inputs_path=str(cache / "inputs.npz"))
     return Report("0", "now", "e2e bench", str(run_dir), setup, device, model, data, [row]), run_dir
 
 
@@ -55,7 +57,7 @@ def test_write_report_writes_the_data_then_the_views(tmp_path):
 def test_the_pictures_outlive_the_cache(tmp_path):
     report, run_dir = detector_report(tmp_path)
     pictures.keep_input(report, run_dir)  # what bench does once the report exists
-    assert report.data["picture_input"] == "pictures/input-0.npz" and (run_dir / "pictures" / "input-0.npz").is_file()
+    assert report.data.picture_input == "pictures/input-0.npz" and (run_dir / "pictures" / "input-0.npz").is_file()
     (tmp_path / "cache" / "inputs.npz").unlink()  # the cache is cleared
     write_report(report, run_dir)
     assert PICTURE in (run_dir / "report.html").read_text()
@@ -74,7 +76,7 @@ def test_a_report_from_before_kept_inputs_has_no_pictures(tmp_path):
 
 def test_a_picture_input_outside_the_run_directory_is_refused(tmp_path):
     report, run_dir = detector_report(tmp_path)
-    report.data["picture_input"] = "../cache/inputs.npz"
+    report.data.picture_input = "../cache/inputs.npz"
     assert pictures.input_sample(report, run_dir) is None
     report.save(str(run_dir / "report.json"))
     result = CliRunner().invoke(app, ["report", str(run_dir)])
