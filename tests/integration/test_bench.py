@@ -89,6 +89,7 @@ def test_converted_precisions_ort_fp16_int8_and_openvino_int8(tmp_path, cache):
     ov8 = rows[("openvino", "int8")]
     assert (ov8["status"], ov8["precision"]) == ("ok", "int8"), ov8["reason"]
     assert "NNCF" in ov8["settings"]["quantization"] and "i8" in ov8["settings"]["runtime_precisions"]
+    assert ov8["precision_detail"]["ops_by_runtime_precision"]["i8"] > 0  # read from its runtime model
     assert "1 calibration input(s)" in ov8["settings"]["quantization"]  # --calibration, not the 3 test images
     assert "on 1 input(s)" in rows[("ort", "int8")]["settings"]["quantization"]
     fp16, int8 = rows[("ort", "fp16")], rows[("ort", "int8")]
