@@ -23,7 +23,8 @@ COLD_S = 5.0  # seconds of export or environment making that say a run was not w
 
 def run(extra: list) -> tuple:
     """One run in a fresh working directory: (wall seconds, report.json as a dict, exit code)."""
-    e2e = shutil.which("e2e") or sys.exit("e2e is not installed: pip install -e .")
+    beside = Path(sys.executable).parent / "e2e"  # this interpreter's environment, activated or not
+    e2e = str(beside) if beside.is_file() else shutil.which("e2e") or sys.exit("e2e is not installed: pip install -e .")
     with tempfile.TemporaryDirectory() as cwd:
         start = time.perf_counter()
         code = subprocess.run([e2e, *COMMAND, *extra], cwd=cwd, stdout=subprocess.DEVNULL).returncode
