@@ -4,10 +4,12 @@ Prepares resnet50 (random weights) and one input, then runs, interleaved, severa
   (a) e2e's real runner process: `python -m shared.entry --runner runners/openvino/runner.py`
       on a spec.json with a fixed iteration count (result.json's latency_ms.p50), and
   (b) `benchmark_app -m model.onnx -d CPU -hint none -nstreams 1 -nthreads 2 -nireq 1 -api sync
-      -shape [1,3,224,224] -ip f32 -t T` (its median latency, from its JSON report),
+      -shape [1,3,224,224] -infer_precision f32 -ip f32 -t T` (its median latency, from its JSON
+      report),
 both from the openvino runner's virtualenv (made on first use) with the runner's environment, the
 order swapped every round so that drift on a shared machine hits both alike. Prints each round,
-then as its last line the ratio of the medians over rounds. Goal: <= 1.03.
+then the median of the rounds' ratios (robust to a load change mid-run) and, as its last line,
+the ratio of the medians over rounds. Goal: <= 1.03. `--runner FILE` measures another version.
 
     python benchmarks/openvino_vs_benchmark_app.py [--rounds 6] [--iterations 100] [--threads 2]
 
@@ -64,6 +66,7 @@ def benchmark_app_median(tool: str, env: dict, model: Path, folder: Path, args: 
     argv = [tool, "-m", str(model), "-d", "CPU", "-hint", "none", "-nstreams", "1", "-nthreads", str(args.threads),
             "-nireq", "1", "-api", "sync", "-shape", "[{}]".format(",".join(map(str, SHAPE))), "-t", str(args.seconds),
             "-report_type", "no_counters", "-report_folder", str(report), "-json_stats"]
+    argv += ["-infer_precision", "f32"]  # as e2e sets it: on CPUs with bf16 the plugin's default is bf16
     if not args.u8:
         argv += ["-ip", "f32"]
     done = subprocess.run(argv, cwd=report, env=env, capture_output=True, text=True)
@@ -108,7 +111,9 @@ def main() -> None:
             print(f"round {i + 1}: e2e p50 {e2e[-1]:.2f} ms, benchmark_app median {tool_ms[-1]:.2f} ms, "
                   f"ratio {e2e[-1] / tool_ms[-1]:.3f}", flush=True)
     a, b = statistics.median(e2e), statistics.median(tool_ms)
-    print(f"medians over {args.rounds} rounds: e2e p50 {a:.2f} ms, benchmark_app {b:.2f} ms")
+    paired = statistics.median(x / y for x, y in zip(e2e, tool_ms))  # robust to a load change mid-run
+    print(f"medians over {args.rounds} rounds: e2e p50 {a:.2f} ms, benchmark_app {b:.2f} ms; "
+          f"median of the rounds' ratios {paired:.3f}")
     print(f"e2e openvino p50 / benchmark_app median: {a / b:.3f}")
 
 
