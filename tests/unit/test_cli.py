@@ -154,3 +154,10 @@ def test_every_config_field_is_an_option_and_the_command_line_wins_over_the_file
     config.write_text("model: resnet18\nwarmup: 7\nmax-time: 5\nprecisions: [fp32, int8]\n")
     cfg = resolve({"warmup": 2, "precisions": "fp16"}, config)
     assert (cfg.warmup, cfg.max_time, cfg.precisions, cfg.repeats) == (2, 5.0, ["fp16"], 1)
+
+
+def test_fail_on_names_exactly_the_outcomes_exit_status_knows():
+    from coordinator.config import FAIL_ON
+    from coordinator.exit_status import OUTCOMES
+
+    assert set(FAIL_ON) == set(OUTCOMES)
