@@ -17,7 +17,8 @@ from shared.spec import PRECISIONS
 
 RUNNERS = sorted((Path(__file__).parents[2] / "runners").glob("*/runner.py"))
 # Engine packages, none of them in the coordinator's environment; runners import them lazily.
-ENGINE_PACKAGES = ("onnxruntime", "openvino", "nncf", "tvm", "tensorrt", "cuda", "pyppl", "polygraphy")
+ENGINE_PACKAGES = ("onnxruntime", "openvino", "nncf", "tvm", "tensorrt", "cuda", "pyppl", "polygraphy", "tritonclient",
+                   "pytriton")
 
 
 def load_runner(path: Path) -> ModuleType:
@@ -29,7 +30,7 @@ def load_runner(path: Path) -> ModuleType:
 
 
 def test_the_glob_finds_the_runners():
-    assert {p.parent.name for p in RUNNERS} >= {"torch", "ort", "openvino", "tvm", "trt", "openppl"}
+    assert {p.parent.name for p in RUNNERS} >= {"torch", "ort", "openvino", "tvm", "trt", "openppl", "triton"}
 
 
 @pytest.mark.parametrize("path", RUNNERS, ids=lambda p: p.parent.name)
