@@ -25,15 +25,33 @@ variable "TRT_BASE" {
   default = "nvidia/cuda:12.9.1-base-ubuntu24.04"
 }
 
-# ppl.nn v0.9.2 builds with CUDA 11.x, gcc 11 and Python 3.10 (pybind11 2.9.2 predates 3.11).
-# No cuDNN: ppl.nn uses neither cuDNN nor cuBLAS. The runtime flavour brings libnvrtc, which
-# ppl.nn's CUDA engine needs. ubuntu:22.04 for both builds the x86-only variant (README).
+# The bases of the openppl-cuda image: ppl.nn v0.9.2 builds with CUDA 11.x. No cuDNN: ppl.nn uses
+# neither cuDNN nor cuBLAS. The runtime flavour brings libnvrtc, which ppl.nn's CUDA engine needs.
 variable "CUDA_DEVEL_BASE" {
   default = "nvidia/cuda:11.8.0-devel-ubuntu22.04"
 }
 
 variable "CUDA_RUNTIME_BASE" {
   default = "nvidia/cuda:11.8.0-runtime-ubuntu22.04"
+}
+
+# A folder in the build context holding source archives for the images built from source
+# (openppl: runners/openppl/sources.sha256 lists them); whatever it lacks is downloaded.
+# `e2e images build --sources DIR` puts DIR's files there itself.
+variable "SOURCES" {
+  default = "docker/sources"
+}
+
+# Triton: runners/triton/Dockerfile (CPU base, the tritonserver bundled with nvidia-pytriton, python
+# backend only) or gpu.Dockerfile (NVIDIA's tritonserver image: the native onnxruntime and tensorrt
+# backends). Either is tagged e2e-triton: the runner uses the backends the image has.
+variable "TRITON_DOCKERFILE" {
+  default = "Dockerfile"
+}
+
+# 24.10 = Triton 2.51.0, the server nvidia-pytriton 0.7.0 bundles.
+variable "TRITON_IMAGE" {
+  default = "nvcr.io/nvidia/tritonserver:24.10-py3"
 }
 
 # A PEM file whose certificates pip must trust during the build (a TLS-inspecting proxy's CA),
@@ -44,7 +62,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton"]
 }
 
 # Settings every image shares.
@@ -107,21 +125,44 @@ target "trt" {
   tags = ["e2e-trt:${TAG}"]
 }
 
+# ppl.nn v0.9.2 built from source (runners/openppl/sources.sha256), x86 engine only, on the same
+# Python base as the other CPU images (Debian bookworm's Python 3.11).
 target "openppl" {
   inherits = ["_common"]
   dockerfile = "runners/openppl/Dockerfile"
   args = {
-    CUDA_DEVEL_BASE = "${CUDA_DEVEL_BASE}"
-    CUDA_RUNTIME_BASE = "${CUDA_RUNTIME_BASE}"
+    BUILD_BASE = "${PYTHON_BASE}"
+    RUNTIME_BASE = "${PYTHON_BASE}"
+    SOURCES = "${SOURCES}"
+    # The ppl.nn release sources.sha256 pins (the build checks that they agree).
     PPLNN_TAG = "v0.9.2"
-    # OFF (with ubuntu:22.04 bases) builds the x86 engine only.
+    PPLNN_USE_CUDA = "OFF"
+  }
+  tags = ["e2e-openppl:${TAG}"]
+}
+
+# The same image with the CUDA engine too (CUDA 11.8, Ubuntu 22.04, Python 3.10), under the same
+# tag: `docker buildx bake openppl-cuda` or `e2e images build openppl-cuda` replaces the x86 one.
+target "openppl-cuda" {
+  inherits = ["openppl"]
+  args = {
+    BUILD_BASE = "${CUDA_DEVEL_BASE}"
+    RUNTIME_BASE = "${CUDA_RUNTIME_BASE}"
     PPLNN_USE_CUDA = "ON"
     # SASS for Volta to Hopper: CUDA 11.8's defaults in ppl.nn stop at sm_87 (no H100/H200).
     PPLNN_CUDA_ARCHITECTURES = "70;75;80;86;89;90"
-    # ppl.nn dependencies that track a branch, as "name=sha ..." (FetchContent names: hpcc,
-    # pplcommon, ppl.kernel.cpu, ppl.kernel.cuda, ...). Empty: each is pinned to the last commit
-    # of its branch at or before the tag's commit date; /opt/pplnn/build-info.txt records them.
-    PPLNN_DEP_COMMITS = ""
   }
-  tags = ["e2e-openppl:${TAG}"]
+}
+
+target "triton" {
+  inherits = ["_common"]
+  dockerfile = "runners/triton/${TRITON_DOCKERFILE}"
+  # the CPU Dockerfile builds on e2e-base; gpu.Dockerfile ignores it (and TRITON_IMAGE is its base)
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  args = {
+    TRITON_IMAGE = "${TRITON_IMAGE}"
+  }
+  tags = ["e2e-triton:${TAG}"]
 }

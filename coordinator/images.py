@@ -17,6 +17,7 @@ from .errors import UsageError
 PROJECT_ROOT = RUNNERS_DIR.parent
 BAKE_FILE = PROJECT_ROOT / "docker-bake.hcl"
 CA_IN_CONTEXT = "docker/certs/extra-ca.pem"
+SOURCES_IN_CONTEXT = "docker/sources"  # where --sources DIR's files go, for targets with a SOURCES arg
 SOURCE_LABEL = "e2e.source"  # the image label that says which e2e code it was built from
 
 
@@ -56,6 +57,13 @@ def source_digest(target: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def runner_of(target: bake.Target) -> str:
+    """The runner whose code an image carries: the folder of its Dockerfile under runners/ (a variant
+    target such as openppl-cuda builds runners/openppl), else the target's name."""
+    parts = Path(target.dockerfile).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "runners" else target.name
+
+
 def image_tag(engine_id: str) -> Optional[str]:
     """The image an engine runs in: the first tag of its bake target."""
     target = load_bake().targets.get(engine_id)
@@ -73,17 +81,22 @@ class BuildOutcome:
 
 def build(names: List[str], ca_cert: Optional[Path], log: Callable[[str], None],
           on_line: Callable[[str, str], None] = lambda target, line: None,
-          overrides: Optional[Dict[str, str]] = None) -> List[BuildOutcome]:
+          overrides: Optional[Dict[str, str]] = None, sources: Optional[Path] = None) -> List[BuildOutcome]:
+    """Build the targets (or groups) `names`, dependencies first. `sources`: a folder of source
+    archives for the targets that build from source (those with a SOURCES build arg)."""
     import time
 
     bakefile = load_bake(overrides)
     ca = ca_cert or _absolute_ca(bakefile.variables.get("EXTRA_CA_CERT", ""))
     if ca is not None and not ca.is_file():
         raise UsageError(f"--ca-cert: no such file: {ca}")
+    targets = bakefile.expand(names)
+    if sources is not None:
+        _check_sources(sources, targets)
     docker = client()
     outcomes: List[BuildOutcome] = []
     failed: set = set()
-    for target in bakefile.expand(names):
+    for target in targets:
         if failed & set(target.depends):
             outcomes.append(BuildOutcome(target.name, target.tags[0], False, 0.0,
                                          f"not built: {', '.join(failed & set(target.depends))} failed"))
@@ -92,13 +105,26 @@ def build(names: List[str], ca_cert: Optional[Path], log: Callable[[str], None],
         args = dict(target.args)
         if ca is not None:
             args["EXTRA_CA_CERT"] = CA_IN_CONTEXT
+        given = sources if sources is not None and "SOURCES" in args else None
+        if given is not None:
+            args["SOURCES"] = SOURCES_IN_CONTEXT
         start = time.perf_counter()
         log(f"Building {target.tags[0]} ({target.dockerfile})...")
-        ok, message = _build_one(docker, target, args, ca, lambda line: on_line(target.name, line))
+        ok, message = _build_one(docker, target, args, ca, given, lambda line: on_line(target.name, line))
         outcomes.append(BuildOutcome(target.name, target.tags[0], ok, time.perf_counter() - start, message))
         if not ok:
             failed.add(target.name)
     return outcomes
+
+
+def _check_sources(sources: Path, targets: List[bake.Target]) -> None:
+    if not sources.is_dir():
+        raise UsageError(f"--sources: no such folder: {sources}")
+    if not any(p.is_file() for p in sources.iterdir()):
+        raise UsageError(f"--sources: {sources} holds no files")
+    if not any("SOURCES" in t.args for t in targets):
+        raise UsageError(f"--sources: none of {', '.join(t.name for t in targets)} builds from source archives "
+                         "(no SOURCES build arg in docker-bake.hcl)")
 
 
 def _absolute_ca(value: str) -> Optional[Path]:
@@ -107,13 +133,13 @@ def _absolute_ca(value: str) -> Optional[Path]:
 
 
 def _build_one(docker: Any, target: bake.Target, args: Dict[str, str], ca: Optional[Path],
-               on_line: Callable[[str], None]) -> tuple:
-    context = _context_tar(PROJECT_ROOT / target.context, ca)
+               sources: Optional[Path], on_line: Callable[[str], None]) -> tuple:
+    context = _context_tar(PROJECT_ROOT / target.context, ca, sources)
     last, image_id = "", None
     try:
         for chunk in docker.api.build(fileobj=context, custom_context=True, dockerfile=target.dockerfile,
                                       tag=target.tags[0], buildargs=args,
-                                      labels={**target.labels, SOURCE_LABEL: source_digest(target.name)},
+                                      labels={**target.labels, SOURCE_LABEL: source_digest(runner_of(target))},
                                       network_mode="host", rm=True, forcerm=True, decode=True):
             if "error" in chunk:
                 return False, _explain(" ".join(chunk["error"].split()), target)
@@ -138,8 +164,9 @@ def _explain(error: str, target: bake.Target) -> str:
     return error[:400]
 
 
-def _context_tar(root: Path, ca: Optional[Path]) -> io.BytesIO:
-    """The build context: `root` filtered by its .dockerignore, plus the extra CA if given."""
+def _context_tar(root: Path, ca: Optional[Path], sources: Optional[Path] = None) -> io.BytesIO:
+    """The build context: `root` filtered by its .dockerignore, plus the extra CA and the files of
+    the sources folder (in place of the checkout's docker/sources/) if given."""
     from docker.utils.build import exclude_paths
 
     ignore = root / ".dockerignore"
@@ -148,9 +175,14 @@ def _context_tar(root: Path, ca: Optional[Path]) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for rel in sorted(exclude_paths(str(root), patterns)):
+            if sources is not None and Path(rel).parent.as_posix() == SOURCES_IN_CONTEXT:
+                continue
             tar.add(str(root / rel), arcname=rel, recursive=False)
         if ca is not None:
             tar.add(str(ca), arcname=CA_IN_CONTEXT)
+        if sources is not None:
+            for path in sorted(p for p in sources.iterdir() if p.is_file()):
+                tar.add(str(path), arcname=f"{SOURCES_IN_CONTEXT}/{path.name}")
     buffer.seek(0)
     return buffer
 
@@ -172,7 +204,7 @@ def list_images() -> List[Dict[str, Any]]:
         if docker is not None:
             try:
                 attrs = docker.images.get(target.tags[0]).attrs
-                current = (attrs["Config"].get("Labels") or {}).get(SOURCE_LABEL) == source_digest(name)
+                current = (attrs["Config"].get("Labels") or {}).get(SOURCE_LABEL) == source_digest(runner_of(target))
                 row.update(built="yes" if current else "stale", size_mb=round(attrs["Size"] / 2**20),
                            created=attrs["Created"][:19])
             except Exception:

@@ -17,10 +17,13 @@ import numpy as np
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 
 NO_WHEEL = ("OpenPPL has no wheel: it runs only in its Docker image (e2e images build openppl), which compiles "
-            "ppl.nn v0.9.2 from source and needs internet access during the build")
-OPSET_HINT = "ppl.nn registers most ops only up to opset 11-16: export the model with --opset 11"
+            "ppl.nn v0.9.2 from source (about 50 minutes on 2 cores); without GitHub access, give it the source "
+            "archives with --sources DIR (runners/openppl/README.md)")
+OPSET_HINT = ("ppl.nn v0.9.2 registers most ops only up to opsets 11-16 (e2e exports a PyTorch model at opset 11 "
+              "for it); an op it has at no opset must be rewritten out of the model")
 # ppl.nn v0.9.2's errors that name an operator it has no kernel for (src/ppl/nn/...; some give no opset):
-#   "unsupported op: domain[], type[Foo], version[11]"              models/onnx/graph_parser.cc
+#   "unsupported op: domain[], type[Foo], version[11]"              models/onnx/graph_parser.cc, then
+#   "ParseNodeInfo for node[/a/Foo] failed: unsupported"           (the node, on the next line)
 #   "op[/a/Foo] with type[:Foo:11] is not supported."              optimizers/engine_graph_partitioner.cc
 #   "cannot find creator for node[/a/Foo] of type[:Foo:11]"        engines/{x86,cuda}/engine.cc
 #   "cannot find creator for X86OptKernel[/a/Foo] of type[:Foo]"   engines/x86/optimizer/opt_graph.cc
@@ -29,6 +32,8 @@ OPSET_HINT = "ppl.nn registers most ops only up to opset 11-16: export the model
 OP_PATTERNS = (re.compile(r"op: domain\[[^\]]*\], type\[(?P<op>[^\]]+)\], version\[(?P<v>\d+)\]"),
                re.compile(r"(?:node|OptKernel|\bop)\[(?P<node>[^\]]*)\] (?:of |with )?"
                           r"type\[[^:\]]*:(?P<op>[^:\]]+)(?::(?P<v>\d+))?\]"))
+PARSED_NODE = re.compile(r"for node\[(?P<node>[^\]]*)\] failed")
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -56,8 +61,8 @@ class OpenPPLRunner(Runner):
             raise EngineUnavailable(f"ppl.nn takes fp32 models only, not {self.spec.precision}; use --precision fp32")
         kind = "x86" if self.spec.device == "cpu" else "cuda"
         if not hasattr(pplnn, kind):  # the submodule exists only if the build enabled that engine
-            flag = "PPLNN_USE_X86_64" if kind == "x86" else "PPLNN_USE_CUDA"
-            raise EngineUnavailable(f"this ppl.nn build has no {kind} engine; rebuild the image with -D{flag}=ON")
+            how = "e2e images build openppl-cuda (the CUDA variant)" if kind == "cuda" else "-DPPLNN_USE_X86_64=ON"
+            raise EngineUnavailable(f"this ppl.nn build has no {kind} engine; build the image with {how}")
         if kind == "x86" and not {"avx512f", "fma"} & _cpu_flags():
             raise EngineUnavailable("ppl.nn's x86 engine needs AVX512 or FMA3, and this CPU has neither")
 
@@ -81,7 +86,8 @@ class OpenPPLRunner(Runner):
         if not builder:
             raise RuntimeError("ppl.nn could not create an ONNX runtime builder; see runner.log")
         with self.stage("convert"):
-            self._call(lambda: builder.LoadModelFromFile(self.spec.model_path), "read the ONNX model")
+            self._call(lambda: builder.LoadModelFromFile(self.spec.model_path), "read the ONNX model",
+                       lacking="ppl.nn's ONNX parser")
         with self.stage("compile"):  # partition and optimize for the engine, pick kernels
             resources = pplnn.onnx.RuntimeBuilderResources()
             resources.engines = [engine]
@@ -129,8 +135,9 @@ class OpenPPLRunner(Runner):
         self.settings["mm_policy"] = self.options.mm_policy
         return engine
 
-    def _call(self, step: Callable[[], Any], what: str) -> None:
-        """Run one loading step; a failure names the operator when ppl.nn's log does."""
+    def _call(self, step: Callable[[], Any], what: str, lacking: str = "") -> None:
+        """Run one loading step; a failure names the operator when ppl.nn's log does. `lacking`: what
+        lacks the operator then (default: the engine)."""
         with _stderr_copied() as log:
             status = step()
         if status == self.rc_ok:
@@ -138,8 +145,9 @@ class OpenPPLRunner(Runner):
         op, node, version = _refused_op("".join(log))
         message = f"ppl.nn could not {what}: {self.ret_str(status)}"
         if op:
-            opset = f" (opset {version})" if version else ""
-            message += f"; the {self.settings.get('engine')} engine has no {op}{opset}. {OPSET_HINT}"
+            opset = f" at opset {version}" if version else ""
+            lacking = lacking or f"the {self.settings.get('engine')} engine"
+            message += f"; {lacking} has no {op}{opset}. {OPSET_HINT}"
         raise UnsupportedError(message, operator=op, node=node)
 
     def _check(self, status: Any, what: str) -> None:
@@ -177,10 +185,15 @@ class OpenPPLRunner(Runner):
 
 
 def _refused_op(log: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    log = ANSI_COLOUR.sub("", log)  # ppl.common's logger colours each line's prefix: "...:207] \x1b[0mop[..."
     for pattern in OP_PATTERNS:
         found = pattern.search(log)
         if found:
-            return found.group("op"), found.groupdict().get("node"), found.group("v")
+            node = found.groupdict().get("node")
+            if node is None:
+                parsed = PARSED_NODE.search(log, found.end())
+                node = parsed.group("node") if parsed else None
+            return found.group("op"), node, found.group("v")
     return None, None, None
 
 

@@ -89,3 +89,59 @@ def test_an_image_is_stale_when_its_runner_or_the_protocol_changed(tmp_path, mon
     second = images.source_digest("ort")
     (tmp_path / "shared" / "protocol.py").write_text("v2")
     assert len({first, second, images.source_digest("ort")}) == 3
+
+
+def test_a_variant_target_is_labelled_with_its_dockerfile_s_runner():
+    from coordinator import images
+
+    f = bake.load(BAKE_FILE, environ={"PYTHON_BASE": "local/python"})
+    cpu, cuda = f.targets["openppl"], f.targets["openppl-cuda"]
+    assert images.runner_of(cpu) == images.runner_of(cuda) == "openppl" and images.runner_of(f.targets["base"]) == "base"
+    assert cpu.tags == cuda.tags  # the launcher runs whichever was built last
+    assert (cpu.args["BUILD_BASE"], cpu.args["PPLNN_USE_CUDA"]) == ("local/python", "OFF")
+    assert cuda.args["BUILD_BASE"].startswith("nvidia/cuda:11.8") and cuda.args["PPLNN_USE_CUDA"] == "ON"
+    assert cuda.args["SOURCES"] == cpu.args["SOURCES"] == "docker/sources"
+
+
+def test_sources_replace_the_checkout_s_in_the_build_context(tmp_path):
+    import tarfile
+
+    from coordinator import images
+
+    root = tmp_path / "project"
+    (root / "docker" / "sources").mkdir(parents=True)
+    (root / "docker" / "sources" / "README.md").write_text("archives go here")
+    (root / "docker" / "sources" / "stale.tar.gz").write_bytes(b"old")
+    (root / "runners").mkdir()
+    (root / ".dockerignore").write_text("*\n!runners\n!docker\n")
+    (root / "notes.txt").write_text("not in the context")
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "ppl.nn-v0.9.2.tar.gz").write_bytes(b"new")
+    with tarfile.open(fileobj=images._context_tar(root, None, given)) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("docker/sources/ppl.nn-v0.9.2.tar.gz").read() == b"new"
+    assert "docker/sources/stale.tar.gz" not in names and "notes.txt" not in names
+    with tarfile.open(fileobj=images._context_tar(root, None)) as tar:  # no --sources: the checkout's folder
+        assert "docker/sources/stale.tar.gz" in tar.getnames()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "no such folder"),
+    (lambda d: d.mkdir(), "holds no files"),
+])
+def test_sources_must_be_a_folder_of_files(tmp_path, setup, message):
+    from coordinator import images
+
+    setup(tmp_path / "src")
+    with pytest.raises(UsageError, match=message):
+        images._check_sources(tmp_path / "src", bake.load(BAKE_FILE, environ={}).expand(["openppl"]))
+
+
+def test_sources_for_images_that_take_none_is_an_error(tmp_path):
+    from coordinator import images
+
+    (tmp_path / "a.tar.gz").write_bytes(b"x")
+    with pytest.raises(UsageError, match="none of base, ort builds from source archives"):
+        images._check_sources(tmp_path, bake.load(BAKE_FILE, environ={}).expand(["ort"]))
+    images._check_sources(tmp_path, bake.load(BAKE_FILE, environ={}).expand(["ort", "openppl"]))

@@ -161,3 +161,9 @@ def test_fail_on_names_exactly_the_outcomes_exit_status_knows():
     from coordinator.exit_status import OUTCOMES
 
     assert set(FAIL_ON) == set(OUTCOMES)
+
+
+def test_images_build_with_a_missing_sources_folder_is_one_line(tmp_path):
+    result = runner.invoke(app, ["images", "build", "openppl", "--sources", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1, result.output
+    assert "--sources: no such folder" in result.output and "Traceback" not in result.output

@@ -94,6 +94,66 @@ def test_openppl_load_step_reads_the_operator_from_stderr():
     assert "the x86 engine has no Reciprocal." in str(e.value) and "opset None" not in str(e.value)
 
 
+# The whole of what ppl.nn v0.9.2 wrote to stderr in the e2e-openppl image (x86 engine, Preprocess)
+# for torchvision's Faster R-CNN at opset 11, colour codes included (ppl.common's StdioLogger).
+FASTER_RCNN_X86_LOG = (
+    "\x1b[0;32m[INFO][2026-12-02 05:13:13.935][utils.cc:369] \x1b[0mtotal partition(s) of graph[main_graph]: 1.\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.935][opt_graph.cc:44] \x1b[0mcannot find creator for "
+    "X86OptKernel[/transform/Reciprocal] of type[:Reciprocal]\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.935][opt_graph.cc:100] \x1b[0minit kernels failed: not found\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.935][engine.cc:87] \x1b[0minit OptGraph failed: not found\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.940][engine.cc:147] \x1b[0mDoOptimize failed: not found\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.940][utils.cc:245] \x1b[0mprocess graph[main_graph] by engine[x86] "
+    "failed: not found\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.940][utils.cc:394] \x1b[0mGenPartitionsInfoAndShapes failed:not found\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:13:13.940][runtime_builder_impl.cc:87] \x1b[0mprocess graph failed: not found\n")
+
+
+def test_openppl_reads_the_operator_from_the_real_faster_rcnn_log():
+    assert openppl._refused_op(FASTER_RCNN_X86_LOG) == ("Reciprocal", "/transform/Reciprocal", None)
+
+
+# The same for an opset-17 model (Relu then Identity) at LoadModelFromFile: ppl.nn's ONNX parser
+# registers Relu for opsets 6-16 only (models/onnx/param_parser_manager.cc).
+OPSET17_PARSER_LOG = (
+    "\x1b[0;31m[ERROR][2026-12-02 05:15:28.541][graph_parser.cc:181] \x1b[0munsupported op: domain[], type[Relu], "
+    "version[17]\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:15:28.541][graph_parser.cc:223] \x1b[0mParseNodeInfo for node[/head/Relu] "
+    "failed: unsupported\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:15:28.541][graph_parser.cc:309] \x1b[0mParseGraphNode failed.\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:15:28.541][model_parser.cc:79] \x1b[0mparse graph failed: unsupported\n"
+    "\x1b[0;31m[ERROR][2026-12-02 05:15:28.541][runtime_builder_impl.cc:48] \x1b[0mparse graph failed: unsupported\n")
+
+
+def test_openppl_reads_operator_node_and_opset_from_the_real_parser_log():
+    assert openppl._refused_op(OPSET17_PARSER_LOG) == ("Relu", "/head/Relu", "17")
+    runner = openppl.OpenPPLRunner(RunSpec(engine="openppl", model_path="m.onnx", inputs_path="i.npz"))
+    runner.rc_ok, runner.ret_str, runner.settings["engine"] = 0, lambda status: "unsupported", "x86"
+
+    def step():
+        os.write(2, OPSET17_PARSER_LOG.encode())
+        return 1
+
+    with pytest.raises(UnsupportedError) as e:
+        runner._call(step, "read the ONNX model", lacking="ppl.nn's ONNX parser")
+    assert "ppl.nn's ONNX parser has no Relu at opset 17." in str(e.value)
+
+
+def test_openppl_names_the_opset_when_ppl_nn_logs_it():
+    runner = openppl.OpenPPLRunner(RunSpec(engine="openppl", model_path="m.onnx", inputs_path="i.npz"))
+    runner.rc_ok, runner.ret_str, runner.settings["engine"] = 0, lambda status: "unsupported", "cuda"
+
+    def step():  # optimizers/engine_graph_partitioner.cc (Identity: x86 1-13, cuda 1-12)
+        os.write(2, b"\x1b[0;31m[ERROR][2026-12-02 04:00:00.000][engine_graph_partitioner.cc:207] \x1b[0m"
+                    b"op[/model/Identity] with type[:Identity:17] is not supported.\n")
+        return 1
+
+    with pytest.raises(UnsupportedError) as e:
+        runner._call(step, "take the engine")
+    assert (e.value.operator, e.value.node) == ("Identity", "/model/Identity")
+    assert "the cuda engine has no Identity at opset 17." in str(e.value)
+
+
 # -- TVM (apache-tvm 0.27.0.post1) -------------------------------------------------------------------
 def test_tvm_build_error_names_the_relax_op():
     # a real run: tvm.compile() of a Relax function calling relax.op.ewise_fma, which has no lowering

@@ -1,0 +1,80 @@
+"""The OpenPPL runner in its real image: ppl.nn v0.9.2 compiled from source.
+
+The tests do not build the image (about 50 minutes on 2 cores, more than a CI run has): they use
+e2e-openppl when `e2e images build openppl` has made it from this checkout's runner, and skip with
+the launcher's own reason otherwise.
+"""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from coordinator.cli import app
+from coordinator.engines import discover
+from coordinator.launchers import DockerLauncher
+from shared import RunSpec, save_samples
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SOURCES = Path(__file__).parents[2] / "runners" / "openppl" / "sources.sha256"
+# The ppl.nn commit the image must report: the one of the ppl.nn archive that sources.sha256 pins.
+PPLNN_COMMIT = re.search(r"ppl\.nn/archive/([0-9a-f]{40})\.tar\.gz", SOURCES.read_text()).group(1)
+
+
+@pytest.fixture(scope="module")
+def openppl_image(docker_client):
+    reason = DockerLauncher().unavailable(discover()["openppl"], "cpu")
+    if reason:
+        pytest.skip(f"{reason} (the tests do not build it: ~50 minutes on 2 cores)")
+
+
+def test_openppl_runs_a_cnn_and_matches_pytorch(openppl_image, tmp_path, cache):
+    out = tmp_path / "bench"
+    result = CliRunner().invoke(app, [
+        "bench", "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "openppl", "--weights", "random",
+        "--device", "cpu", "--warmup", "1", "--iterations", "5", "--launcher", "docker", "--out", str(out),
+        "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    row = next(r for r in json.loads((out / "report.json").read_text())["results"] if r["engine"] == "openppl")
+    assert row["status"] == "ok", row["reason"]
+    assert row["launcher"] == "docker" and row["environment"]["in_container"]
+    assert row["engine_version"] == "0.9.2" and row["settings"]["commit"] == PPLNN_COMMIT
+    assert row["settings"]["engine"] == "x86" and row["precision"] == "fp32"
+    assert row["parity"]["passed"], row["parity"]
+    assert row["latency_ms"]["count"] >= 5
+
+
+@pytest.mark.parametrize("second_op, opset, expected", [
+    # ppl.nn v0.9.2's x86 engine has no Reciprocal at all (it stops torchvision's Faster R-CNN)
+    ("Reciprocal", 11, ("compile", "Reciprocal", "/model/Reciprocal", "the x86 engine has no Reciprocal.")),
+    # its ONNX parser takes Relu for opsets 6-16 only
+    ("Identity", 17, ("convert", "Relu", "/head/Relu", "ppl.nn's ONNX parser has no Relu at opset 17.")),
+])
+def test_openppl_names_the_operator_it_lacks(openppl_image, tmp_path, second_op, opset, expected):
+    """The row says what stopped ppl.nn: the stage, the operator and the node, read from its own log."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="/head/Relu"),
+         helper.make_node(second_op, ["r"], ["y"], name=f"/model/{second_op}")], "lacking",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 6 if opset == 11 else 8
+    shared = tmp_path / "shared"  # mounted read-only; readable by the image's user (tmp_path is 0700)
+    shared.mkdir(mode=0o755)
+    onnx.save(model, str(shared / "model.onnx"))
+    save_samples(str(shared / "inputs.npz"), [{"x": np.ones((1, 3, 4, 4), np.float32)}])
+    for path in shared.iterdir():
+        path.chmod(0o644)
+    spec = RunSpec(engine="openppl", model_path=str(shared / "model.onnx"), inputs_path=str(shared / "inputs.npz"),
+                   cache_dir=str(tmp_path / "cache"), warmup=0, iterations=1)
+    result = DockerLauncher().run(discover()["openppl"], spec, tmp_path / "io", timeout=300)
+    stage, operator, node, words = expected
+    assert (result.status, result.stage) == ("unsupported", stage), result.reason
+    assert (result.error.operator, result.error.node) == (operator, node)
+    assert words in result.reason
