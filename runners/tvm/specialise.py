@@ -32,12 +32,14 @@ def specialise(model: Any, shapes: Dict[str, List[int]], max_elements: int = 1 <
         if not count:
             break
     rewritten = _sizes_from_shapes(graph)
+    whole = _whole_slices_to_identity(graph, model.opset_import)
     clamped = _clamp_sentinels(graph)
     _drop_dead_nodes(graph)
     _drop_unused_initializers(graph)
     del graph.value_info[:]  # stale: shapes are inferred again by whoever reads the graph
     return {"nodes_before": before, "nodes_after": len(graph.node), "folded": folded,
-            "reduceprod_to_size": rewritten, "clamped_int64_sentinels": clamped}
+            "reduceprod_to_size": rewritten, "whole_slices_to_identity": whole,
+            "clamped_int64_sentinels": clamped}
 
 
 def _fold_once(model: Any, max_elements: int) -> int:
@@ -123,6 +125,48 @@ def _sizes_from_shapes(graph: Any) -> int:
     return count
 
 
+def _whole_slices_to_identity(graph: Any, opsets: Any) -> int:
+    """A Slice from 0 to INT64_MAX with step 1 on every axis it names (`x[:, None]` exports as
+    one) is `x`. TVM 0.27 gives it the dim `min(2147483647, n)` (the bound clamped to int32),
+    which its analyzer cannot reduce to `n` when `n` is symbolic: the Add that follows gets no
+    shape, and the NMS after it neither (in torchvision's batched NMS, inside an If branch)."""
+    from onnx import helper, numpy_helper
+
+    constants = {}  # type: Dict[str, Any]
+    producers = {}  # type: Dict[str, Any]
+    for g in _graphs(graph):
+        constants.update({t.name: t for t in g.initializer})
+        producers.update({out: node for node in g.node for out in node.output})
+
+    def value(name: str) -> Any:
+        """The tensor `name` if it is a constant, folding constant-only producers (Unsqueeze of
+        an outer constant, in a subgraph) on the way; else None."""
+        if name not in constants:
+            node = producers.get(name)
+            if node is None or not all(value(i) is not None for i in node.input if i):
+                return None
+            values = _value(node, constants, {}, opsets)
+            if values is None:
+                return None
+            for out, v in zip(node.output, values):
+                constants[out] = numpy_helper.from_array(np.asarray(v), out)
+        return numpy_helper.to_array(constants[name])
+
+    count = 0
+    for g in _graphs(graph):
+        for i, node in enumerate(g.node):
+            if node.op_type != "Slice":
+                continue
+            starts, ends = value(node.input[1]), value(node.input[2])
+            steps = value(node.input[4]) if len(node.input) > 4 and node.input[4] else np.array([1])
+            if (starts is None or ends is None or steps is None or (starts != 0).any()
+                    or (ends < INT32_MAX).any() or (steps != 1).any()):
+                continue
+            g.node[i].CopyFrom(helper.make_node("Identity", [node.input[0]], list(node.output), name=node.name))
+            count += 1
+    return count
+
+
 def _clamp_sentinels(graph: Any) -> int:
     """Exporters write INT64_MAX for "to the end" (Slice) and "no limit" (NonMaxSuppression's
     max_output_boxes_per_class); TVM builds those with int32 and refuses the literal. Within
@@ -148,6 +192,27 @@ def _clamp_sentinels(graph: Any) -> int:
                     tensor.CopyFrom(numpy_helper.from_array(np.clip(value, -INT32_MAX, INT32_MAX), tensor.name))
                     count += 1
     return count
+
+
+def constants_as_nodes(graph: Any) -> int:
+    """Turn every initializer but the float weights of rank >= 2 (convolutions, matmuls) into a
+    Constant node. For tuning, TVM imports initializers as function parameters (the weights'
+    layouts are then free to change), and its converters read shapes, axes, indices and
+    thresholds only from constants: a parameter there fails (Reshape: "the input new shape to be
+    Shape. However, the given one is relax.TensorType")."""
+    from onnx import TensorProto, helper
+
+    floats = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
+    weight = lambda t: t.data_type in floats and len(t.dims) >= 2  # noqa: E731
+    nodes = [helper.make_node("Constant", [], [t.name], value=t, name=t.name + "_constant")
+             for t in graph.initializer if not weight(t)]
+    keep = [t for t in graph.initializer if weight(t)]
+    moved = len(nodes)
+    nodes += list(graph.node)  # the constants first, before every reader
+    del graph.initializer[:], graph.node[:]
+    graph.initializer.extend(keep)
+    graph.node.extend(nodes)
+    return moved
 
 
 def _graphs(graph: Any) -> Iterator[Any]:

@@ -39,18 +39,28 @@ def tune(mod: Any, target: Any, work_dir: str, trials: int, per_task: int, popul
 
     start = time.perf_counter()
     tasks = ms.relax_integration.extract_tasks(mod, target)
+    # Kernels of symbolic shape (after NonZero, NMS: a detector's data-dependent tail) cannot be
+    # measured: every candidate fails MetaSchedule's DisallowDynamicLoop, and each still took its
+    # share of the trials. Opaque ones (extern TIR: scatter, sort, NMS) have nothing to schedule,
+    # and one reading a weight crashes MetaSchedule's RewriteLayout ("buffer_index != -1"). Both
+    # keep the default schedule; the convolutions, nearly all the FLOPs, are static.
+    symbolic = [t for t in tasks if not _static(t.mod)]
+    opaque = [t for t in tasks if _static(t.mod) and _opaque(t.mod)]
+    static = [t for t in tasks if _static(t.mod) and not _opaque(t.mod)]
     # every task gets its share: a global budget alone lets the scheduler skip tasks entirely
-    per_task = per_task or max(1, math.ceil(trials / max(1, len(tasks))))
+    per_task = per_task or max(1, math.ceil(trials / max(1, len(static))))
     partial = "{}.partial-{}".format(work_dir, os.getpid())  # never mistaken for a finished tuning
     shutil.rmtree(partial, ignore_errors=True)
-    database = ms.relax_integration.tune_relax(
-        mod=mod, params={}, target=target, work_dir=partial, max_trials_global=trials,
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        static, work_dir=partial, strategy=ms.search_strategy.EvolutionarySearch(
+            population_size=population, genetic_num_iters=4 if population >= 512 else 2))
+    database = ms.tune_tasks(
+        tasks=contexts, task_weights=weights, work_dir=partial, max_trials_global=trials,
         max_trials_per_task=per_task, num_trials_per_iter=min(per_task, 64), cost_model="xgb",
         builder=ms.builder.LocalBuilder(f_build=_build(), max_workers=workers),
-        runner=ms.runner.LocalRunner(),  # one measurement at a time, so kernels do not share cores
-        strategy=ms.search_strategy.EvolutionarySearch(population_size=population, genetic_num_iters=
-                                                       4 if population >= 512 else 2))
-    stats = {"trials": trials, "trials_per_task": per_task, "population": population, "tasks": len(tasks),
+        runner=ms.runner.LocalRunner())  # one measurement at a time, so kernels do not share cores
+    stats = {"trials": trials, "trials_per_task": per_task, "population": population, "tasks": len(static),
+             "symbolic_tasks": len(symbolic), "opaque_tasks": len(opaque),
              "measured": len(database.get_all_tuning_records()),
              "seconds": round(time.perf_counter() - start, 1)}
     with open(os.path.join(partial, RECORDS), "w") as f:
@@ -70,9 +80,49 @@ def apply(mod: Any, target: Any, work_dir: str) -> Any:
 
     passes = relax.transform
     with target:
-        return tvm.transform.Sequential([
-            passes.MetaScheduleApplyDatabase(work_dir), passes.SplitLayoutRewritePreproc(),
-            passes.LiftTransformParams(), passes.FoldConstant()])(mod)
+        mod = _split_layout_rewrite(passes.MetaScheduleApplyDatabase(work_dir)(mod))
+        return tvm.transform.Sequential([passes.LiftTransformParams(), passes.FoldConstant()])(mod)
+
+
+def _split_layout_rewrite(mod: Any) -> Any:
+    """SplitLayoutRewritePreproc, on the kernels it can take. TVM 0.27's pass visits every
+    kernel and stops at an opaque one ("There should be a compute block if there is only one
+    subtree under the root": Faster R-CNN's scatter_elements); such a kernel has no layout
+    rewrite to split, so it is left out of the pass and put back after it."""
+    import tvm
+    from tvm import relax
+
+    split = relax.transform.SplitLayoutRewritePreproc()
+    opaque = {}
+    for gv, func in mod.functions.items():
+        if isinstance(func, tvm.tirx.PrimFunc):
+            try:
+                split(tvm.IRModule({gv: func}))
+            except tvm.error.InternalError:
+                opaque[gv] = func
+    if not opaque:
+        return split(mod)
+    rest = mod.clone()
+    for gv in opaque:
+        del rest[gv]
+    rest = split(rest)
+    for gv, func in opaque.items():
+        rest[gv] = func
+    return rest
+
+
+def _static(kernel: Any) -> bool:
+    """Whether every parameter of the task's kernel is a buffer of fixed shape (a kernel of
+    symbolic shape takes buffers shaped by variables, and the variables as scalar parameters)."""
+    import tvm
+
+    return all(getattr(p, "shape", None) is not None and all(isinstance(d, tvm.tirx.IntImm) for d in p.shape)
+               for f in kernel.functions.values() for p in f.params)
+
+
+def _opaque(kernel: Any) -> bool:
+    """Whether the task's kernel is opaque to scheduling (TVM's op pattern kOpaque = 8)."""
+    return any(f.attrs is not None and int(f.attrs.get("op_pattern", 0)) == 8 for f in kernel.functions.values())
 
 
 def _build() -> Any:

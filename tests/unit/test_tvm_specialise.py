@@ -19,8 +19,9 @@ def specialise_module():
 
 def shape_arithmetic_model():
     """y = x reshaped to [n, h*w] with the sizes computed from x's shape (as exporters write it),
-    x sliced to the end with an INT64_MAX bound, and the size of a data-dependent tensor via
-    ReduceProd(Shape), which cannot fold."""
+    x sliced to the end with an INT64_MAX bound (from 1, and from 0: the whole axis, as
+    `x[:, None]` exports), and the size of a data-dependent tensor via ReduceProd(Shape), which
+    cannot fold."""
     const = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
     nodes = [
         helper.make_node("Shape", ["x"], ["shape"]),
@@ -33,14 +34,17 @@ def shape_arithmetic_model():
         helper.make_node("Shape", ["where"], ["where_shape"]),
         helper.make_node("ReduceProd", ["where_shape"], ["count"], keepdims=0),
         helper.make_node("Slice", ["x", "start", "end", "axis"], ["tail"]),
+        helper.make_node("Slice", ["x", "zeros", "end", "axis", "one"], ["whole"]),
     ]
     graph = helper.make_graph(
         nodes, "shapes", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"]),
          helper.make_tensor_value_info("count", TensorProto.INT64, []),
-         helper.make_tensor_value_info("tail", TensorProto.FLOAT, ["n", 2, "h", "w"])],
+         helper.make_tensor_value_info("tail", TensorProto.FLOAT, ["n", 2, "h", "w"]),
+         helper.make_tensor_value_info("whole", TensorProto.FLOAT, ["n", 3, "h", "w"])],
         [const("zero", 0), const("minus_one", [-1]), const("start", [1]), const("end", [2 ** 63 - 1]),
-         const("axis", [1]), numpy_helper.from_array(np.array(0, dtype=np.float32), "zero_f")])
+         const("axis", [1]), const("zeros", [0]), const("one", [1]),
+         numpy_helper.from_array(np.array(0, dtype=np.float32), "zero_f")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -50,7 +54,39 @@ def test_shape_arithmetic_folds_to_constants_with_the_same_outputs():
     expected = ReferenceEvaluator(model).run(None, {"x": x})
     done = specialise_module().specialise(model, {"x": [2, 3, 4, 5]})
     onnx.checker.check_model(model)
-    assert [n.op_type for n in model.graph.node] == ["Reshape", "Greater", "NonZero", "Size", "Slice"]
-    assert done["reduceprod_to_size"] == 1 and done["clamped_int64_sentinels"] == 1
+    assert [n.op_type for n in model.graph.node] == ["Reshape", "Greater", "NonZero", "Size", "Slice", "Identity"]
+    assert done["reduceprod_to_size"] == 1 and done["whole_slices_to_identity"] == 1
+    assert done["clamped_int64_sentinels"] == 1
     for got, want in zip(ReferenceEvaluator(model).run(None, {"x": x}), expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_whole_slice_in_an_if_branch_becomes_identity():
+    """As torchvision's batched NMS exports `offsets[:, None]`: inside an If branch, the bounds
+    are Constant nodes and the axes and steps Unsqueezes of the outer graph's constants."""
+    const = lambda name, values: numpy_helper.from_array(np.array(values, dtype=np.int64), name)  # noqa: E731
+    branch = helper.make_graph([
+        helper.make_node("Constant", [], ["starts"], value=const("s", [0])),
+        helper.make_node("Constant", [], ["ends"], value=const("e", [2 ** 63 - 1])),
+        helper.make_node("Unsqueeze", ["axis", "zero"], ["axes"]),
+        helper.make_node("Unsqueeze", ["step", "zero"], ["steps"]),
+        helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["whole"]),
+    ], "else", [], [helper.make_tensor_value_info("whole", TensorProto.FLOAT, [4])])
+    empty = helper.make_graph([helper.make_node("Identity", ["x"], ["same"])], "then", [],
+                              [helper.make_tensor_value_info("same", TensorProto.FLOAT, [4])])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+         helper.make_node("Greater", ["total", "zero_f"], ["positive"]),
+         helper.make_node("If", ["positive"], ["y"], then_branch=empty, else_branch=branch)],
+        "if", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [const("zero", [0]), const("axis", 0), const("step", 1),
+         numpy_helper.from_array(np.array(0, dtype=np.float32), "zero_f")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = -np.arange(4, dtype=np.float32)  # the else branch runs
+    expected = ReferenceEvaluator(model).run(None, {"x": x})
+    done = specialise_module().specialise(model, {"x": [4]})
+    onnx.checker.check_model(model)
+    assert done["whole_slices_to_identity"] == 1
+    assert "Slice" not in [n.op_type for n in model.graph.node[-1].attribute[1].g.node]
+    np.testing.assert_array_equal(ReferenceEvaluator(model).run(None, {"x": x})[0], expected[0])
