@@ -1,20 +1,18 @@
 """The Triton runner's model repository: config.pbtxt generated from an ONNX file's inputs and
 outputs, checked by parsing it with Triton's own model_config.proto (from tritonclient) where
 that is installed, and by its text otherwise."""
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from tests.unit.test_runner_modules import load_runner
 
 REPOSITORY = Path(__file__).parents[2] / "runners" / "triton" / "repository.py"
 
 
 @pytest.fixture(scope="module")
 def repository():
-    spec = importlib.util.spec_from_file_location("triton_repository", REPOSITORY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_runner(REPOSITORY)
 
 
 @pytest.fixture

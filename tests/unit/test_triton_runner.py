@@ -1,6 +1,5 @@
 """Which Triton backend a run gets, from the server this environment has (found by
 runners/triton/server.py), the device and the engine options; and why not, when it cannot."""
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -8,16 +7,14 @@ import pytest
 
 from shared import EngineUnavailable, RunSpec
 from shared.runner import _parse_options
+from tests.unit.test_runner_modules import load_runner
 
 RUNNER = Path(__file__).parents[2] / "runners" / "triton" / "runner.py"
 
 
 @pytest.fixture(scope="module")
 def runner():
-    spec = importlib.util.spec_from_file_location("triton_runner", RUNNER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_runner(RUNNER)
 
 
 def choose(runner, monkeypatch, backends, device="cpu", stub="/stub", libpython="/lib/libpython3.so.1.0", **options):

@@ -1,7 +1,6 @@
 """The Triton runner's server lifecycle (runners/triton/server.py) with stand-in executables for
 the tritonserver binary: how a server that dies, hangs or loses its port is reported and
 stopped. The real server runs in tests/integration/test_triton.py."""
-import importlib.util
 import os
 import stat
 import time
@@ -9,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_runner_modules import load_runner
+
 SERVER = Path(__file__).parents[2] / "runners" / "triton" / "server.py"
 
 
 @pytest.fixture(scope="module")
 def server():
-    spec = importlib.util.spec_from_file_location("triton_server", SERVER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_runner(SERVER)
 
 
 def fake(tmp_path: Path, script: str) -> str:
