@@ -127,6 +127,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
                 "state_dict": "weights.pt",
                 "task": family.name, "input_names": inputs, "output_names": outputs, **family.torch_card()}
         write_json_atomic(str(tmp / "torch_model.json"), card)
+        (tmp / "torch_model.json").chmod(0o644)  # mkstemp's 0600: a runner container reads it as its own user
         info = describe_onnx(tmp / "model.onnx")
         info.update(onnx_file=str(folder / "model.onnx"),  # where it lives after the rename below
                     name=model.name, source=model.factory, task=family.name, exporter=EXPORTER,
