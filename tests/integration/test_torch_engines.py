@@ -1,7 +1,5 @@
 """The engines that take the PyTorch model (`consumes: torch`): TorchScript and torch.compile's
 Inductor, for real, each in its own virtualenv, through `e2e bench`."""
-import shutil
-
 import pytest
 
 from tests.integration import test_bench
@@ -25,12 +23,8 @@ def rows_of(tmp_path, cache, model, *args):
 
 
 def test_a_tiny_classifier_is_one_graph_and_the_second_run_comes_from_the_caches(tmp_path, cache):
-    shutil.rmtree(cache / "engines" / "torchscript", ignore_errors=True)  # so the first run traces
     script, inductor = rows_of(tmp_path / "a", cache, "tests.fixtures.tiny:tiny_cnn")
-    assert script["settings"]["cached_module"].endswith("(written)") and script["stage_seconds"]["convert"] > 0
-    # The deprecation of torch.jit.trace in torch 2.14 is recorded, not hidden.
-    assert script["settings"]["trace_warnings"]["count"]["FutureWarning"] >= 1
-    assert any("torch.jit.trace` is deprecated" in m for m in script["settings"]["trace_warnings"]["messages"])
+    assert script["settings"]["cached_module"]  # written now, or by an earlier session
     assert inductor["settings"]["graphs"] == 1 and inductor["settings"]["graph_breaks"] == 0
     assert inductor["settings"]["compiler"].endswith("g++") and inductor["stage_seconds"]["compile"] > 0
     script, inductor = rows_of(tmp_path / "b", cache, "tests.fixtures.tiny:tiny_cnn")
@@ -40,11 +34,15 @@ def test_a_tiny_classifier_is_one_graph_and_the_second_run_comes_from_the_caches
 
 def test_a_small_detector_runs_with_its_graph_breaks_recorded(tmp_path, cache):
     script, inductor = rows_of(tmp_path, cache, "tests.fixtures.tiny:small_faster_rcnn", "--iterations", "1",
-                               "--warmup", "0")
+                               "--warmup", "0", "-o", "torchscript.cache=false")  # traced in this run
     for row in (script, inductor):
         detection = row["parity"]["detection"]
         assert row["parity"]["method"] == "detection" and detection["reference_boxes"] > 0, detection
-    assert script["settings"]["trace_warnings"]["count"]["TracerWarning"] > 0
+    # The deprecation of torch.jit.trace in torch 2.14 is recorded, not hidden, with the tracer's warnings.
+    warned = script["settings"]["trace_warnings"]
+    assert any("torch.jit.trace` is deprecated" in m for m in warned["messages"]), warned
+    assert warned["count"]["FutureWarning"] >= 1 and warned["count"]["TracerWarning"] > 0
+    assert script["stage_seconds"]["convert"] > 0 and "cached_module" not in script["settings"]
     # nonzero and NMS have data-dependent output shapes: Dynamo splits the model there.
     settings = inductor["settings"]
     assert settings["graph_breaks"] > 0 and settings["graphs"] > 1
