@@ -154,7 +154,7 @@ def localise(graph: Graph, comparison: Comparison, engine: str, precision: str, 
     found = Divergence("agrees", engine, precision, atol, rtol, compared=len(errors),
                        missing=comparison.missing[:CHAIN_SHOWN])
     found.by_depth = _by_depth(graph, worst)
-    found.drift = _drift(graph, kept)
+    found.drift = _drift(graph, kept, masked)
     notes = [f"{len(masked)} divergent tensor(s) that the nodes reading them bring back within tolerance, not counted: "
              f"{', '.join(masked[:5])}{' ...' if len(masked) > 5 else ''}"] if masked else []
     first = next((n for n in graph.nodes if worst[n.name] and not worst[n.name].passed
@@ -222,20 +222,24 @@ def _by_depth(graph: Graph, worst: Dict[str, Optional[TensorError]]) -> List[Dep
     return [deepest[d] for d in sorted(deepest)]
 
 
-def _drift(graph: Graph, errors: Dict[str, TensorError]) -> List[OpDrift]:
-    """Per operator type, the relative error its nodes add to the worst of their inputs'."""
+def _drift(graph: Graph, errors: Dict[str, TensorError], masked: List[str]) -> List[OpDrift]:
+    """Per operator type, the relative error its nodes add to the worst of their inputs'. A
+    masked tensor counts with the error of what its readers make of it: an int8 Conv+Relu
+    loses at the Conv, and that is where its error is put."""
+    readers = graph.consumers()
+    error = {t: e.rel_error for t, e in errors.items() if e.rel_error is not None}
+    for t in masked:
+        error[t] = max((error[o] for n in readers[t] for o in n.outputs if o in error), default=0.0)
     added: Dict[str, float] = defaultdict(float)
     worst: Dict[str, float] = defaultdict(float)
     counts: Dict[str, Tuple[int, int]] = defaultdict(lambda: (0, 0))
     for n in graph.nodes:
-        outs = [errors[t] for t in n.outputs if t in errors and errors[t].rel_error is not None]
+        outs = [error[t] for t in n.outputs if t in error]
         if not outs:
             continue
-        out = max(e.rel_error for e in outs)
-        ins = [errors[t].rel_error for t in n.inputs if t in errors and errors[t].rel_error is not None]
-        added[n.op] += max(0.0, out - max(ins, default=0.0))
-        worst[n.op] = max(worst[n.op], out)
+        added[n.op] += max(0.0, max(outs) - max((error[t] for t in n.inputs if t in error), default=0.0))
+        worst[n.op] = max(worst[n.op], max(outs))
         nodes, beyond = counts[n.op]
-        counts[n.op] = (nodes + 1, beyond + any(not e.passed for e in outs))
+        counts[n.op] = (nodes + 1, beyond + any(t in errors and not errors[t].passed for t in n.outputs))
     table = [OpDrift(op, counts[op][0], added[op], worst[op], counts[op][1]) for op in counts]
     return sorted(table, key=lambda d: (-d.added, -d.worst, d.op))

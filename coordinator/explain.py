@@ -3,6 +3,8 @@
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+import numpy as np
+
 from shared.spec import RunSpec
 from shared.tensors import load_samples
 
@@ -17,7 +19,7 @@ from .parity import TOLERANCES, tolerance_precision
 from .report import Report, Row, load_report, parity_failure
 
 
-def explain_run(run_dir: Path, engine_id: str, precision: Optional[str] = None, sample: int = 0,
+def explain_run(run_dir: Path, engine_id: str, precision: Optional[str] = None, sample: Optional[int] = None,
                 budget_mb: float = BUDGET_MB, log: Callable[[str], None] = print) -> Row:
     """Localise one row of a finished run, write it into report.json and remake the views."""
     from .views import write_report
@@ -41,7 +43,7 @@ def explain_run(run_dir: Path, engine_id: str, precision: Optional[str] = None, 
 
 
 def explain_row(report: Report, run_dir: Path, row: Row, cfg: BenchConfig, launchers: Mapping[str, Launcher],
-                log: Callable[[str], None], model_path: Optional[Path] = None, sample: int = 0,
+                log: Callable[[str], None], model_path: Optional[Path] = None, sample: Optional[int] = None,
                 budget_mb: float = BUDGET_MB) -> Divergence:
     """The row's divergence; a localisation that cannot run is a Divergence saying why."""
     engine = engine_registry.discover().get(row.engine)
@@ -56,6 +58,9 @@ def explain_row(report: Report, run_dir: Path, row: Row, cfg: BenchConfig, launc
         return refused or Divergence("cannot", engine.id, row.precision_label(), atol, rtol,
                                      note=f"the row ended {row.status}: there are no outputs to compare")
     samples = load_samples(report.data.inputs_path)
+    if sample is None:
+        sample = _worst_sample(run_dir, row, testdata.reference_file(Path(report.data.inputs_path).parent,
+                                                                      cfg.device or "cpu"), atol, rtol)
     if not 0 <= sample < len(samples):
         raise UsageError(f"--sample {sample}: the run has {len(samples)} test input(s), 0-{len(samples) - 1}")
     device = cfg.device or "cpu"
@@ -90,6 +95,26 @@ def explain_row(report: Report, run_dir: Path, row: Row, cfg: BenchConfig, launc
     found.sample = sample
     found.reference = _reference_check(report, s.reference_outputs, sample, device)
     return found
+
+
+def _worst_sample(run_dir: Path, row: Row, reference: Path, atol: float, rtol: float) -> int:
+    """The test input on which the row's outputs are furthest from PyTorch's (an output of
+    another shape, as a detector's, counts as furthest); 0 when they cannot be compared."""
+    outputs = run_dir / Path(row.log).parent / (row.outputs_file or "") if row.log else None
+    if outputs is None or not outputs.is_file() or not reference.is_file():
+        return 0
+    scores = []
+    for ref, out in zip(load_samples(str(reference)), load_samples(str(outputs))):
+        worst = 0.0
+        for name, r in ref.items():
+            o = out.get(name)
+            if o is None or o.shape != r.shape:
+                worst = float("inf")
+            elif r.size:
+                diff = np.abs(o.astype(np.float64) - r)
+                worst = max(worst, float(np.nan_to_num((diff / (atol + rtol * np.abs(r))).max(), nan=np.inf)))
+        scores.append(worst)
+    return int(np.argmax(scores)) if scores else 0
 
 
 def _model_path(report: Report, cfg: BenchConfig, engine: Any, log: Callable[[str], None]) -> Path:

@@ -67,19 +67,19 @@ class Search:
     def compare(self, tensors: List[str]) -> Comparison:
         self.runs += 1
         folder = self.work_dir / f"run{self.runs}"
-        reference = self._run(self.reference, tensors, folder / "reference")
+        reference = self._run(self.reference, tensors, folder / "reference", "reference")
         self.reference_outputs = self.reference_outputs or {k: reference[k] for k in self.graph.outputs if k in reference}
-        outputs = self._run(self.engine, tensors, folder / "engine")
+        outputs = self._run(self.engine, tensors, folder / "engine", "engine")
         return compare_run(self.graph, tensors, reference, outputs, self.atol, self.rtol)
 
-    def _run(self, side: Side, tensors: List[str], io_dir: Path) -> Sample:
+    def _run(self, side: Side, tensors: List[str], io_dir: Path, role: str) -> Sample:
         io_dir.mkdir(parents=True, exist_ok=True)
         model = marked_copy(side.model, tensors, io_dir / "marked.onnx", self.graph.types)
         extra = [p.name for p in io_dir.glob("marked.onnx.data")]
         spec = side.spec.replace(model_path=str(model), inputs_path=str(self.inputs), model_sha256="",
                                  model_files=extra, warmup=0, warmup_time_s=0.0, iterations=1, min_time_s=0.0,
                                  save_outputs=True)
-        self.log(f"  {side.engine.id} with {len(tensors)} tensor(s) exposed (run {self.runs})")
+        self.log(f"  run {self.runs}, {role} ({side.engine.id} {side.spec.precision}): {len(tensors)} tensor(s) exposed")
         try:
             result = side.launcher.run(side.engine, spec, io_dir, self.timeout)
         finally:  # a marked copy of a detector is as large as the model: keep only the logs

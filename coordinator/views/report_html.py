@@ -87,7 +87,7 @@ def _divergence(r: Row, label: str) -> Dict[str, Any]:
     assert d is not None
     return {"label": label, "lines": divergence_lines(d), "drift": drift_rows(d),
             "chart": charts.error_by_depth([(p.depth, p.ratio) for p in d.by_depth],
-                                           d.first.depth if d.first else None, f"Error by depth: {label}")}
+                                           d.first.depth if d.first else None, f"Error by depth, as a multiple of the tolerance: {label}")}
 
 
 def _accuracy(r: Row) -> Dict[str, str]:
