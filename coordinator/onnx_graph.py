@@ -108,8 +108,8 @@ class Graph:
 
 def marked_copy(model: Any, tensors: Sequence[str], path: Path, types: Dict[str, Any]) -> Path:
     """`model` with `tensors` added to its graph outputs (after its own), saved at `path`.
-    An output's type comes from shape inference; its shape is left open (an engine may compute
-    another shape for a data-dependent tensor, and the comparison reports that)."""
+    An output's type and rank come from shape inference, its sizes are left open (an engine may
+    compute another shape for a data-dependent tensor, and the comparison reports that)."""
     import onnx
     from onnx import helper
 
@@ -120,8 +120,9 @@ def marked_copy(model: Any, tensors: Sequence[str], path: Path, types: Dict[str,
         if t in present:
             continue
         kind = types.get(t)
-        elem = kind.tensor_type.elem_type if kind is not None and kind.HasField("tensor_type") else 0
-        copy.graph.output.append(helper.make_tensor_value_info(t, elem, None) if elem
+        tensor = kind.tensor_type if kind is not None and kind.HasField("tensor_type") else None
+        rank = [None] * len(tensor.shape.dim) if tensor is not None and tensor.HasField("shape") else None
+        copy.graph.output.append(helper.make_tensor_value_info(t, tensor.elem_type, rank) if tensor and tensor.elem_type
                                  else helper.make_empty_tensor_value_info(t))
         present.add(t)
     large = copy.ByteSize() > 2 ** 31 - 1
