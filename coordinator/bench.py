@@ -18,10 +18,13 @@ from shared.tensors import load_samples
 
 from . import __version__, dataset, engines as engine_registry, export, host, models, pictures, testdata
 from .config import BenchConfig
+from .divergence import Divergence
 from .engines import REFERENCE, Engine
+from .explain import explain_row
 from .errors import UsageError
 from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, create_all
 from .launchers.process import start_overhead
+from .parity import tolerance_precision
 from .progress import watch_progress
 from .report import Report, Row
 from .sections import ModelInfo, Setup
@@ -194,6 +197,8 @@ class _Context:
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir)
+        if cfg.explain and row.parity and not row.parity.passed:
+            row.divergence = self._explain(row, model_path)
         evaluation = self.data.info.evaluation
         if evaluation and result.status == "ok" and result.outputs_file:
             reference = self.data.reference_path
@@ -201,6 +206,18 @@ class _Context:
                 evaluation, self.data.inputs_path.parent, load_samples(str(io_dir / result.outputs_file)),
                 self.artifact.output_names, load_samples(str(reference)) if reference.is_file() else None)
         return row
+
+    def _explain(self, row: Row, model_path: Path) -> Divergence:
+        """--explain: a failed localisation is the row's note, never the end of the bench."""
+        self.log(f"  {row.engine:<9} {row.precision_requested:<5} localising the divergence...")
+        try:
+            return explain_row(self.report, self.run_dir, row, self.cfg, self.launchers, self.log, model_path=model_path)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            atol, rtol = row.parity.atol, row.parity.rtol  # type: ignore[union-attr]
+            return Divergence("failed", row.engine, row.precision_label(), atol, rtol,
+                              note=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
 
     def _model_for(self, engine: Engine) -> Tuple[Path, Optional[ModelInfo], str]:
         """What the engine consumes (its manifest says): the PyTorch model card, or the ONNX
@@ -252,7 +269,7 @@ class _Context:
             if not reference.is_file():
                 return None
         return self.artifact.family.compare(load_samples(str(reference)), load_samples(str(outputs)),
-                                            _tolerance_precision(result.precision or precision, precision))
+                                            tolerance_precision(result.precision or precision, precision))
 
     def _no_reference(self, result: RunResult) -> None:
         self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"
@@ -275,15 +292,6 @@ class _Context:
             shutil.copyfile(io_dir / result.outputs_file, self.data.reference_path)
         else:
             self._no_reference(result)
-
-
-def _tolerance_precision(ran: str, asked: str) -> str:
-    """The looser of the two: an engine that runs an fp16-converted model at fp32 (ONNX Runtime
-    on a CPU) still computes with weights rounded to fp16. Unknown values go through, and fail
-    parity with a message."""
-    if ran in PRECISIONS and asked in PRECISIONS:
-        return max(ran, asked, key=PRECISIONS.index)  # fp32, fp16, bf16, int8: ever looser
-    return ran
 
 
 def injected_fault(engine_id: str) -> str:

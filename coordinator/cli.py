@@ -62,9 +62,11 @@ def compare(
 
 def _add_subcommands() -> None:
     from .cli_bench import bench
+    from .cli_explain import explain
     from .cli_images import app as images_app
 
     app.command()(bench)
+    app.command()(explain)
     app.add_typer(images_app, name="images")
 
 
