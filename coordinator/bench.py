@@ -1,5 +1,6 @@
 """`e2e bench`: export once, run every (engine, precision) in turn, merge into one report."""
 import functools
+import json
 import os
 import shutil
 import sys
@@ -127,8 +128,13 @@ def _save(report: Report, run_dir: Path, views: bool = True) -> None:
     except OSError as e:
         if e.errno not in DISK_FULL:
             raise
-        raise E2EError(f"{disk_full(e)}: {run_dir / 'report.json'} keeps the rows saved before this one; "
-                       f"free some space, then `e2e bench --resume {run_dir}` runs the rest") from None
+        try:
+            saved = len(json.loads((run_dir / "report.json").read_text())["results"])
+        except (OSError, ValueError, KeyError, TypeError):
+            saved = 0
+        raise E2EError(f"{disk_full(e)}: {run_dir / 'report.json'} holds {saved} of the {len(report.results)} "
+                       f"row(s) measured; free some space, then `e2e bench --resume {run_dir}` runs the rest"
+                       ) from None
 
 
 INTERRUPTED = "The run was interrupted"

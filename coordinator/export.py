@@ -93,7 +93,10 @@ def _indexed(request: Path, cache: Path) -> Optional[Path]:
         folder = cache / "models" / json.loads(request.read_text())["folder"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return folder if atomic.problem(str(folder)) is None else None  # damaged: exported again, saying so
+    if atomic.problem(str(folder)) is not None:  # damaged: exported again, saying so
+        return None
+    atomic.used(str(folder))
+    return folder
 
 
 def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Path, log: Any) -> None:

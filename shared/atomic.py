@@ -57,13 +57,26 @@ def write_text(path: str, text: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: str) -> Iterator[None]:
+def locked(path: str, wait: bool = True) -> Iterator[bool]:
     """An exclusive inter-process lock for the entry `path`, released when the holder exits
-    however it exits (the kernel drops a dead process's flock)."""
+    however it exits (the kernel drops a dead process's flock). Yields whether it is held:
+    always when `wait`, else only if no other process held it."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def used(path: str) -> None:
+    """Note that the entry was just used (its seal's time), for `e2e cache clear --older-than`."""
+    try:
+        os.utime(_seal_path(path))
+    except OSError:  # a read-only cache (a container's mount) is still a cache
+        pass
 
 
 def seal(path: str) -> None:
@@ -102,6 +115,7 @@ def ensure(path: str, make: Callable[[str], None], what: str, log: Callable[[str
     (said in one line through `log` too) when what was there was not whole. `phase` names the
     step for the kill-at fault hook (shared/faults.py)."""
     if problem(path) is None:
+        used(path)
         return "hit"
     with locked(path):
         why = problem(path)  # another run may have made it while this one waited
@@ -122,8 +136,10 @@ def ensure(path: str, make: Callable[[str], None], what: str, log: Callable[[str
             os.replace(tmp, path)
             if not os.path.isdir(path):
                 seal(path)  # beside: between the rename and this, readers find it unsealed and wait for the lock
-        except BaseException:
+        except BaseException as e:
             discard(tmp)
+            if isinstance(e, OSError) and e.filename is None:
+                e.filename = path  # a full disk names the entry it could not write
             raise
     return "made" if why == ABSENT else "remade: " + why
 

@@ -62,6 +62,7 @@ class VenvLauncher(Launcher):
             why = broken(folder, engine.requirements_path)
             if why is None:
                 self.checked.add(engine.id)
+                (folder / READY).touch()  # last used: `e2e cache clear --older-than` keeps it
                 return
             if why != atomic.ABSENT:
                 self.log(f"The {engine.id} environment in {folder} is {why}: creating it again")
