@@ -175,7 +175,9 @@ def test_a_truncated_cache_file_is_found_and_made_again(damaged, warm_cache, tmp
     whole(cache)
 
 
-def test_a_truncated_tvm_tuning_record_is_found_and_tuned_again(cache, tmp_path):
+def test_tvm_tuning_killed_then_truncated_is_tuned_again(cache, tmp_path, monkeypatch):
+    """SIGKILL once the records are made (not yet published), then a record cut in half: each
+    next run tunes again, and its outputs are right."""
     engine = discover()["tvm"]
     launcher = VenvLauncher(cache)
     launcher.prepare(engine)
@@ -184,8 +186,15 @@ def test_a_truncated_tvm_tuning_record_is_found_and_tuned_again(cache, tmp_path)
     spec = RunSpec(engine="tvm", model_path=str(matmul_relu(tmp_path / "m.onnx")), threads=2,
                    inputs_path=str(tmp_path / "inputs.npz"), warmup=1, iterations=3,
                    engine_options={"trials": 4}, cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setenv("E2E_KILL_AT", "tuning")  # the venv launcher passes the environment on
+    killed = launcher.run(engine, spec, tmp_path / "io0", timeout=900)
+    assert killed.status == "failed" and "SIGKILL" in killed.reason, killed.reason
+    assert partials(tmp_path / "cache") and not list((tmp_path / "cache").glob("*.tvm-tuning"))
+    monkeypatch.delenv("E2E_KILL_AT")
+
     first = launcher.run(engine, spec, tmp_path / "io1", timeout=900)
     assert first.status == "ok" and first.settings["tuning"]["records"] == "miss", first.reason
+    assert not partials(tmp_path / "cache")
     (records,) = (tmp_path / "cache").glob("*.tvm-tuning/database_tuning_record.json")
     size = records.stat().st_size
     with open(records, "r+b") as f:
