@@ -41,7 +41,8 @@ def write_file(path: str, write: Callable[[Any], None], mode: str = "wb") -> Non
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + PARTIAL)
     try:
-        with os.fdopen(fd, mode) as f:
+        text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}  # the same bytes on every machine
+        with os.fdopen(fd, mode, **text) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
