@@ -15,8 +15,9 @@ from typing import Iterator, List, Optional, Sequence
 
 from shared import atomic
 
+from .engines import discover
 from .errors import UsageError
-from .launchers.venv import READY
+from .launchers.venv import READY, VenvLauncher, broken
 
 KINDS = ("models", "data", "venvs", "engines", "tuning", "protocol", "partial")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -96,10 +97,13 @@ def _children(folder: Path) -> List[Path]:
 def _state(kind: str, path: Path) -> str:
     if kind == "partial":
         return "partial (a writer died, or is writing now)"
-    if kind == "venvs":
-        return "whole" if (path / READY).is_file() else "partial (not marked ready)"
-    if kind == "protocol":
-        return "whole"
+    if kind == "venvs":  # checked against the requirements it was made from, when they are this checkout's
+        launcher = VenvLauncher(path.parents[1])
+        engine = next((e for e in discover().values() if e.requirements_path.is_file()
+                       and launcher.env_dir(e).name == path.name), None)
+        if engine is None:
+            return "stale (not made for this checkout: other requirements, another Python, or another engine)"
+        return broken(path, engine.requirements_path) or "whole"
     return atomic.problem(str(path)) or "whole"
 
 

@@ -102,8 +102,8 @@ def _install_commands(folder: Path, requirements: Path) -> List[List[str]]:
 
 def broken(folder: Path, requirements: Path) -> Optional[str]:
     """None when the environment is whole: marked ready after its install, with every file that
-    the pinned distributions installed there at its installed size (from their RECORD; a stat
-    per file, no import). Else what is wrong, atomic.ABSENT when there is none."""
+    the pinned distributions installed there (bytecode aside) at its installed size (from their
+    RECORD; a stat per file, no import). Else what is wrong, atomic.ABSENT when there is none."""
     if not folder.exists():
         return atomic.ABSENT
     if not (folder / READY).is_file():
@@ -123,8 +123,8 @@ def broken(folder: Path, requirements: Path) -> Optional[str]:
                 rows = list(csv.reader(f))
         except OSError:
             return f"missing {name}'s RECORD"
-        for row in rows:
-            if len(row) == 3 and row[2]:
+        for row in rows:  # compiled bytecode is rewritten whenever Python finds it stale: not a damage
+            if len(row) == 3 and row[2] and not row[0].endswith(".pyc"):
                 path = info.parent / row[0]
                 try:
                     size = path.stat().st_size

@@ -47,6 +47,7 @@ def test_list_shows_every_entry_by_kind_with_size_and_state(tmp_path):
     assert kinds == ["models", "data", "venvs", "engines", "tuning", "partial"], result.output
     assert "2.0" in lines[1] and "10d" in lines[1]  # MB, age
     assert "damaged: file has 10 bytes, 3000 when it was written" in result.output
+    assert "stale (not made for this checkout" in result.output  # ort-123: no checkout's venv
     assert "6 entries" in result.output
 
 
