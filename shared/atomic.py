@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import faults
 
@@ -93,8 +93,8 @@ def problem(path: str) -> Optional[str]:
         return ABSENT
     try:
         with open(_seal_path(path)) as f:
-            files = json.load(f)["files"]  # type: Dict[str, Any]
-    except (OSError, ValueError, KeyError, TypeError):
+            files = {str(rel): (int(size), str(digest)) for rel, (size, digest) in json.load(f)["files"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return "not sealed (its writer was interrupted, or an older e2e made it)"
     for rel, (size, digest) in sorted(files.items()):
         full = os.path.join(path, rel) if os.path.isdir(path) else path

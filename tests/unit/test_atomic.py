@@ -86,3 +86,11 @@ def test_partials_of_dead_writers_are_removed_by_the_next_maker(tmp_path):
     assert atomic.ensure(str(path), lambda tmp: os.mkdir(tmp), "the entry") == "made"
     assert not dead.exists()
     assert json.loads((path / atomic.SEAL).read_text())["files"] == {}
+
+
+@pytest.mark.parametrize("seal", ["", "{", '{"files": 3}', '{"files": {"model.onnx": 5}}', '{"files": {"a": [1]}}'])
+def test_a_damaged_seal_means_not_sealed(tmp_path, seal):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"x")
+    Path(str(path) + atomic.SEAL).write_text(seal)
+    assert atomic.problem(str(path)).startswith("not sealed")
