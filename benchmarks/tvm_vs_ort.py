@@ -6,7 +6,7 @@ with `-o tvm.trials=N` first (the issue's budget: at most 10 minutes of tuning; 
 takes about that on a 2-core CPU); the records are cached, so a second run only measures.
 `--trials 0` measures the untuned build.
 
-    python benchmarks/tvm_vs_ort.py [--trials 650] [--launcher venv] [--iterations 10]
+    python benchmarks/tvm_vs_ort.py [--trials 650] [--timeout 7200] [--launcher venv] [--iterations 10]
 """
 import argparse
 import json
@@ -24,13 +24,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--trials", type=int, default=TRIALS, help="MetaSchedule trials; 0: untuned")
+    parser.add_argument("--timeout", type=int, default=7200, help="seconds for each row, tuning included")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         done = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench",
                                "--model", "resnet50", "--engines", "ort,tvm", "--weights", "random", "--device", "cpu",
                                "--launcher", args.launcher, "--warmup", str(args.warmup),
-                               "--iterations", str(args.iterations), "-o", f"tvm.trials={args.trials}",
+                               "--iterations", str(args.iterations), "--timeout", str(args.timeout), "-o", f"tvm.trials={args.trials}",
                                "--out", str(out)], capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"e2e bench failed ({done.returncode}):\n{done.stderr[-2000:]}")

@@ -1,5 +1,6 @@
 """`e2e bench`: export once, run every (engine, precision) in turn, merge into one report."""
 import functools
+import json
 import os
 import shutil
 import sys
@@ -11,6 +12,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from shared import atomic
 from shared.errors import E2EError
 from shared.result import RunResult
 from shared.spec import PRECISIONS, RunSpec
@@ -18,10 +20,13 @@ from shared.tensors import load_samples
 
 from . import __version__, dataset, engines as engine_registry, export, host, models, pictures, testdata
 from .config import BenchConfig
+from .divergence import Divergence
 from .engines import REFERENCE, Engine
-from .errors import UsageError
+from .errors import DISK_FULL, UsageError, disk_full
+from .explain import explain_row
 from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, create_all
 from .launchers.process import start_overhead
+from .parity import tolerance_precision
 from .progress import watch_progress
 from .report import Report, Row
 from .sections import ModelInfo, Setup
@@ -55,9 +60,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     t = time.perf_counter()
     with console.status("test inputs..."):
         data = testdata.prepare(artifact, cfg.images, _input_size(source, artifact, cfg), cfg.cache_dir, labelled,
-                                device=cfg.device or "cpu")
-        calibration = testdata.prepare(artifact, cfg.calibration, _input_size(source, artifact, cfg), cfg.cache_dir) \
-            if cfg.calibration else None
+                                device=cfg.device or "cpu", log=log)
+        calibration = testdata.prepare(artifact, cfg.calibration, _input_size(source, artifact, cfg), cfg.cache_dir,
+                                       log=log) if cfg.calibration else None
     phases["inputs_s"] = time.perf_counter() - t
 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -99,7 +104,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                                     lambda text: progress.update(rows, description=f"{title}: {text}", refresh=True)):
                     row = ctx.run(engine, precision)
                 report.results.append(row)
-                write_report(report, run_dir, views=False)  # nothing measured is lost
+                _save(report, run_dir, views=False)  # nothing measured is lost
                 progress.advance(rows)
                 progress.refresh()
                 log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
@@ -114,8 +119,25 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         runtimes = {name: d for name, launcher in ctx.launchers.items() if name in used and (d := launcher.describe())}
         if runtimes:  # e.g. the Docker daemon's version, when a row ran in a container
             report.device.launchers = runtimes
-        write_report(report, run_dir)
+        _save(report, run_dir)
     return report
+
+
+def _save(report: Report, run_dir: Path, views: bool = True) -> None:
+    """Write the report; on a full disk, one line saying what report.json still holds (each
+    file is replaced whole, so the last complete one stays)."""
+    try:
+        write_report(report, run_dir, views=views)
+    except OSError as e:
+        if e.errno not in DISK_FULL:
+            raise
+        try:
+            saved = len(json.loads((run_dir / "report.json").read_text())["results"])
+        except (OSError, ValueError, KeyError, TypeError):
+            saved = 0
+        raise E2EError(f"{disk_full(e)}: {run_dir / 'report.json'} holds {saved} of the {len(report.results)} "
+                       f"row(s) measured; free some space, then `e2e bench --resume {run_dir}` runs the rest"
+                       ) from None
 
 
 INTERRUPTED = "The run was interrupted"
@@ -194,13 +216,27 @@ class _Context:
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir)
+        if cfg.explain and row.parity and not row.parity.passed:
+            row.divergence = self._explain(row, model_path)
         evaluation = self.data.info.evaluation
         if evaluation and result.status == "ok" and result.outputs_file:
             reference = self.data.reference_path
             row.accuracy = self.artifact.family.score(
                 evaluation, self.data.inputs_path.parent, load_samples(str(io_dir / result.outputs_file)),
-                self.artifact.output_names, load_samples(str(reference)) if reference.is_file() else None)
+                self.artifact.output_names, load_samples(str(reference)) if self._have_reference() else None)
         return row
+
+    def _explain(self, row: Row, model_path: Path) -> Divergence:
+        """--explain: a failed localisation is the row's note, never the end of the bench."""
+        self.log(f"  {row.engine:<9} {row.precision_requested:<5} localising the divergence...")
+        try:
+            return explain_row(self.report, self.run_dir, row, self.cfg, self.launchers, self.log, model_path=model_path)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            atol, rtol = row.parity.atol, row.parity.rtol  # type: ignore[union-attr]
+            return Divergence("failed", row.engine, row.precision_label(), atol, rtol,
+                              note=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
 
     def _model_for(self, engine: Engine) -> Tuple[Path, Optional[ModelInfo], str]:
         """What the engine consumes (its manifest says): the PyTorch model card, or the ONNX
@@ -239,20 +275,20 @@ class _Context:
     def _parity(self, engine: Engine, precision: str, result: RunResult, io_dir: Path) -> Optional[Any]:
         reference = self.data.reference_path
         outputs = io_dir / result.outputs_file if result.status == "ok" and result.outputs_file else None
-        if engine.id == REFERENCE and precision == "fp32" and not reference.is_file():
+        if engine.id == REFERENCE and precision == "fp32" and not self._have_reference():
             if outputs is not None:
-                shutil.copyfile(outputs, reference)  # this run *is* the reference
+                self._keep_reference(outputs)  # this run *is* the reference
             else:
                 self._no_reference(result)
             return None
         if outputs is None:
             return None
-        if not reference.is_file():
+        if not self._have_reference():
             self._make_reference()
-            if not reference.is_file():
+            if not self._have_reference():
                 return None
         return self.artifact.family.compare(load_samples(str(reference)), load_samples(str(outputs)),
-                                            _tolerance_precision(result.precision or precision, precision))
+                                            tolerance_precision(result.precision or precision, precision))
 
     def _no_reference(self, result: RunResult) -> None:
         self.reference_note = f"no parity: the PyTorch reference run ended {result.status}: {result.reason}"
@@ -272,18 +308,18 @@ class _Context:
         result = self.launchers["host"].run(torch_engine, spec, io_dir, self.cfg.timeout)
         self.phases["reference_s"] += time.perf_counter() - t
         if result.status == "ok" and result.outputs_file:
-            shutil.copyfile(io_dir / result.outputs_file, self.data.reference_path)
+            self._keep_reference(io_dir / result.outputs_file)
         else:
             self._no_reference(result)
 
+    def _have_reference(self) -> bool:
+        """Whether the reference outputs are in the cache whole; damaged ones are made again."""
+        return atomic.problem(str(self.data.reference_path)) is None
 
-def _tolerance_precision(ran: str, asked: str) -> str:
-    """The looser of the two: an engine that runs an fp16-converted model at fp32 (ONNX Runtime
-    on a CPU) still computes with weights rounded to fp16. Unknown values go through, and fail
-    parity with a message."""
-    if ran in PRECISIONS and asked in PRECISIONS:
-        return max(ran, asked, key=PRECISIONS.index)  # fp32, fp16, bf16, int8: ever looser
-    return ran
+    def _keep_reference(self, outputs: Path) -> None:
+        """Into the cache once, whole: another run may be keeping the same reference now."""
+        atomic.ensure(str(self.data.reference_path), lambda tmp: shutil.copyfile(outputs, tmp),
+                      "The cached PyTorch reference outputs", log=self.log, phase="reference")
 
 
 def injected_fault(engine_id: str) -> str:

@@ -1,6 +1,7 @@
 """Inline SVG charts for the HTML report: no script, no network, escaped labels."""
 from html import escape
-from typing import List, Sequence, Tuple
+import math
+from typing import List, Optional, Sequence, Tuple
 
 WIDTH, BAR, GAP, LABEL = 720, 22, 8, 170
 COLORS = {"ok": "#2f7ed8", "reference": "#7a7a7a"}
@@ -74,6 +75,41 @@ def speedup(rows: Sequence[Tuple[str, float]], title: str) -> str:
     parts.append(f'<line x1="{LABEL + scale:.1f}" x2="{LABEL + scale:.1f}" y1="24" y2="{height - 10}" '
                  'stroke="#555" stroke-dasharray="4 3"/>')
     return _svg(height, parts, f"{title}: 1.0 is the reference")
+
+
+def error_by_depth(points: Sequence[Tuple[int, Optional[float]]], first: Optional[int], title: str) -> str:
+    """Per depth of the graph, the worst tensor's error as a multiple of the tolerance, on a log
+    scale, with the tolerance (1x) and the first divergent node's depth marked; None (shapes
+    differ, non-finite values) is drawn at the top."""
+    if not points:
+        return ""
+    low, high, height, left, top = -6.0, 4.0, 220, 60, 30
+    plot_w, plot_h = WIDTH - left - 20, height - top - 40
+    deepest = max(max(d for d, _ in points), 1)
+
+    def x(depth: float) -> float:
+        return left + depth / deepest * plot_w
+
+    def y(ratio: Optional[float]) -> float:
+        value = high if ratio is None else min(max(math.log10(max(ratio, 1e-300)), low), high)
+        return top + (high - value) / (high - low) * plot_h
+
+    line = " ".join(f"{x(d):.1f},{y(r):.1f}" for d, r in points)
+    parts = [_title(title), f'<polyline points="{line}" fill="none" stroke="{COLORS["ok"]}" stroke-width="1.5"/>']
+    parts += [f'<circle cx="{x(d):.1f}" cy="{y(r):.1f}" r="2.5" fill="{"#c0392b" if r is None or r > 1 else COLORS["ok"]}"/>'
+              for d, r in points]
+    for exponent in range(int(low), int(high) + 1, 2):
+        parts.append(f'<text x="{left - 6}" y="{y(10.0 ** exponent) + 4:.1f}" font-size="11" text-anchor="end">'
+                     f'1e{exponent}</text>')
+    parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(1.0):.1f}" y2="{y(1.0):.1f}" stroke="#c0392b" '
+                 'stroke-dasharray="4 3"/>')
+    if first is not None:
+        parts.append(f'<line x1="{x(first):.1f}" x2="{x(first):.1f}" y1="{top}" y2="{top + plot_h}" stroke="#555" '
+                     f'stroke-dasharray="2 2"/><text x="{x(first) + 4:.1f}" y="{top + 10}" font-size="11">first divergent</text>')
+    parts.append(f'<text x="{left}" y="{height - 8}" font-size="11">depth 0</text>'
+                 f'<text x="{left + plot_w}" y="{height - 8}" font-size="11" text-anchor="end">depth {deepest}</text>')
+    return _svg(height, parts, f"{title}: the worst error per depth as a multiple of the tolerance (log scale); "
+                               "the dashed red line is the tolerance")
 
 
 def _svg(height: float, parts: List[str], description: str) -> str:

@@ -62,10 +62,14 @@ def compare(
 
 def _add_subcommands() -> None:
     from .cli_bench import bench
+    from .cli_cache import app as cache_app
+    from .cli_explain import explain
     from .cli_images import app as images_app
 
     app.command()(bench)
+    app.command()(explain)
     app.add_typer(images_app, name="images")
+    app.add_typer(cache_app, name="cache")
 
 
 @app.callback()

@@ -79,6 +79,8 @@ class BenchConfig:
                                        flags=("--engine-option", "-o"))
     cache_dir: Path = option("Cache for exports and environments.", factory=default_cache,
                              shown="$E2E_CACHE_DIR or ~/.cache/e2e")
+    explain: bool = option("Localise the first divergent node of every row that fails parity (as `e2e explain` "
+                           "does): its engine and ONNX Runtime run again with intermediate tensors exposed.", False)
     fail_on: List[str] = option("Comma list of row outcomes that make the exit status 4: failed, timeout, "
                                 "unsupported, skipped, parity, noisy, imprecise.", factory=list)
 

@@ -9,6 +9,8 @@ from rich.markup import escape
 
 from shared.errors import E2EError
 
+from .errors import DISK_FULL, disk_full
+
 console = Console(stderr=True, soft_wrap=True)  # messages; tables go to stdout
 state = {"debug": False}  # set by the root command's --debug
 
@@ -22,6 +24,12 @@ def user_errors() -> Iterator[None]:
         if state["debug"]:
             raise
         console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        raise typer.Exit(1) from None
+    except OSError as e:  # a full disk while writing the cache or the run: one line too
+        if e.errno not in DISK_FULL or state["debug"]:
+            raise
+        console.print(f"[bold red]error:[/] {escape(disk_full(e))}: free some space (`e2e cache clear "
+                      "--older-than 7d` prunes the cache) or give another --cache-dir / --out", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("interrupted: the rows finished so far are in the report")

@@ -7,8 +7,6 @@ batched_nms, torch 2.14).
 """
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
+from shared import atomic
 from shared.records import write_json_atomic
 
 from . import tasks
@@ -68,8 +67,7 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
         if got.warning:
             log(f"WARNING: {got.warning}")
         folder = cache / "models" / f"{model.name}-{_key({**parts, 'weights': got.identity})[:16]}"
-        if not (folder / "export.json").is_file():
-            _export(model, got, seed, opset, folder, log)
+        _export(model, got, seed, opset, folder, log)
         if not got.warning:  # a fallback is not remembered: the next run tries the weights again
             request.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(str(request), {"folder": folder.name})
@@ -95,52 +93,52 @@ def _indexed(request: Path, cache: Path) -> Optional[Path]:
         folder = cache / "models" / json.loads(request.read_text())["folder"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return folder if (folder / "export.json").is_file() else None
+    if atomic.problem(str(folder)) is not None:  # damaged: exported again, saying so
+        return None
+    atomic.used(str(folder))
+    return folder
 
 
 def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Path, log: Any) -> None:
-    import torch
+    """The export folder, made once: a second run exporting the same model at the same time
+    waits for this one and uses its folder (shared/atomic.py)."""
+    def make(tmp: str) -> None:
+        import torch
 
-    log(f"Exporting {model.name} to ONNX (opset {opset}, TorchScript exporter)...")
-    net = build(model, weights, seed)
-    h, w = model.input_size
-    family = tasks.get(model.task) if model.task else _guess_family(net, h, w)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".export-"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; runner containers read it as their own user
-    try:
+        log(f"Exporting {model.name} to ONNX (opset {opset}, TorchScript exporter)...")
+        net = build(model, weights, seed)
+        h, w = model.input_size
+        family = tasks.get(model.task) if model.task else _guess_family(net, h, w)
+        out = Path(tmp)
+        out.mkdir(mode=0o755)  # runner containers read it as their own user
         start = time.perf_counter()
         signature = family.export_signature(h, w)
         inputs, outputs = signature.input_names, signature.output_names
         # The tracer warns a screenful on torchvision detectors; keep it in export.log, not the terminal.
         with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.onnx.export(net, signature.args, str(tmp / "model.onnx"), dynamo=False, opset_version=opset,
+            torch.onnx.export(net, signature.args, str(out / "model.onnx"), dynamo=False, opset_version=opset,
                               input_names=inputs, output_names=outputs, dynamic_axes=signature.dynamic_axes)
-        (tmp / "export.log").write_text("".join(
+        (out / "export.log").write_text("".join(
             warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught))
         seconds = time.perf_counter() - start
-        torch.save(net.state_dict(), tmp / "weights.pt")
+        torch.save(net.state_dict(), out / "weights.pt")
         # How to call the model and read its outputs: the runner does not import the coordinator.
         # factory_path: where a user's factory module lives, for runners in their own environment.
         card = {"factory": model.factory, "factory_path": factory_root(model), "kwargs": factory_kwargs(model),
                 "state_dict": "weights.pt",
                 "task": family.name, "input_names": inputs, "output_names": outputs, **family.torch_card()}
-        write_json_atomic(str(tmp / "torch_model.json"), card)
-        (tmp / "torch_model.json").chmod(0o644)  # mkstemp's 0600: a runner container reads it as its own user
-        info = describe_onnx(tmp / "model.onnx")
-        info.update(onnx_file=str(folder / "model.onnx"),  # where it lives after the rename below
+        write_json_atomic(str(out / "torch_model.json"), card)
+        info = describe_onnx(out / "model.onnx")
+        info.update(onnx_file=str(folder / "model.onnx"),  # where it lives once published
                     name=model.name, source=model.factory, task=family.name, exporter=EXPORTER,
                     torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
-        write_json_atomic(str(tmp / "export.json"), info)
-        if folder.exists():  # a half-written folder from an interrupted run
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log(f"Exported in {seconds:.1f} s: {folder / 'model.onnx'}")
+        write_json_atomic(str(out / "export.json"), info)
+        log(f"Exported in {seconds:.1f} s: {folder / 'model.onnx'}")
+
+    atomic.ensure(str(folder), make, f"The cached ONNX export of {model.name}", log=log, phase="export")
 
 
 def _from_onnx_file(path: Path) -> Artifact:

@@ -13,6 +13,7 @@ from shared.result import RunResult
 
 from .engines import REFERENCE, Engine
 from .accuracy import Accuracy
+from .divergence import Divergence
 from .parity import Parity
 from .sections import DataInfo, Device, ModelInfo, Section, Setup
 
@@ -33,6 +34,7 @@ class Row(RunResult):
     noisy: bool = False  # robust per-input spread above the run's threshold: rerun on a quieter machine
     image: str = ""  # where the row ran (Launcher.provenance): image tag@id, venv and its pins, or the host Python
     model_input: str = ""  # what the engine was given: "ONNX opset 17", "the PyTorch model"
+    divergence: Optional[Divergence] = None  # where the outputs go wrong (e2e explain, bench --explain)
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from shared import atomic
 from shared.records import write_json_atomic
 from shared.tensors import save_samples
 
@@ -27,7 +28,7 @@ class TestData:
 
 
 def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, int], cache: Path,
-            dataset: Optional[Dataset] = None, device: str = "cpu") -> TestData:
+            dataset: Optional[Dataset] = None, device: str = "cpu", log: Any = print) -> TestData:
     folder = images or DEFAULT_IMAGES
     if dataset and _takes_images(artifact):
         _check_scored(artifact, dataset)
@@ -40,8 +41,10 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     # Keyed by the ONNX file too: the reference outputs saved here depend on the weights.
     data_dir = cache / "data" / f"{artifact.info.sha256[:16]}-{digest.hexdigest()[:16]}"
     inputs = data_dir / "inputs.npz"
-    if not (data_dir / "data.json").is_file():
-        data_dir.mkdir(parents=True, exist_ok=True)
+
+    def make(tmp: str) -> None:
+        out = Path(tmp)
+        out.mkdir(mode=0o755)
         evaluation: Dict[str, Any] = {}
         if _takes_images(artifact):
             samples, how, sizes = _preprocess(files, artifact, input_size)
@@ -52,14 +55,18 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
                 evaluation = {"kind": dataset.kind, "labels": dataset.labels, "image_ids": dataset.image_ids,
                               "scales": [[iw / w, ih / h] for iw, ih in sizes]}
                 if dataset.ground_truth is not None:
-                    write_json_atomic(str(data_dir / "ground_truth.json"), dataset.ground_truth)
+                    write_json_atomic(str(out / "ground_truth.json"), dataset.ground_truth)
+            listed = files
         else:
             samples, how = _random_inputs(artifact, len(files))
-            source, files = "seeded random tensors (the model does not take an RGB image)", []
-        save_samples(str(inputs), samples)
-        info = {"images": [str(f) for f in files], "source": source, "count": len(samples), "preprocessing": how,
+            source, listed = "seeded random tensors (the model does not take an RGB image)", []
+        save_samples(str(out / inputs.name), samples)
+        info = {"images": [str(f) for f in listed], "source": source, "count": len(samples), "preprocessing": how,
                 "input_shapes": {k: list(v.shape) for k, v in samples[0].items()}, "evaluation": evaluation}
-        write_json_atomic(str(data_dir / "data.json"), info)
+        write_json_atomic(str(out / "data.json"), info)
+
+    # Made once, whole, and checked on every read (shared/atomic.py); reference outputs join it later.
+    atomic.ensure(str(data_dir), make, "The cached test inputs", log=log, phase="inputs")
     info = DataInfo.from_dict(json.loads((data_dir / "data.json").read_text()))
     if images is not None and info.images:  # the same images may have come from another folder
         info.images, info.source = [str(f) for f in files], str(folder)

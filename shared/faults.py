@@ -11,9 +11,14 @@ goes wrong, done for real in the real runner, so the tests see what users would 
   nan               every output that parity sees is NaN
   wrong_shape       every output that parity sees loses its last element
   mixed_precision   result.json names a precision that is not one of the precisions
+
+Apart from these, `E2E_KILL_AT=phase[,phase]` makes whichever process reaches that phase of
+making a cache entry (export, inputs, reference, venv, convert, tuning) SIGKILL itself there:
+the entry is made but not yet published, the worst moment to die (`kill_at`).
 """
 import json
 import os
+import signal
 import time
 from typing import Any, Optional
 
@@ -57,3 +62,9 @@ def result_text(fault: str, data: dict) -> Optional[str]:
         return json.dumps(dict(data, precision="fp16 (conv/gemm)"))
     return None
 
+
+
+def kill_at(phase: str) -> None:
+    """The kill-at test hook: SIGKILL, which nothing can catch or clean up after, at `phase`."""
+    if phase and phase in os.environ.get("E2E_KILL_AT", "").split(","):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -6,11 +6,10 @@ forms used in this package (Python 3.8: typing.List/Dict/Optional, no `X | Y`).
 """
 import dataclasses
 import json
-import os
-import tempfile
 import typing
 from typing import Any, Dict, Type, TypeVar
 
+from . import atomic
 from .errors import ProtocolError
 
 R = TypeVar("R", bound="Record")
@@ -40,18 +39,12 @@ class Record:
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON so that a reader never sees half a file (rename is atomic)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False, allow_nan=False, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write JSON so that a reader never sees half a file (shared/atomic.py: temp, fsync, rename)."""
+    def write(f: Any) -> None:
+        json.dump(data, f, indent=2, sort_keys=False, allow_nan=False, default=str)
+        f.write("\n")
+
+    atomic.write_file(path, write, mode="w")
 
 
 def convert(tp: Any, value: Any, where: str) -> Any:

@@ -21,9 +21,9 @@ import json
 import os
 import tempfile
 import time
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import faults
+from . import atomic, faults
 from .environment import describe
 from .errors import E2EError, ProtocolError
 from .monitor import ResourceWindow, peak_rss_mb, reset_peak_rss, resets_peak_rss
@@ -175,6 +175,18 @@ class Runner:
         cache = self.spec.cache_dir or tempfile.gettempdir()
         os.makedirs(cache, exist_ok=True)
         return os.path.join(cache, digest.hexdigest()[:24] + suffix)
+
+    def cached(self, suffix: str, parts: Any, make: Callable[[str], None], samples: Sequence[Sample] = (),
+               phase: str = "convert") -> str:
+        """The path of `cache_file(suffix, parts, samples)`, made by `make(tmp)` (a file or a
+        folder at `tmp`) unless it is in the cache whole: made once however many runs want it at
+        once, published whole, checked on every read (shared/atomic.py). A damaged entry is made
+        again, and the row's settings say so (`cache_remade`)."""
+        path = self.cache_file(suffix, parts, samples)
+        outcome = atomic.ensure(path, make, "The cached " + suffix.lstrip("-."), log=print, phase=phase)
+        if outcome.startswith("remade"):
+            self.settings["cache_remade"] = "{}: {}".format(os.path.basename(path), outcome.partition(": ")[2])
+        return path
 
     def calibration_samples(self) -> List[Sample]:
         """What int8 quantization calibrates on: `--calibration` images, else the test inputs."""

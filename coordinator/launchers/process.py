@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import shared
+from shared import atomic
 from shared.entry import LOG, OUTPUTS, PROGRESS, RESULT, SPEC, STAGE
 from shared.environment import THREAD_VARIABLES
 from shared.errors import ProtocolError
@@ -25,16 +26,13 @@ def protocol_path(cache: Path) -> Path:
     files = sorted(SHARED_DIR.glob("*.py"))
     digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:16]
     root = cache / "protocol" / digest
-    if not (root / "shared" / "__init__.py").is_file():
-        tmp = root.with_name(f".{digest}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "shared").mkdir(parents=True)
+
+    def copy(tmp: str) -> None:
+        (Path(tmp) / "shared").mkdir(parents=True)
         for f in files:
-            shutil.copy2(f, tmp / "shared" / f.name)
-        try:
-            tmp.rename(root)
-        except OSError:  # another process staged it first
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copy2(f, Path(tmp) / "shared" / f.name)
+
+    atomic.ensure(str(root), copy, "The cached protocol copy")
     return root
 
 

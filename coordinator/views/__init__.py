@@ -7,12 +7,12 @@ end of a bench and by `e2e report`, which remakes them from report.json alone.
 """
 import functools
 import importlib
-import os
 import pkgutil
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Dict
+
+from shared import atomic
 
 from ..report import Report
 
@@ -45,11 +45,4 @@ def write_report(report: Report, run_dir: Path, views: bool = True) -> None:
 
 
 def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{path.name}")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:  # "x": a new file, umask permissions
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_file(str(path), lambda f: f.write(text), mode="w")

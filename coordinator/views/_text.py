@@ -1,6 +1,7 @@
 """Text that more than one view shows."""
-from typing import Optional
+from typing import List, Optional
 
+from ..divergence import Divergence, OpDrift, TensorError
 from ..parity import Parity
 from ..report import Row, verdict
 
@@ -34,3 +35,46 @@ def parity_text(p: Parity) -> str:
     worst = ", ".join(f"{o.name}: max abs {o.max_abs:.2e}, max rel {o.max_rel:.2e}" if o.max_abs is not None
                       else f"{o.name}: {o.note}" for o in p.outputs)
     return f"{verdict(p)} (atol {p.atol:g}, rtol {p.rtol:g}) — {worst}"
+
+
+DRIFT_SHOWN = 8  # operator types in the drift table
+CHAIN_NAMED = 8  # nodes of the chain named in one line
+
+
+def divergence_lines(d: Optional[Divergence]) -> List[str]:
+    """The localisation in a few lines: the first divergent node with its operator, attributes
+    and figures, its inputs, the chain after it, how it was found and against what."""
+    if d is None:
+        return []
+    lines = [f"divergence: {d.summary() if d.status == 'found' else d.status + ' — ' + d.note}"]
+    if d.first is not None:
+        f = d.first
+        if d.attributes:
+            lines.append("attributes: " + ", ".join(f"{k}={v}" for k, v in d.attributes.items()))
+        lines.append(f"error: {_figures(f)}")
+        if d.inputs:
+            lines.append("inputs, within tolerance: " + "; ".join(f"{e.tensor} ({_figures(e)})" for e in d.inputs))
+        if d.chain:
+            more = f" ... (+{d.chain_length - CHAIN_NAMED})" if d.chain_length > CHAIN_NAMED else ""
+            lines.append("then: " + " -> ".join(f"{e.node} ({e.op})" for e in d.chain[:CHAIN_NAMED]) + more)
+        if d.note:
+            lines.append(f"note: {d.note}")
+    lines.append(f"found by: {d.method or '-'}, {d.compared} tensor(s) compared on test input {d.sample}, "
+                 f"tolerance atol {d.atol:g} + rtol {d.rtol:g} ({d.precision})"
+                 + (f", {len(d.missing)} not returned by the engine" if d.missing else ""))
+    if d.reference:
+        lines.append(f"reference: {d.reference}")
+    return lines
+
+
+def drift_rows(d: Optional[Divergence]) -> List[OpDrift]:
+    """The operator types that add the most relative error, for the drift table."""
+    return [] if d is None else [o for o in d.drift if o.added > 0 or o.beyond][:DRIFT_SHOWN]
+
+
+def _figures(e: TensorError) -> str:
+    if e.note:
+        return e.note
+    ratio = "" if e.ratio is None else f", {e.ratio:.3g}x the tolerance"
+    rel = "" if e.rel_error is None else f", relative L2 error {e.rel_error:.2e}"
+    return f"max abs {e.max_abs:.3g}, max rel {e.max_rel:.3g}{ratio}{rel}"

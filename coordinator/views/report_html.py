@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import charts, pictures
 from ..report import Report, Row
-from ._text import ms, parity_text, phases_text
+from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
 
 FILE = "report.html"
 TEMPLATES = Path(__file__).parents[1] / "templates"
@@ -35,6 +35,7 @@ def render(report: Report, run_dir: Path) -> str:
         },
         phases={k: f"{v:.1f}" for k, v in (report.setup.phase_seconds or {}).items()},
         parity=[{"label": labels[id(r)], "text": parity_text(r.parity)} for r in report.results if r.parity],
+        divergences=[_divergence(r, labels[id(r)]) for r in report.results if r.divergence],
         accuracy=[_accuracy(r) for r in report.results if r.accuracy],
         detections=_detections(report, run_dir),
         setup=_pairs({"e2e_commit": s.e2e_commit, **s.settings(), "copy_policy": s.copy_policy,
@@ -79,6 +80,14 @@ def _verdict(r: Row, ref: Optional[float], label: str) -> Dict[str, str]:
     what = {"unsupported": "cannot run this model", "skipped": "not run", "timeout": "timed out",
             "failed": "failed"}[r.status]
     return {"label": label, "css": r.status, "text": f"{what} — {r.summary()}"}
+
+
+def _divergence(r: Row, label: str) -> Dict[str, Any]:
+    d = r.divergence
+    assert d is not None
+    return {"label": label, "lines": divergence_lines(d), "drift": drift_rows(d),
+            "chart": charts.error_by_depth([(p.depth, p.ratio) for p in d.by_depth],
+                                           d.first.depth if d.first else None, f"Error by depth, as a multiple of the tolerance: {label}")}
 
 
 def _accuracy(r: Row) -> Dict[str, str]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from ..report import Report
 from ..sections import TensorInfo
-from ._text import ms, parity_text, phases_text
+from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
 
 FILE = "report.md"
 
@@ -54,6 +54,12 @@ def render(report: Report, run_dir: Path) -> str:
     for r in report.results:
         if r.parity:
             lines.append(f"- **{r.engine}** ({r.precision_label()}): {parity_text(r.parity)}")
+        lines += [f"  - {line}" for line in divergence_lines(r.divergence)]
+        if drift_rows(r.divergence):
+            lines += ["", "    | operator | nodes | relative error added | worst | beyond tolerance |",
+                      "    |---|---|---|---|---|"]
+            lines += [f"    | {o.op} | {o.nodes} | {o.added:.2e} | {o.worst:.2e} | {o.beyond} |" for o in drift_rows(r.divergence)]
+            lines.append("")
     scored = [r for r in report.results if r.accuracy]
     if scored:
         lines += ["", f"## Task accuracy ({data.source}, {data.count} images)", ""]

@@ -111,17 +111,22 @@ class OpenVinoRunner(Runner):
         import openvino as ov
 
         calibration = self.calibration_samples()
-        path = self.cache_file("-int8.xml", [nncf.__version__, ov.get_version()], calibration)
         self.settings["quantization"] = "NNCF {} post-training quantization, default preset, {} calibration " \
                                         "input(s)".format(nncf.__version__, len(calibration))
-        if os.path.isfile(path):
-            return core.read_model(path)
-        try:
-            quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration))
-        except Exception as e:
-            raise UnsupportedError("NNCF could not quantize the model: {}".format(" ".join(str(e).split())[:300])) from None
-        ov.save_model(quantized, path)
-        return quantized
+        made = []
+
+        def quantize(tmp: str) -> None:
+            try:
+                quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration))
+            except Exception as e:
+                raise UnsupportedError("NNCF could not quantize the model: {}".format(
+                    " ".join(str(e).split())[:300])) from None
+            os.mkdir(tmp)
+            ov.save_model(quantized, os.path.join(tmp, "model.xml"))  # and model.bin: one folder, sealed whole
+            made.append(quantized)
+
+        path = self.cached("-int8.ov", [nncf.__version__, ov.get_version()], quantize, calibration)
+        return made[0] if made else core.read_model(os.path.join(path, "model.xml"))
 
     def infer_impl(self, feeds: Sample) -> Tuple[Any, ...]:
         # share_inputs: the request reads the preloaded arrays in place (alive as long as the

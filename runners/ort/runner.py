@@ -96,25 +96,26 @@ class OrtRunner(Runner):
 
         precision = self.spec.precision
         calibration = self.calibration_samples() if precision == "int8" else []
-        path = self.cache_file("-{}.onnx".format(precision), [ort.__version__, str(self.options), _has_vnni()],
-                               calibration)
-        self.settings["converted_model"] = os.path.basename(path)
         if precision == "int8":
             self.settings.update(quantization="static QDQ, MinMax calibration on {} input(s), uint8 "
                                  "activations, int8 weights{}, {}".format(
                                      len(calibration), ", 7-bit (reduce_range: no VNNI)" if not _has_vnni() else "",
                                      "per channel" if self.options.int8_per_channel else "per tensor"))
-        if os.path.isfile(path):
-            return path
-        tmp = "{}.{}.tmp".format(path, os.getpid())
-        try:
-            if precision == "fp16":
-                _to_fp16(self.spec.model_path, tmp)
-            else:
-                _to_int8(self.spec.model_path, tmp, calibration, self.options.int8_per_channel)
-        except Exception as e:
-            raise UnsupportedError("ONNX Runtime's {} conversion failed: {}".format(precision, e)) from None
-        os.replace(tmp, path)
+
+        def convert(tmp: str) -> None:
+            try:
+                if precision == "fp16":
+                    _to_fp16(self.spec.model_path, tmp)
+                else:
+                    _to_int8(self.spec.model_path, tmp, calibration, self.options.int8_per_channel)
+            except OSError:  # a full disk is not the model's fault
+                raise
+            except Exception as e:
+                raise UnsupportedError("ONNX Runtime's {} conversion failed: {}".format(precision, e)) from None
+
+        path = self.cached("-{}.onnx".format(precision), [ort.__version__, str(self.options), _has_vnni()],
+                           convert, calibration)
+        self.settings["converted_model"] = os.path.basename(path)
         return path
 
     def infer_impl(self, feeds: Sample) -> Any:

@@ -160,10 +160,6 @@ class TrtRunner(Runner):
         import onnxruntime
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-        path = self.cache_file("-trt-int8.onnx", [onnxruntime.__version__], calibration)
-        if os.path.isfile(path):
-            return path
-
         class Inputs(CalibrationDataReader):
             def __init__(self) -> None:
                 self.left = iter(calibration)
@@ -171,17 +167,19 @@ class TrtRunner(Runner):
             def get_next(self) -> Optional[Sample]:
                 return next(self.left, None)
 
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            quantize_static(self.spec.model_path, tmp, Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=["Conv", "ConvTranspose", "Gemm", "MatMul"],
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-                            use_external_data_format=os.path.getsize(self.spec.model_path) > 2 ** 31 - 1)
-        except Exception as e:
-            raise UnsupportedError(f"int8 quantization for TensorRT failed: {e}") from None
-        os.replace(tmp, path)
-        return path
+        def quantize(tmp: str) -> None:
+            try:
+                quantize_static(self.spec.model_path, tmp, Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=["Conv", "ConvTranspose", "Gemm", "MatMul"],
+                                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+                                use_external_data_format=os.path.getsize(self.spec.model_path) > 2 ** 31 - 1)
+            except OSError:  # a full disk is not the model's fault
+                raise
+            except Exception as e:
+                raise UnsupportedError(f"int8 quantization for TensorRT failed: {e}") from None
+
+        return self.cached("-trt-int8.onnx", [onnxruntime.__version__], quantize, calibration)
 
     def _setup_io(self, trt: Any, engine: Any) -> None:
         self.engine, self.context = engine, engine.create_execution_context()

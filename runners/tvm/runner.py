@@ -18,6 +18,7 @@ class Options:
     trials: int = 0  # MetaSchedule measurements in all (tuning.py); 0: untuned
     trials_per_task: int = 0  # cap per kernel; 0: an even share of `trials`
     population: int = 128  # evolutionary search's population; TVM's default 512 searches 4x longer
+    min_task_share: float = 0.001  # kernels with less of the model's FLOPs keep the default schedule
 
     def __post_init__(self) -> None:
         if type(self.opt_level) is not int or self.opt_level not in (0, 1, 2, 3):
@@ -25,6 +26,8 @@ class Options:
         for name in ("trials", "trials_per_task", "population"):
             if type(getattr(self, name)) is not int or getattr(self, name) < 0:
                 raise ValueError("{} must be an integer >= 0, got {!r}".format(name, getattr(self, name)))
+        if type(self.min_task_share) not in (int, float) or not 0 <= self.min_task_share < 1:
+            raise ValueError("min_task_share must be a number in [0, 1), got {!r}".format(self.min_task_share))
         if self.pipeline not in PIPELINES:
             raise ValueError("pipeline must be one of {}, got {!r}".format(
                 ", ".join(PIPELINES), self.pipeline))
@@ -123,10 +126,10 @@ class TvmRunner(Runner):
         o = self.options
         mod = tuning.prepare(mod, target)
         work_dir = self.cache_file(".tvm-tuning", [
-            tvm.__version__, str(target), o.trials, o.trials_per_task, o.population, o.specialise,
+            tvm.__version__, str(target), o.trials, o.trials_per_task, o.population, o.min_task_share, o.specialise,
             {k: [str(d) for d in v] for k, v in shapes.items()}])
         self.settings["tuning"] = tuning.tune(mod, target, work_dir, o.trials, o.trials_per_task,
-                                              o.population, workers=self.spec.threads)
+                                              o.population, workers=self.spec.threads, min_share=o.min_task_share)
         return tuning.apply(mod, target, work_dir)
 
     def _target(self) -> Any:

@@ -62,8 +62,9 @@ def test_tvm_tunes_once_then_reuses_its_records(cache, tmp_path):
 
 def test_tvm_tunes_the_static_kernels_of_a_model_with_data_dependent_ones(cache, tmp_path):
     """A detector's tail (after NonZero, NMS) has kernels of symbolic shape, which MetaSchedule
-    cannot measure: only the static ones are tuned, the others keep the default schedule, and the
-    outputs stay right. An opaque kernel (ScatterElements) does not stop the weights' prepacking."""
+    cannot measure: only the static ones are tuned (and of those only the ones holding at least
+    `min_task_share` of the FLOPs), the others keep the default schedule, and the outputs stay
+    right. An opaque kernel (ScatterElements) does not stop the weights' prepacking."""
     from onnx.reference import ReferenceEvaluator
 
     engine = discover()["tvm"]
@@ -80,6 +81,8 @@ def test_tvm_tunes_the_static_kernels_of_a_model_with_data_dependent_ones(cache,
     tuning = result.settings["tuning"]
     assert tuning["tasks"] >= 1 and tuning["measured"] >= 1, tuning
     assert tuning["symbolic_tasks"] >= 1 and tuning["opaque_tasks"] == 1, tuning  # left to the default schedule
+    # the convolution is tuned; the element-wise kernel beside it, a sliver of the FLOPs, is not
+    assert tuning["tasks"] == 1 and tuning["small_tasks"] == 1 and tuning["min_task_share"] == 0.001, tuning
     reference = ReferenceEvaluator(str(model))
     for sample, out in zip(samples, load_samples(str(tmp_path / "io" / "outputs.npz"))):
         y, mean_index = reference.run(None, sample)

@@ -4,6 +4,7 @@ the pattern torchvision's Faster R-CNN has: it fails with TVM as it is and impor
 matches ONNX's reference with the fix. The graphs run with real TVM in the tvm engine's own environment (tests/fixtures/
 tvm_importer_cases.py), once unfixed and once fixed; without that environment they are skipped."""
 import json
+import os
 import subprocess
 import sys
 import types
@@ -21,8 +22,9 @@ INT32_MAX = 2 ** 31 - 1
 @pytest.fixture(scope="module")
 def cases(tvm_python):
     """case -> {"unfixed": report, "fixed": report}; both runs at once (each ~10 s, mostly TVM's import)."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))  # the runner's modules import `shared`
     runs = {mode: subprocess.Popen([tvm_python, str(CASES), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True) for mode in ("unfixed", "fixed")}
+                                   text=True, env=env) for mode in ("unfixed", "fixed")}
     reports = {}
     for mode, proc in runs.items():
         out, err = proc.communicate(timeout=600)
