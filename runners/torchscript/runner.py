@@ -57,24 +57,22 @@ class TorchScriptRunner(Runner):
         model, card = torch_model.build(self.spec.model_path)
         self.output_names = list(card["output_names"])
         example = tuple(torch.from_numpy(a).to(self.device) for a in self.samples[0].values())
-        path = self.cache_file("-torchscript.pt", [
-            torch.__version__, str(self.options), self.spec.device, torch_model.weights_digest(self.spec.model_path, card)],
-            self.samples[:1]) if self.options.cache else None
-        if path and os.path.isfile(path):
-            self.module = torch.jit.load(path, map_location=self.device)
-            self.settings["cached_module"] = os.path.basename(path)
+        module = torch_model.as_tuple_module(model.to(self.device), card)
+        made = []  # type: List[Any]
+
+        def make(tmp: str) -> None:
+            made.append(self._script(module, example))
+            torch.jit.save(made[0], tmp)
+
+        if self.options.cache:
+            path = self.cached("-torchscript.pt", [torch.__version__, str(self.options), self.spec.device,
+                                                   torch_model.weights_digest(self.spec.model_path, card)],
+                               make, self.samples[:1])
+            self.module = made[0] if made else torch.jit.load(path, map_location=self.device)
+            self.settings["cached_module"] = os.path.basename(path) + (" (written)" if made else "")
         else:
-            with self.stage("convert"):
-                traced = self._trace(torch_model.as_tuple_module(model.to(self.device), card), example)
-            with self.stage("compile"):
-                self.module = torch.jit.freeze(traced)
-                if self.options.optimize_for_inference:
-                    self.module = torch.jit.optimize_for_inference(self.module)
-            if path:
-                torch.jit.save(self.module, path + ".tmp")
-                os.replace(path + ".tmp", path)
-                self.settings["cached_module"] = os.path.basename(path) + " (written)"
-        del model
+            self.module = self._script(module, example)
+        del model, module
         self.settings.update(
             threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
             mode="torch.jit.trace + torch.jit.freeze{}, torch.inference_mode".format(
@@ -83,6 +81,16 @@ class TorchScriptRunner(Runner):
             graph_nodes=sum(1 for _ in self.module.graph.nodes()),
             profiling_executor=torch._C._get_graph_executor_optimize())
         self.precision = "fp32"
+
+    def _script(self, module: Any, example: tuple) -> Any:
+        """Traced (stage convert), frozen and optionally optimised (stage compile)."""
+        import torch
+
+        with self.stage("convert"):
+            traced = self._trace(module, example)
+        with self.stage("compile"):
+            frozen = torch.jit.freeze(traced)
+            return torch.jit.optimize_for_inference(frozen) if self.options.optimize_for_inference else frozen
 
     def _trace(self, module: Any, example: tuple) -> Any:
         """torch.jit.trace, its warnings kept: the row records them (the API is deprecated in
