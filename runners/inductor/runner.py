@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Dict, List
 
-from shared import EngineUnavailable, ProtocolError, Runner, Sample, torch_model
+from shared import EngineUnavailable, ProtocolError, Runner, Sample, atomic, torch_model
 
 # torch.compile's modes for Inductor; "max-autotune" differs from its no-cudagraphs twin on CUDA only
 MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
@@ -77,7 +77,8 @@ class InductorRunner(Runner):
         self.settings.update(torch_model.fp32_math(self.device))
         # Inductor reads its cache location from the environment, at its first compile.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache_dir = os.path.join(
-            self.spec.cache_dir or os.path.join(os.path.expanduser("~"), ".cache"), "inductor-" + torch.__version__)
+            self.spec.cache_dir or os.path.join(os.path.expanduser("~"), ".cache"),
+            "inductor-" + torch.__version__ + atomic.OWN_CACHE)
         model, card = torch_model.build(self.spec.model_path)
         self.output_names = list(card["output_names"])
         module = torch_model.as_tuple_module(model.to(self.device), card)
