@@ -6,7 +6,8 @@ report = json.load(open(sys.argv[1]))
 rows = {r["engine"]: r for r in report["results"]}
 problems = []
 # torchscript and inductor take the PyTorch model itself; measured here on faster_rcnn 480x640
-# (2 loaded cores): ok, 300/300 boxes matched, inductor's compile 158 s inside its row.
+# (2 loaded cores): ok, 300/300 boxes matched; inductor's cold compile 71-158 s inside its row,
+# the two rows 4-6 minutes of the main job (plus each virtualenv's creation on first use).
 for engine in ("torch", "ort", "openvino", "triton", "torchscript", "inductor"):
     row = rows.get(engine)
     if row is None or row["status"] != "ok":
