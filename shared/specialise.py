@@ -55,9 +55,9 @@ def specialise(model: Any, shapes: Dict[str, List[int]], max_elements: int = 1 <
 def specialised_model(runner: Runner, shapes: Dict[str, List[int]]) -> Tuple[str, Dict[str, int]]:
     """The runner's ONNX model specialised for `shapes`, as a file the engine loads, and what
     `specialise` did. Made once per model (its digest), shapes, onnx version and code of this
-    module, in the runner's cache (`Runner.cache_file`), so every engine that needs it and every
-    rerun share it; written under a temporary name and renamed into place, so that two runs
-    making it at once never read half a file."""
+    module, in the runner's cache (`Runner.cache_file`, a folder per engine), so every rerun
+    reuses it; written under a temporary name and renamed into place, so that two runs making it
+    at once never read half a file."""
     import onnx
 
     with open(__file__, "rb") as f:  # a change to the folding makes a new file
