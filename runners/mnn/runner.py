@@ -70,6 +70,7 @@ class MnnRunner(Runner):
         self.output_types = {o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
                              for o in graph.output}
         del graph
+        _float32_only(self.samples[0])
         shapes = _one_shape(self.samples)
         with self.stage("convert"):
             source = self.spec.model_path
@@ -164,6 +165,13 @@ def _one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
     if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
         return shapes
     return None
+
+
+def _float32_only(sample: Sample) -> None:
+    """The runner feeds MNN float32 tensors (`expr.const`'s default type): what the zoo's models take."""
+    other = {name: str(array.dtype) for name, array in sample.items() if str(array.dtype) != "float32"}
+    if other:
+        raise UnsupportedError("the MNN runner feeds float32 inputs only; these are not: {}".format(other))
 
 
 def conversion_error(log: str, returncode: int) -> Exception:

@@ -31,8 +31,6 @@ STORAGE = {"fp32": {"use_fp16_packed": False, "use_fp16_storage": False, "use_fp
                     "use_bf16_storage": False},
            "bf16": {"use_fp16_packed": False, "use_fp16_storage": False, "use_fp16_arithmetic": False,
                     "use_bf16_storage": True}}
-# numpy dtype -> pnnx's inputshape type suffix
-PNNX_TYPES = {"float32": "f32", "float16": "f16", "int32": "i32", "int64": "i64", "uint8": "u8", "int8": "i8"}
 
 
 class NcnnRunner(Runner):
@@ -62,6 +60,9 @@ class NcnnRunner(Runner):
         self.outputs = [(o.name, len(o.type.tensor_type.shape.dim),
                          onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)) for o in graph.output]
         del graph
+        other = {name: str(a.dtype) for name, a in self.samples[0].items() if str(a.dtype) != "float32"}
+        if other:  # ncnn's Mat holds float32 (or fp16/bf16 of it)
+            raise UnsupportedError("the ncnn runner feeds float32 inputs only; these are not: {}".format(other))
         shapes = {name: list(self.samples[0][name].shape) for name in self.input_names}
         if any(list(s[name].shape) != shapes[name] for s in self.samples for name in self.input_names):
             raise UnsupportedError("pnnx converts for one input shape, and the test inputs' shapes vary; "
@@ -86,9 +87,7 @@ class NcnnRunner(Runner):
         before; pnnx's log is kept beside them and copied into the runner's log."""
         from importlib.metadata import version
 
-        argument = ",".join("[{}]{}".format(",".join(str(d) for d in shapes[name]),
-                                            PNNX_TYPES[str(self.samples[0][name].dtype)])
-                            for name in self.input_names)
+        argument = ",".join("[{}]f32".format(",".join(str(d) for d in shapes[name])) for name in self.input_names)
         base = self.cache_file(".ncnn", [version("pnnx"), argument, "fp16=0"])
         param, model, log = base + ".param", base + ".bin", base + ".log"
         self.settings.update(pnnx_inputshape=argument, converted_model=param, converter_log=log)
