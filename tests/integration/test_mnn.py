@@ -38,8 +38,9 @@ def test_mnn_runs_a_classifier_converts_once_and_reads_back_its_precision(tmp_pa
 
 
 def test_a_truncated_converted_model_is_converted_again_with_one_line(tmp_path, cache):
-    """The converted model is one sealed cache entry (shared/atomic.py), a folder of model.mnn and convert.log: a
-    file of it cut short is found on the next run, which says so in one line and converts again."""
+    """The converted model is one sealed cache entry (shared/atomic.py), a folder of model.mnn and
+    convert.log: a file of it cut short is found on the next run, which says so in one line and converts
+    again."""
     one = ("--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "mnn")
     _, _, rows, _ = bench(tmp_path / "first", cache, *one)  # converted here or before: in the cache now
     path = rows[("mnn", "fp32")]["settings"]["converted_model"]

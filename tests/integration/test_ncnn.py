@@ -37,8 +37,9 @@ def test_ncnn_runs_a_classifier_converts_once_and_reads_back_its_precision(tmp_p
 
 
 def test_a_truncated_converted_model_is_converted_again_with_one_line(tmp_path, cache):
-    """The converted model is one sealed cache entry (shared/atomic.py), a folder of model.param, model.bin and pnnx.log: a
-    file of it cut short is found on the next run, which says so in one line and converts again."""
+    """The converted model is one sealed cache entry (shared/atomic.py), a folder of model.param,
+    model.bin and pnnx.log: a file of it cut short is found on the next run, which says so in one line
+    and converts again."""
     one = ("--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "ncnn")
     _, _, rows, _ = bench(tmp_path / "first", cache, *one)  # converted here or before: in the cache now
     path = rows[("ncnn", "fp32")]["settings"]["converted_model"]
