@@ -18,10 +18,10 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 
-from .records import write_json_atomic
 from .runner import Runner
 
 INT32_MAX = 2 ** 31 - 1
+MODEL, RECORD = "model.onnx", "specialise.json"  # the files of a cache entry
 # Ops whose value is not a function of their inputs, or that hold subgraphs: never folded.
 NOT_FOLDED = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
               "Bernoulli", "If", "Loop", "Scan"}
@@ -55,27 +55,31 @@ def specialise(model: Any, shapes: Dict[str, List[int]], max_elements: int = 1 <
 def specialised_model(runner: Runner, shapes: Dict[str, List[int]]) -> Tuple[str, Dict[str, int]]:
     """The runner's ONNX model specialised for `shapes`, as a file the engine loads, and what
     `specialise` did. Made once per model (its digest), shapes, onnx version and code of this
-    module, in the runner's cache (`Runner.cache_file`, a folder per engine), so every rerun
-    reuses it; written under a temporary name and renamed into place, so that two runs making it
-    at once never read half a file."""
+    module, in the runner's cache: one sealed entry (`Runner.cached`), a folder holding
+    `model.onnx` (and `model.onnx.data` past protobuf's 2 GB) and `specialise.json`, so every
+    rerun reuses it, and a damaged one is made again."""
     import onnx
 
     with open(__file__, "rb") as f:  # a change to the folding makes a new file
         code = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = runner.cache_file("-specialised.onnx", [
-        "specialise", code, onnx.__version__, {k: [int(d) for d in v] for k, v in sorted(shapes.items())}])
-    done_path = path + ".json"
-    if os.path.isfile(path) and os.path.isfile(done_path):
-        with open(done_path, encoding="utf-8") as f:
-            return path, json.load(f)
-    model = onnx.load(runner.spec.model_path)
-    done = specialise(model, shapes)
-    write_json_atomic(done_path, done)  # before the model: a model in place has its record
-    tmp = "{}.{}.tmp".format(path, os.getpid())
-    large = model.ByteSize() > 2 ** 31 - 1  # protobuf's limit: the weights go beside it, under this writer's name
-    onnx.save(model, tmp, save_as_external_data=large, location=os.path.basename(tmp) + ".data")
-    os.replace(tmp, path)
-    return path, done
+    made = []  # type: List[Dict[str, int]]
+
+    def make(tmp: str) -> None:
+        model = onnx.load(runner.spec.model_path)
+        done = specialise(model, shapes)
+        os.mkdir(tmp)
+        large = model.ByteSize() > INT32_MAX  # protobuf's limit: the weights go beside it
+        onnx.save(model, os.path.join(tmp, MODEL), save_as_external_data=large, location=MODEL + ".data")
+        with open(os.path.join(tmp, RECORD), "w", encoding="utf-8") as f:
+            json.dump(done, f, indent=1, sort_keys=True)
+        made.append(done)
+
+    entry = runner.cached("-specialised.onnx", [
+        "specialise", code, onnx.__version__, {k: [int(d) for d in v] for k, v in sorted(shapes.items())}], make)
+    if made:
+        return os.path.join(entry, MODEL), made[0]
+    with open(os.path.join(entry, RECORD), encoding="utf-8") as f:
+        return os.path.join(entry, MODEL), json.load(f)
 
 
 def _fold_once(model: Any, max_elements: int) -> int:

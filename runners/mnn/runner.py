@@ -73,11 +73,12 @@ class MnnRunner(Runner):
         _float32_only(self.samples[0])
         shapes = _one_shape(self.samples)
         with self.stage("convert"):
-            source = self.spec.model_path
+            source, name = self.spec.model_path, os.path.basename(self.spec.model_path)
             if self.options.specialise and shapes:
                 source, self.settings["specialised"] = specialised_model(self, shapes)
+                name = os.path.basename(os.path.dirname(source))  # its cache entry, named by its key
             self.settings["input_shapes"] = shapes or "vary between inputs: the dynamic export"
-            converted = self._converted(source)
+            converted = self._converted(source, name)
         mode = MODES[self.spec.precision]
         with self.stage("compile"):
             self.module = self._load(converted, mode)
@@ -86,33 +87,36 @@ class MnnRunner(Runner):
                 self.precision = self._ran_at(converted, mode)
         self.settings.update(backend="CPU", num_thread=self.spec.threads, precision_mode=mode, shape_mutable=True)
 
-    def _converted(self, source: str) -> str:
-        """The .mnn file of `source`, from the cache when it was converted before; the converter's
-        log is kept beside it and copied into the runner's log."""
+    def _converted(self, source: str, name: str) -> str:
+        """The .mnn file of `source` (named `name` in the cache key), from the cache when it was
+        converted before: one sealed entry, a folder of `model.mnn` and the converter's log
+        `convert.log`, which is copied into the runner's log."""
         import MNN
 
-        path = self.cache_file(".mnn", [MNN.version(), BIZ_CODE, os.path.basename(source)])
-        log = path + ".log"
+        parts = [MNN.version(), BIZ_CODE, name]
+        entry = self.cache_file(".mnn", parts)
+        path, log = os.path.join(entry, "model.mnn"), os.path.join(entry, "convert.log")
         self.settings.update(converted_model=path, converter_log=log)
-        if os.path.isfile(path) and os.path.isfile(log):
-            self.settings["conversion"] = "cached"
+        made = []  # type: List[bool]
+
+        def convert(tmp: str) -> None:
+            os.mkdir(tmp)
+            model = os.path.join(tmp, "model.mnn")
+            run = subprocess.run([sys.executable, "-c", CONVERT, "mnnconvert", "-f", "ONNX", "--modelFile", source,
+                                  "--MNNModel", model, "--bizCode", BIZ_CODE], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, universal_newlines=True, errors="replace")
+            print(run.stdout, flush=True)
+            if run.returncode != 0 or "Converted Success" not in run.stdout or not os.path.isfile(model):
+                raise conversion_error(run.stdout, run.returncode)
+            with open(os.path.join(tmp, "convert.log"), "w", encoding="utf-8") as f:
+                f.write(run.stdout)
+            made.append(True)
+
+        self.cached(".mnn", parts, convert)
+        self.settings["conversion"] = "converted" if made else "cached"
+        if not made:
             with open(log, encoding="utf-8") as f:
                 print(f.read(), flush=True)
-            return path
-        tmp = "{}.{}.tmp".format(path, os.getpid())
-        run = subprocess.run([sys.executable, "-c", CONVERT, "mnnconvert", "-f", "ONNX", "--modelFile", source,
-                              "--MNNModel", tmp, "--bizCode", BIZ_CODE],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, errors="replace")
-        print(run.stdout, flush=True)
-        if run.returncode != 0 or "Converted Success" not in run.stdout or not os.path.isfile(tmp):
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise conversion_error(run.stdout, run.returncode)
-        with open(log + ".tmp", "w", encoding="utf-8") as f:
-            f.write(run.stdout)
-        os.replace(log + ".tmp", log)  # the log first: a model in place has its log
-        os.replace(tmp, path)
-        self.settings["conversion"] = "converted"
         return path
 
     def _load(self, path: str, mode: str) -> Any:

@@ -19,7 +19,6 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import tempfile
 from typing import Any, Dict, List, Optional
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
@@ -84,21 +83,22 @@ class NcnnRunner(Runner):
 
     def _converted(self, shapes: Dict[str, List[int]]) -> List[str]:
         """The .param and .bin pnnx makes of the export for `shapes`, from the cache when made
-        before; pnnx's log is kept beside them and copied into the runner's log."""
+        before: one sealed entry, a folder of `model.param`, `model.bin` and pnnx's log
+        `pnnx.log`, which is copied into the runner's log."""
         from importlib.metadata import version
 
         argument = ",".join("[{}]f32".format(",".join(str(d) for d in shapes[name])) for name in self.input_names)
-        base = self.cache_file(".ncnn", [version("pnnx"), argument, "fp16=0"])
-        param, model, log = base + ".param", base + ".bin", base + ".log"
+        parts = [version("pnnx"), argument, "fp16=0"]
+        entry = self.cache_file(".ncnn", parts)
+        param, model, log = (os.path.join(entry, name) for name in ("model.param", "model.bin", "pnnx.log"))
         self.settings.update(pnnx_inputshape=argument, converted_model=param, converter_log=log)
-        if all(os.path.isfile(p) for p in (param, model, log)):
-            self.settings["conversion"] = "cached"
-            with open(log, encoding="utf-8") as f:
-                print(f.read(), flush=True)
-            return [param, model]
-        # pnnx writes its intermediate files beside its input: give it a link in a folder of its own
-        work = tempfile.mkdtemp(prefix=".pnnx-", dir=os.path.dirname(base))
-        try:
+        made = []  # type: List[bool]
+
+        def convert(tmp: str) -> None:
+            # pnnx writes its intermediate files beside its input: give it a link in a folder of
+            # its own, inside the entry being made (a killed run's leftovers go with it)
+            work = os.path.join(tmp, "pnnx")
+            os.makedirs(work)
             source = os.path.join(work, "m.onnx")
             os.symlink(os.path.abspath(self.spec.model_path), source)
             folder = os.path.dirname(os.path.abspath(self.spec.model_path))
@@ -108,20 +108,23 @@ class NcnnRunner(Runner):
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                                  errors="replace")
             print(run.stdout, flush=True)
-            made = [os.path.join(work, "m.ncnn.param"), os.path.join(work, "m.ncnn.bin")]
-            if run.returncode != 0 or not all(os.path.isfile(p) for p in made):
+            outputs = [os.path.join(work, "m.ncnn.param"), os.path.join(work, "m.ncnn.bin")]
+            if run.returncode != 0 or not all(os.path.isfile(p) for p in outputs):
                 lines = [line for line in run.stdout.splitlines() if line.strip()]
                 raise RuntimeError("pnnx failed (exit status {}): {}".format(
                     run.returncode, lines[-1] if lines else "no output"))
-            with open(os.path.join(work, "pnnx.log"), "w", encoding="utf-8") as f:
+            os.replace(outputs[0], os.path.join(tmp, "model.param"))
+            os.replace(outputs[1], os.path.join(tmp, "model.bin"))
+            with open(os.path.join(tmp, "pnnx.log"), "w", encoding="utf-8") as f:
                 f.write(run.stdout)
-            # renamed into place last to first: a .param in place has its .bin and log
-            os.replace(os.path.join(work, "pnnx.log"), log)
-            os.replace(made[1], model)
-            os.replace(made[0], param)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        self.settings["conversion"] = "converted"
+            shutil.rmtree(work)
+            made.append(True)
+
+        self.cached(".ncnn", parts, convert)
+        self.settings["conversion"] = "converted" if made else "cached"
+        if not made:
+            with open(log, encoding="utf-8") as f:
+                print(f.read(), flush=True)
         return [param, model]
 
     def _net(self, param: str, model: str, precision: str) -> Any:

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, save
 
 from coordinator.engines import discover
 from coordinator.launchers import VenvLauncher
-from shared import RunSpec, save_samples
+from shared import RunSpec, atomic, save_samples
 from tests.fixtures.onnx_models import matmul_relu_samples
 from tests.integration.test_bench import bench
 
@@ -35,6 +35,30 @@ def test_mnn_runs_a_classifier_converts_once_and_reads_back_its_precision(tmp_pa
     _, _, third, _ = bench(tmp_path / "third", cache, *one)
     assert third[("mnn", "fp32")]["settings"]["conversion"] == "cached"
     assert third[("mnn", "fp32")]["settings"]["converted_model"] == settings["converted_model"]
+
+
+def test_a_truncated_converted_model_is_converted_again_with_one_line(tmp_path, cache):
+    """The converted model is one sealed cache entry (shared/atomic.py), a folder of model.mnn and
+    convert.log: a file of it cut short is found on the next run, which says so in one line and converts
+    again."""
+    one = ("--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "mnn")
+    _, _, rows, _ = bench(tmp_path / "first", cache, *one)  # converted here or before: in the cache now
+    path = rows[("mnn", "fp32")]["settings"]["converted_model"]
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+
+    _, out, again, _ = bench(tmp_path / "second", cache, *one)
+    row = again[("mnn", "fp32")]
+    assert row["status"] == "ok" and row["parity"]["passed"], row["reason"]
+    said = "damaged: model.mnn has {} bytes, {} when it was written".format(size // 2, size)
+    entry = os.path.dirname(path)
+    assert row["settings"]["conversion"] == "converted" and row["settings"]["converted_model"] == path
+    assert row["settings"]["cache_remade"] == "{}: {}".format(os.path.basename(entry), said), row["settings"]
+    log = (out / "logs" / "mnn-fp32" / "runner.log").read_text()
+    assert [line for line in log.splitlines() if "making it again" in line] == [
+        "The cached mnn in {} is {}: making it again".format(entry, said)], log
+    assert os.path.getsize(path) == size and atomic.problem(entry) is None
 
 
 def test_mnn_runs_faster_rcnn_specialised_to_its_input_shape(tmp_path, cache):

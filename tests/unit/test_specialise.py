@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from shared import Runner, RunSpec
+from shared import Runner, RunSpec, atomic
 from shared import specialise as module
 from shared.specialise import specialise, specialised_model
 
@@ -98,11 +98,14 @@ def runner(tmp_path):
 
 def test_the_specialised_file_is_made_once_per_model_and_shapes(runner, monkeypatch):
     path, done = specialised_model(runner, {"x": [2, 3, 4, 5]})
-    assert path.startswith(runner.spec.cache_dir) and done["reduceprod_to_size"] == 1
+    entry = os.path.dirname(path)
+    assert entry.startswith(runner.spec.cache_dir) and entry.endswith("-specialised.onnx")
+    assert sorted(os.listdir(entry)) == [".e2e-seal", "model.onnx", "specialise.json"]  # one sealed folder
+    assert atomic.problem(entry) is None and done["reduceprod_to_size"] == 1
     assert [n.op_type for n in onnx.load(path).graph.node] == ["Reshape", "Greater", "NonZero", "Size", "Slice",
                                                                 "Identity"]
     assert [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim] == [2, 3, 4, 5]
-    assert not [f for f in os.listdir(runner.spec.cache_dir) if f.endswith(".tmp")]
+    assert not [f for f in os.listdir(runner.spec.cache_dir) if atomic.is_partial(f)]
 
     def fail(*args):
         raise AssertionError("specialised again")
@@ -114,14 +117,35 @@ def test_the_specialised_file_is_made_once_per_model_and_shapes(runner, monkeypa
     runner.spec.model_sha256 = "b" * 64
     changed, _ = specialised_model(runner, {"x": [2, 3, 4, 5]})
     assert len({path, other, changed}) == 3
+    assert "cache_remade" not in runner.settings
 
 
-def test_a_model_without_its_record_is_made_again(runner):
-    """The record is written before the model is renamed into place: a model alone is a run
-    that stopped in between, or a file from elsewhere; it is not trusted."""
+@pytest.mark.parametrize("damaged", ["model.onnx", "specialise.json"])
+def test_a_truncated_specialised_file_is_made_again_with_one_line(damaged, runner, capsys):
     path, done = specialised_model(runner, {"x": [2, 3, 4, 5]})
-    os.remove(path + ".json")
-    with open(path, "wb") as f:
+    capsys.readouterr()
+    target = os.path.join(os.path.dirname(path), damaged)
+    size = os.path.getsize(target)
+    with open(target, "r+b") as f:
+        f.truncate(size // 2)
+
+    assert specialised_model(runner, {"x": [2, 3, 4, 5]}) == (path, done)
+    onnx.checker.check_model(path)
+    said = "{} has {} bytes, {} when it was written".format(damaged, size // 2, size)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("The cached specialised.onnx in ") and said in lines[0], lines
+    assert runner.settings["cache_remade"] == "{}: damaged: {}".format(os.path.basename(os.path.dirname(path)), said)
+    assert os.path.getsize(target) == size and atomic.problem(os.path.dirname(path)) is None
+
+
+def test_an_unsealed_file_of_an_older_e2e_is_made_again(runner, capsys):
+    """Before the cache entries were sealed, the model was a file at the entry's name with its
+    record beside it: it is not trusted, and the entry is made again in its place."""
+    path, done = specialised_model(runner, {"x": [2, 3, 4, 5]})
+    entry = os.path.dirname(path)
+    atomic.discard(entry)
+    with open(entry, "wb") as f:
         f.write(b"not a model")
     assert specialised_model(runner, {"x": [2, 3, 4, 5]}) == (path, done)
+    assert "is not sealed" in capsys.readouterr().out
     onnx.checker.check_model(path)
