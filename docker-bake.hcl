@@ -62,7 +62,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "torchscript", "inductor"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor"]
 }
 
 # Settings every image shares.
@@ -114,6 +114,24 @@ target "tvm" {
     "e2e-base" = "target:base"
   }
   tags = ["e2e-tvm:${TAG}"]
+}
+
+target "mnn" {
+  inherits = ["_common"]
+  dockerfile = "runners/mnn/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-mnn:${TAG}"]
+}
+
+target "ncnn" {
+  inherits = ["_common"]
+  dockerfile = "runners/ncnn/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-ncnn:${TAG}"]
 }
 
 target "trt" {

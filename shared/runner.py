@@ -184,8 +184,10 @@ class Runner:
         again, and the row's settings say so (`cache_remade`)."""
         path = self.cache_file(suffix, parts, samples)
         outcome = atomic.ensure(path, make, "The cached " + suffix.lstrip("-."), log=print, phase=phase)
-        if outcome.startswith("remade"):
-            self.settings["cache_remade"] = "{}: {}".format(os.path.basename(path), outcome.partition(": ")[2])
+        if outcome.startswith("remade"):  # a row may remake more than one (MNN: specialised, then converted)
+            remade = "{}: {}".format(os.path.basename(path), outcome.partition(": ")[2])
+            before = self.settings.get("cache_remade")
+            self.settings["cache_remade"] = "{}; {}".format(before, remade) if before else remade
         return path
 
     def calibration_samples(self) -> List[Sample]:

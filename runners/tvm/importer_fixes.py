@@ -5,7 +5,7 @@ that a later release may fix differently. `apply()` is called before every impor
 torchvision's Faster R-CNN loses its shapes in three places on import, then its build allocates
 as if NMS could keep 2^31 boxes a class:
 
-  (specialise.py) a Slice to INT64_MAX gets the dim `min(INT32_MAX, n)`, which TVM cannot reduce
+  (shared/specialise.py) a Slice to INT64_MAX gets the dim `min(INT32_MAX, n)`, which TVM cannot reduce
                   to `n`: the Slice is made an Identity before import
   symbolic_dims   a tensor whose rank is known but not its dims (an `If` output) gets fresh
                   symbolic dims through `match_cast`, as Relax introduces data-dependent dims

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from shared import EngineUnavailable, Runner, RunnerTimeout, Sample, UnsupportedError
+from shared.specialise import specialised_model
 
 PIPELINES = ("default", "cpu")
 HINT = "TVM's Relax ONNX frontend cannot take this graph; try another engine or simplify the graph"
@@ -14,7 +15,7 @@ class Options:
     opt_level: int = 3  # pass context and LLVM codegen
     pipeline: str = "default"  # "default": tvm.compile's; "cpu": adds constant folding and op fusion
     mcpu: str = ""  # LLVM CPU name; empty: the host CPU as LLVM detects it
-    specialise: bool = True  # fold the shape arithmetic for the inputs' fixed shapes (specialise.py)
+    specialise: bool = True  # fold the shape arithmetic for the inputs' fixed shapes (shared/specialise.py)
     trials: int = 0  # MetaSchedule measurements in all (tuning.py); 0: untuned
     trials_per_task: int = 0  # cap per kernel; 0: an even share of `trials`
     population: int = 128  # evolutionary search's population; TVM's default 512 searches 4x longer
@@ -75,9 +76,11 @@ class TvmRunner(Runner):
                                        {k: [str(d) for d in v] for k, v in shapes.items()}))
         if self.options.specialise and static:
             with self.stage("convert"):
-                self.settings["specialised"] = _sibling("specialise").specialise(model, shapes)
+                path, self.settings["specialised"] = specialised_model(self, shapes)
+                model = onnx.load(path)
+                graph = model.graph
         if tuned:  # only the weights become parameters (below); shapes and indices stay constants
-            self.settings["constants_as_nodes"] = _sibling("specialise").constants_as_nodes(graph)
+            self.settings["constants_as_nodes"] = _sibling("constants").constants_as_nodes(graph)
         target = self._target()
         self.settings.update(
             target=str(target), mcpu=str(target.attrs["mcpu"]), opt_level=self.options.opt_level,

@@ -1,4 +1,6 @@
 """Every CPU engine, for real, in its own virtualenv, on a tiny ONNX graph."""
+import json
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,41 @@ def test_engine_runs_in_its_own_environment(engine_id, cache, tmp_path):
     assert result.environment["executable"].startswith(str(cache / "venvs"))
     outputs = load_samples(str(tmp_path / "io" / "outputs.npz"))
     for sample, out in zip(samples, outputs):
+        np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-5, atol=1e-6)
+
+
+def test_tvm_makes_a_truncated_specialised_model_again_with_one_line(cache, tmp_path):
+    """The shape-specialised export (shared/specialise.py) is one sealed cache entry, a folder of
+    model.onnx and specialise.json: a file of it cut short is found by the next run, said in one
+    line and made again."""
+    engine = discover()["tvm"]
+    launcher = VenvLauncher(cache)
+    launcher.prepare(engine)
+    samples = matmul_relu_samples()  # one shape: specialised
+    save_samples(str(tmp_path / "inputs.npz"), samples)
+    spec = RunSpec(engine="tvm", model_path=str(matmul_relu(tmp_path / "m.onnx")), threads=2,
+                   inputs_path=str(tmp_path / "inputs.npz"), warmup=1, iterations=3, cache_dir=str(tmp_path / "cache"))
+
+    first = launcher.run(engine, spec, tmp_path / "io1", timeout=600)
+    assert first.status == "ok", f"{first.reason}\n{(tmp_path / 'io1' / 'runner.log').read_text()}"
+    (entry,) = (tmp_path / "cache").glob("*-specialised.onnx")
+    assert sorted(p.name for p in entry.iterdir()) == [".e2e-seal", "model.onnx", "specialise.json"]
+    assert first.settings["specialised"] == json.loads((entry / "specialise.json").read_text())
+    model = entry / "model.onnx"
+    size = model.stat().st_size
+    with open(model, "r+b") as f:
+        f.truncate(size // 2)
+
+    second = launcher.run(engine, spec, tmp_path / "io2", timeout=600)
+    assert second.status == "ok", second.reason
+    said = f"damaged: model.onnx has {size // 2} bytes, {size} when it was written"
+    assert second.settings["cache_remade"] == f"{entry.name}: {said}", second.settings
+    assert second.settings["specialised"] == first.settings["specialised"]
+    log = (tmp_path / "io2" / "runner.log").read_text()
+    assert [line for line in log.splitlines() if "making it again" in line] == [
+        f"The cached specialised.onnx in {entry} is {said}: making it again"], log
+    assert model.stat().st_size == size
+    for sample, out in zip(samples, load_samples(str(tmp_path / "io2" / "outputs.npz"))):
         np.testing.assert_allclose(out["y"], matmul_relu_reference(sample), rtol=1e-5, atol=1e-6)
 
 

@@ -15,8 +15,8 @@ from shared import RunSpec, UnsupportedError
 from tests.unit.test_runner_modules import load_runner
 
 RUNNERS = Path(__file__).parents[2] / "runners"
-openvino, openppl, tvm, ort, trt = (load_runner(RUNNERS / e / "runner.py")
-                                    for e in ("openvino", "openppl", "tvm", "ort", "trt"))
+openvino, openppl, tvm, ort, trt, mnn = (load_runner(RUNNERS / e / "runner.py")
+                                         for e in ("openvino", "openppl", "tvm", "ort", "trt", "mnn"))
 
 
 # -- OpenVINO -----------------------------------------------------------------------------------
@@ -228,3 +228,28 @@ def test_trt_parser_error_names_the_node():
 def test_trt_parser_error_without_a_node_is_a_failure():
     error = trt._parse_error(OnnxParser(ParserError(NO_TOPOSORT, "ErrorCode.INVALID_GRAPH")))
     assert not isinstance(error, UnsupportedError) and "INVALID_GRAPH" in str(error)
+
+
+# -- MNN 3.6.1: its converter's output (the row's converter log), real runs on one-node models ------
+# (Hardmax; Hardmax then Bernoulli). The converter exits 0 and returns true either way.
+MNN_HARDMAX = """The device supports: i8sdot:0, fp16:0, i8mm: 0, sve2: 0, sme2: 0
+Start to Convert Other Model Format To MNN Model..., target version: 3.6
+[14:10:17] :46: ONNX Model ir version: 14
+[14:10:17] :47: ONNX Model opset version: 17
+Start to Optimize the MNN Net...
+[14:10:17] :220: These Op Not Support: ONNX::Hardmax 
+Converted Failed!
+"""
+MNN_TWO = MNN_HARDMAX.replace("ONNX::Hardmax ", "ONNX::Bernoulli | ONNX::Hardmax ")
+
+
+def test_mnn_converter_names_the_ops_it_cannot_convert():
+    error = mnn.conversion_error(MNN_HARDMAX, 0)
+    assert isinstance(error, UnsupportedError) and error.operator == "Hardmax"
+    error = mnn.conversion_error(MNN_TWO, 0)
+    assert error.operator == "Bernoulli" and "Bernoulli, Hardmax" in str(error)
+
+
+def test_mnn_converter_failing_otherwise_is_a_failure():
+    error = mnn.conversion_error("Start to Optimize the MNN Net...\nConverted Failed!\n", -11)
+    assert not isinstance(error, UnsupportedError) and "(exit status -11): Converted Failed!" in str(error)

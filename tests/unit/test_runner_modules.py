@@ -18,7 +18,7 @@ from shared.spec import PRECISIONS
 RUNNERS = sorted((Path(__file__).parents[2] / "runners").glob("*/runner.py"))
 # Engine packages, none of them in the coordinator's environment; runners import them lazily.
 ENGINE_PACKAGES = ("onnxruntime", "openvino", "nncf", "tvm", "tensorrt", "cuda", "pyppl", "polygraphy", "tritonclient",
-                   "pytriton")
+                   "pytriton", "MNN", "ncnn")
 
 
 def load_runner(path: Path) -> ModuleType:

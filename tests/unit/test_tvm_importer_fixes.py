@@ -1,5 +1,5 @@
 """The TVM runner's fixes to apache-tvm 0.27's ONNX import (runners/tvm/importer_fixes.py and the
-whole-Slice rewrite in specialise.py) and to its tuned build (tuning.py), each on a tiny graph of
+whole-Slice rewrite in shared/specialise.py) and to its tuned build (tuning.py), each on a tiny graph of
 the pattern torchvision's Faster R-CNN has: it fails with TVM as it is and imports, builds and
 matches ONNX's reference with the fix. The graphs run with real TVM in the tvm engine's own environment (tests/fixtures/
 tvm_importer_cases.py), once unfixed and once fixed; without that environment they are skipped."""

@@ -1,17 +1,27 @@
-"""Shape specialisation of an ONNX graph for its fixed input shapes, before TVM imports it.
+"""Shape specialisation of an ONNX graph for its inputs' fixed shapes, for the engines that need
+it (TVM, MNN): `specialised_model` gives a runner the file, made once and cached.
 
-TVM 0.27's Relax ONNX importer carries shape arithmetic (Shape -> Gather -> Concat -> Reshape,
-Resize sizes) as runtime expressions and fails on patterns torchvision's detectors are full of
-(a Concat of shape tensors of mixed rank, ReduceProd over a shape). With the input shapes fixed,
-that arithmetic is constant: fold it here with ONNX's own tools (shape inference with data
-propagation, the reference evaluator), so the importer sees constants. What depends on the
-data (NonZero, TopK over a data-dependent count, NMS) stays as it is.
+Exports keep shape arithmetic (Shape -> Gather -> Concat -> Reshape, Resize sizes) so that one
+file runs at any image size. Some engines get it wrong: TVM 0.27's Relax ONNX importer fails on
+patterns torchvision's detectors are full of (a Concat of shape tensors of mixed rank,
+ReduceProd over a shape); MNN 3.6 runs the dynamic Faster R-CNN export but its boxes are wrong.
+With the input shapes fixed, that arithmetic is constant: fold it here with ONNX's own tools
+(shape inference with data propagation, the reference evaluator), so the engine sees constants.
+What depends on the data (NonZero, TopK over a data-dependent count, NMS) stays as it is.
+
+Imports `onnx` lazily: only runners whose environment has it call this module.
 """
-from typing import Any, Dict, Iterator, List
+import hashlib
+import json
+import os
+from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 
+from .runner import Runner
+
 INT32_MAX = 2 ** 31 - 1
+MODEL, RECORD = "model.onnx", "specialise.json"  # the files of a cache entry
 # Ops whose value is not a function of their inputs, or that hold subgraphs: never folded.
 NOT_FOLDED = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial",
               "Bernoulli", "If", "Loop", "Scan"}
@@ -40,6 +50,36 @@ def specialise(model: Any, shapes: Dict[str, List[int]], max_elements: int = 1 <
     return {"nodes_before": before, "nodes_after": len(graph.node), "folded": folded,
             "reduceprod_to_size": rewritten, "whole_slices_to_identity": whole,
             "clamped_int64_sentinels": clamped}
+
+
+def specialised_model(runner: Runner, shapes: Dict[str, List[int]]) -> Tuple[str, Dict[str, int]]:
+    """The runner's ONNX model specialised for `shapes`, as a file the engine loads, and what
+    `specialise` did. Made once per model (its digest), shapes, onnx version and code of this
+    module, in the runner's cache: one sealed entry (`Runner.cached`), a folder holding
+    `model.onnx` (and `model.onnx.data` past protobuf's 2 GB) and `specialise.json`, so every
+    rerun reuses it, and a damaged one is made again."""
+    import onnx
+
+    with open(__file__, "rb") as f:  # a change to the folding makes a new file
+        code = hashlib.sha256(f.read()).hexdigest()[:16]
+    made = []  # type: List[Dict[str, int]]
+
+    def make(tmp: str) -> None:
+        model = onnx.load(runner.spec.model_path)
+        done = specialise(model, shapes)
+        os.mkdir(tmp)
+        large = model.ByteSize() > INT32_MAX  # protobuf's limit: the weights go beside it
+        onnx.save(model, os.path.join(tmp, MODEL), save_as_external_data=large, location=MODEL + ".data")
+        with open(os.path.join(tmp, RECORD), "w", encoding="utf-8") as f:
+            json.dump(done, f, indent=1, sort_keys=True)
+        made.append(done)
+
+    entry = runner.cached("-specialised.onnx", [
+        "specialise", code, onnx.__version__, {k: [int(d) for d in v] for k, v in sorted(shapes.items())}], make)
+    if made:
+        return os.path.join(entry, MODEL), made[0]
+    with open(os.path.join(entry, RECORD), encoding="utf-8") as f:
+        return os.path.join(entry, MODEL), json.load(f)
 
 
 def _fold_once(model: Any, max_elements: int) -> int:
@@ -192,27 +232,6 @@ def _clamp_sentinels(graph: Any) -> int:
                     tensor.CopyFrom(numpy_helper.from_array(np.clip(value, -INT32_MAX, INT32_MAX), tensor.name))
                     count += 1
     return count
-
-
-def constants_as_nodes(graph: Any) -> int:
-    """Turn every initializer but the float weights of rank >= 2 (convolutions, matmuls) into a
-    Constant node. For tuning, TVM imports initializers as function parameters (the weights'
-    layouts are then free to change), and its converters read shapes, axes, indices and
-    thresholds only from constants: a parameter there fails (Reshape: "the input new shape to be
-    Shape. However, the given one is relax.TensorType")."""
-    from onnx import TensorProto, helper
-
-    floats = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
-    weight = lambda t: t.data_type in floats and len(t.dims) >= 2  # noqa: E731
-    nodes = [helper.make_node("Constant", [], [t.name], value=t, name=t.name + "_constant")
-             for t in graph.initializer if not weight(t)]
-    keep = [t for t in graph.initializer if weight(t)]
-    moved = len(nodes)
-    nodes += list(graph.node)  # the constants first, before every reader
-    del graph.initializer[:], graph.node[:]
-    graph.initializer.extend(keep)
-    graph.node.extend(nodes)
-    return moved
 
 
 def _graphs(graph: Any) -> Iterator[Any]:

@@ -1,20 +1,16 @@
-"""The TVM runner's shape specialisation: shape arithmetic folds away, values do not change."""
-import importlib.util
-from pathlib import Path
+"""Shape specialisation (shared/specialise.py), which TVM and MNN load: shape arithmetic folds
+away, values do not change, and the specialised file is made once per model and shapes."""
+import os
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-SPECIALISE = Path(__file__).parents[2] / "runners" / "tvm" / "specialise.py"
-
-
-def specialise_module():
-    spec = importlib.util.spec_from_file_location("specialise", SPECIALISE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from shared import Runner, RunSpec, atomic
+from shared import specialise as module
+from shared.specialise import specialise, specialised_model
 
 
 def shape_arithmetic_model():
@@ -52,7 +48,7 @@ def test_shape_arithmetic_folds_to_constants_with_the_same_outputs():
     model = shape_arithmetic_model()
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
     expected = ReferenceEvaluator(model).run(None, {"x": x})
-    done = specialise_module().specialise(model, {"x": [2, 3, 4, 5]})
+    done = specialise(model, {"x": [2, 3, 4, 5]})
     onnx.checker.check_model(model)
     assert [n.op_type for n in model.graph.node] == ["Reshape", "Greater", "NonZero", "Size", "Slice", "Identity"]
     assert done["reduceprod_to_size"] == 1 and done["whole_slices_to_identity"] == 1
@@ -85,8 +81,71 @@ def test_a_whole_slice_in_an_if_branch_becomes_identity():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = -np.arange(4, dtype=np.float32)  # the else branch runs
     expected = ReferenceEvaluator(model).run(None, {"x": x})
-    done = specialise_module().specialise(model, {"x": [4]})
+    done = specialise(model, {"x": [4]})
     onnx.checker.check_model(model)
     assert done["whole_slices_to_identity"] == 1
     assert "Slice" not in [n.op_type for n in model.graph.node[-1].attribute[1].g.node]
     np.testing.assert_array_equal(ReferenceEvaluator(model).run(None, {"x": x})[0], expected[0])
+
+
+@pytest.fixture
+def runner(tmp_path):
+    path = tmp_path / "model.onnx"
+    onnx.save(shape_arithmetic_model(), str(path))
+    return Runner(RunSpec(engine="mnn", model_path=str(path), inputs_path=str(tmp_path / "i.npz"),
+                          cache_dir=str(tmp_path / "cache"), model_sha256="a" * 64))
+
+
+def test_the_specialised_file_is_made_once_per_model_and_shapes(runner, monkeypatch):
+    path, done = specialised_model(runner, {"x": [2, 3, 4, 5]})
+    entry = os.path.dirname(path)
+    assert entry.startswith(runner.spec.cache_dir) and entry.endswith("-specialised.onnx")
+    assert sorted(os.listdir(entry)) == [".e2e-seal", "model.onnx", "specialise.json"]  # one sealed folder
+    assert atomic.problem(entry) is None and done["reduceprod_to_size"] == 1
+    assert [n.op_type for n in onnx.load(path).graph.node] == ["Reshape", "Greater", "NonZero", "Size", "Slice",
+                                                                "Identity"]
+    assert [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim] == [2, 3, 4, 5]
+    assert not [f for f in os.listdir(runner.spec.cache_dir) if atomic.is_partial(f)]
+
+    def fail(*args):
+        raise AssertionError("specialised again")
+
+    monkeypatch.setattr(module, "specialise", fail)  # a second run reads the file and its record
+    assert specialised_model(runner, {"x": [2, 3, 4, 5]}) == (path, done)
+    monkeypatch.undo()
+    other, _ = specialised_model(runner, {"x": [1, 3, 4, 5]})
+    runner.spec.model_sha256 = "b" * 64
+    changed, _ = specialised_model(runner, {"x": [2, 3, 4, 5]})
+    assert len({path, other, changed}) == 3
+    assert "cache_remade" not in runner.settings
+
+
+@pytest.mark.parametrize("damaged", ["model.onnx", "specialise.json"])
+def test_a_truncated_specialised_file_is_made_again_with_one_line(damaged, runner, capsys):
+    path, done = specialised_model(runner, {"x": [2, 3, 4, 5]})
+    capsys.readouterr()
+    target = os.path.join(os.path.dirname(path), damaged)
+    size = os.path.getsize(target)
+    with open(target, "r+b") as f:
+        f.truncate(size // 2)
+
+    assert specialised_model(runner, {"x": [2, 3, 4, 5]}) == (path, done)
+    onnx.checker.check_model(path)
+    said = "{} has {} bytes, {} when it was written".format(damaged, size // 2, size)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("The cached specialised.onnx in ") and said in lines[0], lines
+    assert runner.settings["cache_remade"] == "{}: damaged: {}".format(os.path.basename(os.path.dirname(path)), said)
+    assert os.path.getsize(target) == size and atomic.problem(os.path.dirname(path)) is None
+
+
+def test_an_unsealed_file_of_an_older_e2e_is_made_again(runner, capsys):
+    """Before the cache entries were sealed, the model was a file at the entry's name with its
+    record beside it: it is not trusted, and the entry is made again in its place."""
+    path, done = specialised_model(runner, {"x": [2, 3, 4, 5]})
+    entry = os.path.dirname(path)
+    atomic.discard(entry)
+    with open(entry, "wb") as f:
+        f.write(b"not a model")
+    assert specialised_model(runner, {"x": [2, 3, 4, 5]}) == (path, done)
+    assert "is not sealed" in capsys.readouterr().out
+    onnx.checker.check_model(path)
