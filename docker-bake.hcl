@@ -62,7 +62,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor"]
 }
 
 # Settings every image shares.
@@ -183,4 +183,24 @@ target "triton" {
     TRITON_IMAGE = "${TRITON_IMAGE}"
   }
   tags = ["e2e-triton:${TAG}"]
+}
+
+# The PyTorch model itself (consumes: torch), traced and frozen by TorchScript...
+target "torchscript" {
+  inherits = ["_common"]
+  dockerfile = "runners/torchscript/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-torchscript:${TAG}"]
+}
+
+# ...or compiled by torch.compile's Inductor, which needs g++ in the image for its CPU kernels.
+target "inductor" {
+  inherits = ["_common"]
+  dockerfile = "runners/inductor/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-inductor:${TAG}"]
 }

@@ -104,6 +104,8 @@ def _state(kind: str, path: Path) -> str:
         if engine is None:
             return "stale (not made for this checkout: other requirements, another Python, or another engine)"
         return broken(path, engine.requirements_path) or "whole"
+    if kind == "engines" and path.name.endswith(atomic.OWN_CACHE):
+        return "the engine's own cache (it checks its entries itself)"
     return atomic.problem(str(path)) or "whole"
 
 

@@ -19,11 +19,11 @@ from shared.records import write_json_atomic
 
 from . import tasks
 from .errors import UsageError
-from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, load_weights
+from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, factory_root, load_weights
 from .sections import ModelInfo
 
 EXPORTER = "torch.onnx.export(dynamo=False)"
-EXPORT_FORMAT = 1  # bump when the export code changes what it writes
+EXPORT_FORMAT = 2  # bump when the export code changes what it writes (2: the card's factory_path)
 
 
 @dataclass
@@ -124,7 +124,9 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
         seconds = time.perf_counter() - start
         torch.save(net.state_dict(), out / "weights.pt")
         # How to call the model and read its outputs: the runner does not import the coordinator.
-        card = {"factory": model.factory, "kwargs": factory_kwargs(model), "state_dict": "weights.pt",
+        # factory_path: where a user's factory module lives, for runners in their own environment.
+        card = {"factory": model.factory, "factory_path": factory_root(model), "kwargs": factory_kwargs(model),
+                "state_dict": "weights.pt",
                 "task": family.name, "input_names": inputs, "output_names": outputs, **family.torch_card()}
         write_json_atomic(str(out / "torch_model.json"), card)
         info = describe_onnx(out / "model.onnx")

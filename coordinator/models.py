@@ -166,6 +166,19 @@ def build(model: ModelDef, weights: Weights, seed: int) -> Any:
     return net.eval()
 
 
+def factory_root(model: ModelDef) -> Optional[str]:
+    """The folder to put on a runner's path to import the factory's module, for a module of the
+    user's own (a checkout, the working directory); None for an installed package, which each
+    runner environment brings at its own pinned version."""
+    module_name = model.factory.partition(":")[0]
+    file = getattr(importlib.import_module(module_name), "__file__", None)
+    if not file:
+        return None
+    path = Path(file).resolve()
+    root = path.parents[module_name.count(".") + (path.name == "__init__.py")]
+    return None if {"site-packages", "dist-packages"} & set(root.parts) else str(root)
+
+
 def factory_kwargs(model: ModelDef) -> Dict[str, Any]:
     """Registry models are built without weights (they are loaded afterwards)."""
     return {"weights": None, **model.kwargs} if model.torchvision_name else dict(model.kwargs)

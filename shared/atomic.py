@@ -33,6 +33,9 @@ LOCK = ".lock"
 PARTIAL = ".partial-"  # in the names of entries being made: `.<name>.partial-<pid>-<random>`
 DIGEST_LIMIT = 64 << 20  # bytes; larger files are checked by size (hashing 167 MB took 0.3 s here)
 ABSENT = "absent"
+# A folder an engine keeps and checks itself (Inductor's cache: its own atomic writes and keys),
+# never sealed: `e2e cache list` says so instead of calling it damaged.
+OWN_CACHE = ".own-cache"
 
 
 def write_file(path: str, write: Callable[[Any], None], mode: str = "wb") -> None:

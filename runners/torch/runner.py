@@ -1,50 +1,9 @@
 """PyTorch, the reference: the same model object the ONNX was exported from, run eagerly.
 
-`spec.model_path` is the export's `torch_model.json`: the factory, its arguments and the
-state dict file, so this runner rebuilds exactly the weights that were exported; and, as the
-model's family decided at export, how to call it (`call`) and read its outputs (`outputs`).
+`spec.model_path` is the export's `torch_model.json`, built, called and read by
+`shared/torch_model.py` as every runner that takes the PyTorch model does.
 """
-import importlib
-import itertools
-import json
-import os
-
-from shared import EngineUnavailable, ProtocolError, Runner, Sample
-
-# `call`: model(*tensors), or model([chw, ...]) as torchvision's detectors take images.
-# `outputs`: a tensor or a tuple of them in output-name order, or the first of a list of dicts.
-CALLS = ("tensors", "list_of_images")
-OUTPUTS = ("tensors", "first_dict")
-
-
-def calling_convention(card):
-    """(call, outputs) of a model card; a card cached before these keys has only its task."""
-    detector = card.get("task") == "detection"
-    call = card.get("call", "list_of_images" if detector else "tensors")
-    outputs = card.get("outputs", "first_dict" if detector else "tensors")
-    if call not in CALLS or outputs not in OUTPUTS:
-        raise ProtocolError("torch_model.json: call {!r} / outputs {!r}, expected one of {} / {}".format(
-            call, outputs, ", ".join(CALLS), ", ".join(OUTPUTS)))
-    return call, outputs
-
-
-def _build(factory, kwargs, state):
-    """The module with the exported weights. Its random initialisation would be thrown away,
-    so build it on the meta device and take the state dict's tensors as they are; a factory
-    that cannot be built there, or keeps tensors the state dict lacks, is built normally."""
-    import torch
-
-    try:
-        with torch.device("meta"):
-            model = factory(**kwargs)
-        model.load_state_dict(state, assign=True)
-        if not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
-            return model
-    except Exception:
-        pass
-    model = factory(**kwargs)
-    model.load_state_dict(state)
-    return model
+from shared import EngineUnavailable, Runner, Sample, torch_model
 
 
 class TorchRunner(Runner):
@@ -68,22 +27,11 @@ class TorchRunner(Runner):
 
         torch.set_num_threads(self.spec.threads)
         torch.set_num_interop_threads(1)
-        with open(self.spec.model_path, encoding="utf-8") as f:
-            card = json.load(f)
-        module_name, _, attr = card["factory"].partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
-        state = torch.load(os.path.join(os.path.dirname(self.spec.model_path), card["state_dict"]),
-                           map_location="cpu", weights_only=True)
-        model = _build(factory, card["kwargs"], state)
+        model, card = torch_model.build(self.spec.model_path)
         self.device = torch.device(self.spec.device)
-        if self.device.type == "cuda":
-            # The fp32 reference is fp32: PyTorch may run convolutions in TF32 on Ampere and
-            # newer (cuDNN's default), which would judge every engine against rounded outputs.
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
-            self.settings["tf32"] = False
-        self.model = model.eval().to(self.device)
-        self.call, self.returns = calling_convention(card)
+        self.settings.update(torch_model.fp32_math(self.device))  # the reference is fp32 through and through
+        self.model = model.to(self.device)
+        self.call, self.returns = torch_model.calling_convention(card)
         self.output_names = card["output_names"]
         self._hooks = []  # type: list
         self.settings.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
@@ -95,11 +43,8 @@ class TorchRunner(Runner):
 
         with torch.inference_mode():
             tensors = [torch.from_numpy(a).to(self.device) for a in feeds.values()]
-            out = self.model(tensors) if self.call == "list_of_images" else self.model(*tensors)
-            if self.returns == "first_dict":
-                outs = [out[0][name] for name in self.output_names]
-            else:
-                outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            out = torch_model.call(self.model, self.call, tensors)
+            outs = torch_model.output_tensors(out, self.returns, self.output_names)
             return {n: t.cpu().numpy().copy() for n, t in zip(self.output_names, outs)}
 
     def instrument_impl(self, on: bool) -> None:

@@ -21,7 +21,7 @@ def bench(tmp_path, cache, *args):
 
 def test_all_engines_on_a_tiny_classifier(tmp_path, cache):
     result, out, rows, report = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "all")
-    for engine in ("torch", "ort", "openvino", "tvm"):
+    for engine in ("torch", "ort", "openvino", "tvm", "torchscript", "inductor"):
         row = rows[(engine, "fp32")]
         assert row["status"] == "ok", row["reason"]
         assert row["precision"] == "fp32" and row["latency_ms"]["count"] == 3

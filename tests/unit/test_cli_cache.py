@@ -78,3 +78,11 @@ def test_bad_age_and_kind_are_one_line(tmp_path):
                           (["weights"], "unknown cache kind weights; valid: models")):
         result = runner.invoke(app, ["cache", "clear", *args, "--cache-dir", str(tmp_path)])
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_an_engines_own_cache_is_listed_as_such_not_as_damaged(tmp_path):
+    own = tmp_path / "cache" / "engines" / "inductor" / ("inductor-2.14.1" + atomic.OWN_CACHE)
+    (own / "fxgraph").mkdir(parents=True)  # Inductor writes and checks its entries itself: no seal
+    result = runner.invoke(app, ["cache", "list", "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    assert "the engine's own cache" in result.output and "not sealed" not in result.output

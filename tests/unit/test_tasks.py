@@ -134,7 +134,7 @@ def test_the_detection_picture_is_a_png_of_the_input():
 
 
 def test_the_torch_card_says_how_to_call_and_an_old_card_falls_back_on_its_task():
-    convention = torch_runner_module().calling_convention
+    from shared.torch_model import calling_convention as convention
     for name in tasks.names():
         card = tasks.get(name).torch_card()
         assert convention(card) == (card["call"], card["outputs"])
@@ -168,7 +168,7 @@ def test_the_torch_runner_calls_as_the_card_says_and_times_a_models_phases():
     module = torch_runner_module()
     runner = object.__new__(module.TorchRunner)
     runner.model, runner.device, runner.phase_ms, runner._hooks = Detector(), torch.device("cpu"), {}, []
-    runner.call, runner.returns = module.calling_convention({"call": "list_of_images", "outputs": "first_dict"})
+    runner.call, runner.returns = "list_of_images", "first_dict"
     runner.output_names = ["scores", "boxes"]
     runner.instrument_impl(True)
     out = runner.infer_impl({"images": np.ones((1, 2, 4), np.float32)})

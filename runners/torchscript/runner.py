@@ -1,0 +1,139 @@
+"""TorchScript: the PyTorch model traced (`torch.jit.trace`) on the first input, frozen
+(`torch.jit.freeze`: weights and attributes inlined as constants, then folded), optionally
+`torch.jit.optimize_for_inference`, and run by the JIT's graph executor.
+
+A trace records the ops one call ran: it holds for inputs of the traced shape, and data-dependent
+branches are fixed at the traced input's (torchvision's detectors take the trace-safe branches
+themselves, as for the ONNX export). Parity on every test input is the check. The traced and
+frozen module is saved in the engine cache (`torch.jit.save`) by the weights, the traced input,
+torch's version and the options.
+"""
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, List
+
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError, torch_model
+
+
+@dataclass
+class Options:
+    # torch.jit.optimize_for_inference after freezing: on CPU it moves convolutions to MKLDNN
+    # layouts and fuses conv-add-relu; off by default, it measured no faster here (README).
+    optimize_for_inference: bool = False
+    cache: bool = True  # keep the frozen module in the engine cache (a faster_rcnn trace takes ~10 s)
+
+    def __post_init__(self) -> None:
+        for name in ("optimize_for_inference", "cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError("{} must be true or false, got {!r}".format(name, getattr(self, name)))
+
+
+class TorchScriptRunner(Runner):
+    packages = ["torch", "torchvision", "numpy"]
+    Options = Options
+
+    def available_impl(self) -> None:
+        import torch
+
+        if self.spec.device != "cpu" and not torch.cuda.is_available():
+            raise EngineUnavailable("this torch build sees no CUDA device (torch {})".format(torch.__version__))
+        if not self.spec.model_path.endswith(".json"):
+            raise EngineUnavailable("no PyTorch model to trace: the model was given as an ONNX file")
+
+    def version_impl(self) -> str:
+        import torch
+
+        return torch.__version__
+
+    def load_impl(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.spec.threads)
+        torch.set_num_interop_threads(1)
+        self.device = torch.device(self.spec.device)
+        self.settings.update(torch_model.fp32_math(self.device))
+        model, card = torch_model.build(self.spec.model_path)
+        self.output_names = list(card["output_names"])
+        example = tuple(torch.from_numpy(a).to(self.device) for a in self.samples[0].values())
+        module = torch_model.as_tuple_module(model.to(self.device), card)
+        made = []  # type: List[Any]
+
+        def make(tmp: str) -> None:
+            made.append(self._script(module, example))
+            torch.jit.save(made[0], tmp)
+
+        if self.options.cache:
+            path = self.cached("-torchscript.pt", [torch.__version__, str(self.options), self.spec.device,
+                                                   torch_model.weights_digest(self.spec.model_path, card)],
+                               make, self.samples[:1])
+            self.module = made[0] if made else torch.jit.load(path, map_location=self.device)
+            self.settings["cached_module"] = os.path.basename(path) + (" (written)" if made else "")
+        else:
+            self.module = self._script(module, example)
+        del model, module
+        self.settings.update(
+            threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
+            mode="torch.jit.trace + torch.jit.freeze{}, torch.inference_mode".format(
+                " + optimize_for_inference" if self.options.optimize_for_inference else ""),
+            traced_input_shapes=[list(t.shape) for t in example],
+            graph_nodes=sum(1 for _ in self.module.graph.nodes()),
+            profiling_executor=torch._C._get_graph_executor_optimize())
+        self.precision = "fp32"
+
+    def _script(self, module: Any, example: tuple) -> Any:
+        """Traced (stage convert), frozen and optionally optimised (stage compile)."""
+        import torch
+
+        with self.stage("convert"):
+            traced = self._trace(module, example)
+        with self.stage("compile"):
+            frozen = torch.jit.freeze(traced)
+            return torch.jit.optimize_for_inference(frozen) if self.options.optimize_for_inference else frozen
+
+    def _trace(self, module: Any, example: tuple) -> Any:
+        """torch.jit.trace, its warnings kept: the row records them (the API is deprecated in
+        torch 2.14, and a TracerWarning says where the trace may not generalise) and the log
+        shows each one."""
+        import torch
+
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+            warnings.simplefilter("always")
+            try:
+                traced = torch.jit.trace(module, example, check_trace=False)
+            except (RuntimeError, torch.jit.Error) as e:
+                raise UnsupportedError("torch.jit.trace cannot record this model: {}".format(
+                    " ".join(str(e).split())[:400]), operator=_operator_in(str(e))) from None
+        for w in caught:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        self.settings["trace_warnings"] = _summary(caught)
+        return traced
+
+    def infer_impl(self, feeds: Sample) -> List[Any]:
+        import torch
+
+        with torch.inference_mode():
+            outs = self.module(*[torch.from_numpy(a).to(self.device) for a in feeds.values()])
+            return [t.cpu().numpy().copy() for t in outs]
+
+    def outputs_impl(self, raw: List[Any]) -> Sample:
+        return dict(zip(self.output_names, raw))
+
+    def release_impl(self) -> None:
+        self.module = None
+
+
+def _summary(caught: List[warnings.WarningMessage]) -> dict:
+    """Warnings by category, with each distinct message's first line once."""
+    kinds = Counter(w.category.__name__ for w in caught)
+    messages = sorted({str(w.message).strip().splitlines()[0][:200] for w in caught if str(w.message).strip()})
+    return {"count": dict(kinds), "messages": messages}
+
+
+def _operator_in(message: str) -> str:
+    """The aten/torchvision operator a tracer error names ("... aten::foo ..."), if any."""
+    for word in message.replace("'", " ").replace('"', " ").split():
+        if "::" in word:
+            return word.strip("().,:")
+    return ""

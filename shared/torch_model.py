@@ -1,0 +1,141 @@
+"""The PyTorch model of an export, from its card (`torch_model.json`): every runner that takes the
+PyTorch model (`consumes: torch`) builds, calls and reads it here, the one way.
+
+The card holds the factory, its arguments and the state dict file, so a runner rebuilds exactly
+the weights that were exported; and, as the model's family decided at export, how to call the
+model (`call`) and read its outputs (`outputs`). torch is imported lazily: `shared/` imports with
+no engine installed.
+"""
+import hashlib
+import importlib
+import itertools
+import json
+import os
+import sys
+from typing import Any, Dict, List, Sequence, Tuple
+
+from .errors import EngineUnavailable, ProtocolError
+
+# `call`: model(*tensors), or model([chw, ...]) as torchvision's detectors take images.
+# `outputs`: a tensor or a tuple of them in output-name order, or the first of a list of dicts.
+CALLS = ("tensors", "list_of_images")
+OUTPUTS = ("tensors", "first_dict")
+
+
+def calling_convention(card: Dict[str, Any]) -> Tuple[str, str]:
+    """(call, outputs) of a model card; a card cached before these keys has only its task."""
+    detector = card.get("task") == "detection"
+    call = card.get("call", "list_of_images" if detector else "tensors")
+    outputs = card.get("outputs", "first_dict" if detector else "tensors")
+    if call not in CALLS or outputs not in OUTPUTS:
+        raise ProtocolError("torch_model.json: call {!r} / outputs {!r}, expected one of {} / {}".format(
+            call, outputs, ", ".join(CALLS), ", ".join(OUTPUTS)))
+    return call, outputs
+
+
+def read_card(path: str) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def state_dict_path(card_path: str, card: Dict[str, Any]) -> str:
+    return os.path.join(os.path.dirname(card_path), card["state_dict"])
+
+
+def weights_digest(card_path: str, card: Dict[str, Any]) -> str:
+    """The state dict file's sha256: what a runner keys a model derived from it by (the card
+    alone is the same for every weights of one factory)."""
+    digest = hashlib.sha256()
+    with open(state_dict_path(card_path, card), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build(card_path: str) -> Tuple[Any, Dict[str, Any]]:
+    """(the eval-mode module with the exported weights, on the CPU; its card)."""
+    import torch
+
+    card = read_card(card_path)
+    state = torch.load(state_dict_path(card_path, card), map_location="cpu", weights_only=True)
+    return _with_weights(_factory(card), card["kwargs"], state).eval(), card
+
+
+def _factory(card: Dict[str, Any]) -> Any:
+    """The factory function; a user's module (not an installed package) is imported from where
+    the coordinator found it (the card's `factory_path`), after the runner's own packages."""
+    module_name, _, attr = card["factory"].partition(":")
+    root = card.get("factory_path")
+    if root and root not in sys.path:
+        sys.path.append(root)
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        where = " (the coordinator found it in {}, which this environment cannot see)".format(root) if root else ""
+        raise EngineUnavailable("cannot import the model's factory {} here{}: {}; install it in the engine's "
+                                "environment or run a zoo model".format(card["factory"], where, e)) from None
+
+
+def _with_weights(factory: Any, kwargs: Dict[str, Any], state: Any) -> Any:
+    """The module with the exported weights. Its random initialisation would be thrown away,
+    so build it on the meta device and take the state dict's tensors as they are; a factory
+    that cannot be built there, or keeps tensors the state dict lacks, is built normally."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = factory(**kwargs)
+        model.load_state_dict(state, assign=True)
+        if not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+            return model
+    except Exception:
+        pass
+    model = factory(**kwargs)
+    model.load_state_dict(state)
+    return model
+
+
+def fp32_math(device: Any) -> Dict[str, Any]:
+    """Full fp32 arithmetic, set and read back. Every engine is judged against the fp32
+    reference: PyTorch may run fp32 convolutions in TF32 on Ampere and newer (cuDNN's default),
+    and float32 matmuls in TF32 or bf16 when asked for a lower `float32_matmul_precision`."""
+    import torch
+
+    torch.set_float32_matmul_precision("highest")
+    read = {"float32_matmul_precision": torch.get_float32_matmul_precision()}
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        read["tf32"] = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+    return read
+
+
+def call(model: Any, call_as: str, tensors: Sequence[Any]) -> Any:
+    """The model called as its card says, on tensors in input-name order."""
+    return model(list(tensors)) if call_as == "list_of_images" else model(*tensors)
+
+
+def output_tensors(out: Any, outputs: str, names: Sequence[str]) -> List[Any]:
+    """The model's outputs as tensors in output-name order."""
+    if outputs == "first_dict":
+        return [out[0][name] for name in names]
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def as_tuple_module(model: Any, card: Dict[str, Any]) -> Any:
+    """The model as a module of tensors in (input-name order) and a tuple of tensors out
+    (output-name order): what torch.jit.trace and torch.compile take and give back whole."""
+    from torch import nn
+
+    call_as, outputs = calling_convention(card)
+    names = list(card["output_names"])
+
+    class TupleOut(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: Any) -> Tuple[Any, ...]:
+            return tuple(output_tensors(call(self.model, call_as, tensors), outputs, names))
+
+    return TupleOut().eval()

@@ -1,0 +1,94 @@
+"""The pure parts of the runners that take the PyTorch model (TorchScript, Inductor) and of the
+card loading they share (shared/torch_model.py)."""
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from coordinator import models
+from shared import EngineUnavailable, torch_model
+from tests.unit.test_runner_modules import load_runner
+
+ROOT = Path(__file__).parents[2]
+inductor = load_runner(ROOT / "runners" / "inductor" / "runner.py")
+torchscript = load_runner(ROOT / "runners" / "torchscript" / "runner.py")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mode": "max-autotune"}, "mode must be one of default, reduce-overhead, max-autotune-no-cudagraphs"),
+    ({"dynamic": "yes"}, "dynamic must be true or false"),
+    ({"backend": ""}, "backend must be the name"),
+    ({"backend": "eager", "mode": "reduce-overhead"}, "backend 'eager' takes mode default"),
+])
+def test_inductor_options_name_what_is_allowed(options, message):
+    with pytest.raises(ValueError, match=message):
+        inductor.Options(**options)
+
+
+def test_torchscript_options_are_booleans():
+    with pytest.raises(ValueError, match="optimize_for_inference must be true or false"):
+        torchscript.Options(optimize_for_inference=1)
+
+
+def test_graph_breaks_are_counted_by_reason_with_the_operator_dynamo_names():
+    counters = defaultdict(Counter)
+    nonzero = ("Dynamic shape operator\n  Explanation: Operator `aten.nonzero.default`'s output shape depends on "
+               "input Tensor data.\n\n  Developer debug context: aten.nonzero.default\n\n For more details...")
+    item = ("Unsupported Tensor.item() call with capture_scalar_outputs=False\n  Explanation: ...\n\n"
+            "  Developer debug context: call_method TensorVariable() item () {}\n")
+    counters["graph_break"].update({nonzero: 2, nonzero + " at another line": 1, item: 3})
+    counters["stats"]["unique_graphs"] = 5
+    counters["inductor"]["fxgraph_cache_miss"] = 4
+    assert inductor._capture_report(counters) == {
+        "graphs": 5, "graph_breaks": 6, "fx_graph_cache": {"hits": 0, "misses": 4},
+        "graph_break_reasons": {"Dynamic shape operator: aten.nonzero.default": 3,
+                                "Unsupported Tensor.item() call with capture_scalar_outputs=False": 3}}
+
+
+def test_trace_warnings_are_summarised_by_kind_and_message():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("`torch.jit.trace` is deprecated.\nmore", FutureWarning)
+        warnings.warn("Converting a tensor to a Python boolean", UserWarning)
+        warnings.warn("Converting a tensor to a Python boolean", UserWarning)
+    assert torchscript._summary(caught) == {
+        "count": {"FutureWarning": 1, "UserWarning": 2},
+        "messages": ["Converting a tensor to a Python boolean", "`torch.jit.trace` is deprecated."]}
+    assert torchscript._operator_in("Could not export operator 'aten::unique_dim' here") == "aten::unique_dim"
+    assert torchscript._operator_in("no operator named") == ""
+
+
+def test_a_user_factory_is_imported_from_where_the_coordinator_found_it(tmp_path, monkeypatch):
+    (tmp_path / "userpkg").mkdir()
+    (tmp_path / "userpkg" / "__init__.py").write_text("")
+    (tmp_path / "userpkg" / "nets.py").write_text("def make():\n    return 'built'\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    card = {"factory": "userpkg.nets:make", "factory_path": str(tmp_path)}
+    assert torch_model._factory(card)() == "built" and sys.path[-1] == str(tmp_path)  # after the runner's own
+    with pytest.raises(EngineUnavailable, match="userpkg.nets:missing here .the coordinator found it in"):
+        torch_model._factory({**card, "factory": "userpkg.nets:missing"})
+
+
+def test_the_coordinator_records_a_user_factorys_folder_and_not_an_installed_one():
+    assert models.factory_root(models.resolve("tests.fixtures.tiny:tiny_cnn").model) == str(ROOT)
+    assert models.factory_root(models.resolve("resnet18").model) is None
+
+
+def test_the_tuple_module_calls_a_detector_as_its_card_says_and_orders_its_outputs():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    class Detector(nn.Module):  # torchvision's shape: a list of CHW images in, a list of dicts out
+        def forward(self, images):
+            x = images[0]
+            return [{"boxes": x.reshape(-1, 4), "scores": x.flatten()[:2], "labels": torch.tensor([3, 4])}]
+
+    card = {"call": "list_of_images", "outputs": "first_dict", "output_names": ["scores", "labels", "boxes"]}
+    out = torch_model.as_tuple_module(Detector(), card)(torch.ones(1, 2, 4))
+    assert isinstance(out, tuple) and [tuple(t.shape) for t in out] == [(2,), (2,), (2, 4)]
+    assert out[1].tolist() == [3, 4]
+    classifier = torch_model.as_tuple_module(nn.Flatten(), {"task": "classification", "output_names": ["logits"]})
+    assert [tuple(t.shape) for t in classifier(torch.ones(1, 2, 3))] == [(1, 6)]
