@@ -52,6 +52,10 @@ class Runner:
     packages: List[str] = []
     #: dataclass validating `spec.engine_options` (unknown keys and bad values are errors)
     Options: Any = NoOptions
+    #: whether requests may overlap in the throughput scenario: `infer_impl` is safe on several
+    #: threads at once (and releases the GIL), or the runner has its own `submit_impl`. A runner
+    #: that says no runs one request in flight there, with the whole budget, and the row says so.
+    concurrent = False
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
@@ -164,9 +168,11 @@ class Runner:
                 if not self._inputs:
                     raise ProtocolError("{} holds no input samples".format(spec.inputs_path))
                 self.samples = batched(self._inputs, spec.batch_size)
-                if spec.scenario == "throughput":
+                if spec.scenario == "throughput" and self.concurrent:
                     self.in_flight = spec.concurrency or spec.threads
                     self.threads_per_request = max(1, spec.threads // self.in_flight)
+                elif spec.scenario == "throughput":
+                    self.settings["one_request_in_flight"] = "this runner's engine calls cannot overlap"
             with self.stage("load"):
                 faults.in_load(spec.fault, spec.memory_limit_mb)
                 self.load_impl()

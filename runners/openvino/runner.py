@@ -35,6 +35,7 @@ class Options:
 class OpenVinoRunner(Runner):
     packages = ["openvino", "numpy"]
     Options = Options
+    concurrent = True  # throughput: an AsyncInferQueue (submit_impl)
 
     def available_impl(self) -> None:
         if self.spec.device != "cpu":

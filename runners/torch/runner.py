@@ -49,6 +49,7 @@ def _build(factory, kwargs, state):
 
 class TorchRunner(Runner):
     packages = ["torch", "torchvision", "numpy"]
+    concurrent = True  # throughput: the model called from several threads (torch releases the GIL in its ops)
 
     def available_impl(self) -> None:
         import torch
@@ -66,7 +67,9 @@ class TorchRunner(Runner):
     def load_impl(self) -> None:
         import torch
 
-        torch.set_num_threads(self.spec.threads)
+        # Throughput: each request's worker thread gets its share of the budget (the setting is
+        # process-wide, and every calling thread runs its own intra-op team).
+        torch.set_num_threads(self.threads_per_request)
         torch.set_num_interop_threads(1)
         with open(self.spec.model_path, encoding="utf-8") as f:
             card = json.load(f)

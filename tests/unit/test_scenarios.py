@@ -84,6 +84,15 @@ def test_concurrency_zero_is_the_engines_choice_one_request_per_thread(three):
     assert result.concurrency == 3 and result.settings["threads_per_request"] == 1
 
 
+def test_a_runner_whose_calls_cannot_overlap_runs_one_request_with_the_whole_budget(three):
+    path, _ = three
+    serial = type("Serial", (load_runner_class(),), {"concurrent": False})
+    result, _ = serial(make_spec(path, scenario="throughput", concurrency=4, threads=2, iterations=5)).run()
+    assert result.status == "ok", result.reason
+    assert result.concurrency == 1 and result.settings["threads_per_request"] == 2
+    assert "cannot overlap" in result.settings["one_request_in_flight"]
+
+
 def test_an_engine_error_in_a_request_fails_the_run_stage(three):
     path, _ = three
 
