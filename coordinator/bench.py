@@ -96,7 +96,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
             todo = [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
                     if (e.id, p, *pt.key()) not in done]
             rows = progress.add_task("engines", total=len(todo))
-            best: Dict[tuple, float] = {}  # --concurrency auto: the best samples/s so far per engine, precision, batch
+            best: Dict[tuple, float] = {}  # --concurrency auto: its best samples/s so far per engine, precision, batch
             while todo:
                 engine, precision, point = todo.pop(0)
                 where = f"{precision} {point.label()}".strip()
@@ -113,7 +113,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                 log(f"  {engine.id:<9} {where:<5} {row.status:<11} {row.summary()}")
                 group = (engine.id, precision, point.scenario, point.batch)
                 more = grown(point, row.throughput_per_s if row.status == "ok" else None, best.get(group))
-                if row.status == "ok" and row.throughput_per_s:
+                if row.status == "ok" and row.throughput_per_s and more is not None:
                     best[group] = max(best.get(group, 0.0), row.throughput_per_s)
                 if more is not None and (engine.id, precision, *more.key()) not in done:
                     todo.insert(0, (engine, precision, more))

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from .. import sweep
 from ..report import Report
 from ..sections import TensorInfo
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
@@ -25,10 +26,18 @@ def render(report: Report, run_dir: Path) -> str:
         speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = r.note().replace("|", "\\|")
-        lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
+        point = f" {r.point().label()}" if r.point().label() else ""
+        lines.append(f"| {r.engine} | {r.precision_label()}{point} | {r.launcher} | {r.status} | "
                      f"{ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {ms(lat and lat.p90)} | {ms(lat and lat.p99)} | "
                      f"{ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
                      f"{r.verdict()} | {rss} | {note} |")
+    if sweep.swept(report):
+        lines += ["", "## Throughput and latency per point", "",
+                  "Samples/s in the throughput scenario: samples finished over the timed loop's wall time, the "
+                  "drain included, every engine with the same thread budget; achieved: the concurrency the "
+                  "engine really overlapped; pareto: no other row has more samples/s at a lower p50.", "",
+                  sweep.markdown(sweep.frame(report).set_index(["engine", "precision"])), "",
+                  "Samples/s by engine and point:", "", sweep.markdown(sweep.pivot(report))]
     setup, s, d, data = report.setup, report.setup.settings(), report.device, report.data
     lines += [
         "", "## Setup", "",
