@@ -26,6 +26,7 @@ from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, crea
 from .launchers.process import start_overhead
 from .parity import tolerance_precision
 from .points import Point, grown, points
+from .tuning import TUNED, best as best_options, candidates, record
 from .progress import watch_progress
 from .report import Report, Row
 from .sections import ModelInfo, Setup
@@ -94,7 +95,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         with progress:
             sweep = points(cfg.scenarios, cfg.batch, cfg.concurrency)
             todo = [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
-                    if (e.id, p, *pt.key()) not in done]
+                    if (e.id, p, *pt.key(), "") not in done]
             rows = progress.add_task("engines", total=len(todo))
             best: Dict[tuple, float] = {}  # --concurrency auto: its best samples/s so far per engine, precision, batch
             while todo:
@@ -111,11 +112,17 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                 write_report(report, run_dir, views=False)  # nothing measured is lost
                 progress.advance(rows)
                 log(f"  {engine.id:<9} {where:<5} {row.status:<11} {row.summary()}")
+                if cfg.tune and row.status == "ok" and (engine.id, precision, *point.key(), TUNED) not in done:
+                    tuned = ctx.tune(engine, precision, point)
+                    if tuned is not None:
+                        report.results.append(tuned)
+                        write_report(report, run_dir, views=False)
+                        log(f"  {engine.id:<9} {where} tuned {tuned.status:<11} {tuned.summary()}")
                 group = (engine.id, precision, point.scenario, point.batch)
                 more = grown(point, row.throughput_per_s if row.status == "ok" else None, best.get(group))
                 if row.status == "ok" and row.throughput_per_s and more is not None:
                     best[group] = max(best.get(group, 0.0), row.throughput_per_s)
-                if more is not None and (engine.id, precision, *more.key()) not in done:
+                if more is not None and (engine.id, precision, *more.key(), "") not in done:
                     todo.insert(0, (engine, precision, more))
                     progress.update(rows, total=progress.tasks[0].total + 1)
                 progress.refresh()
@@ -157,13 +164,35 @@ class _Context:
         virtualenv)."""
         return choose(engine, self.cfg.launcher, self.cfg.device or "cpu", self.launchers)
 
-    def io_dir(self, engine: Engine, precision: str, point: Point = Point()) -> Path:
-        return self.run_dir / "logs" / f"{engine.id}-{precision}{point.folder()}"
+    def io_dir(self, engine: Engine, precision: str, point: Point = Point(), variant: str = "") -> Path:
+        return self.run_dir / "logs" / f"{engine.id}-{precision}{point.folder()}{'-' + variant if variant else ''}"
 
-    def run(self, engine: Engine, precision: str, point: Point = Point()) -> Row:
+    def tune(self, engine: Engine, precision: str, point: Point) -> Optional[Row]:
+        """--tune: every candidate of the engine's declared options for a short loop, then the
+        best in full, as a row marked tuned that keeps the search (coordinator/tuning.py)."""
+        trials = []
+        for k, options in enumerate(candidates(engine, self.cfg.options_for(engine.id))):
+            self.log(f"  {engine.id:<9} {precision} {point.label()} trying {options}")
+            trials.append((options, self.run(engine, precision, point, options=options, variant=f"search{k + 1}",
+                                             max_time=self.cfg.tune_time)))
+        if not trials:
+            return None
+        chosen = best_options(trials)
+        if chosen is None:
+            row = Row.make(engine, "", precision, RunResult(engine.id, "failed", reason=(
+                "no candidate of the search ran and passed parity; see `search`")), point=point)
+        else:
+            row = self.run(engine, precision, point, options=chosen, variant=TUNED)
+        row.variant, row.search = TUNED, record(trials)
+        row.settings["tuned_options"] = chosen
+        return row
+
+    def run(self, engine: Engine, precision: str, point: Point = Point(), options: Optional[Dict[str, Any]] = None,
+            variant: str = "", max_time: Optional[float] = None) -> Row:
+        """One row; `options` instead of the -o ones, `max_time` instead of --max-time (a search)."""
         cfg = self.cfg
         launcher, unavailable = self._launcher(engine)
-        io_dir = self.io_dir(engine, precision, point)
+        io_dir = self.io_dir(engine, precision, point, variant)
         reason = self._skip_reason(engine, precision, point) or unavailable
         if reason:  # nothing was launched
             return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason), point=point)
@@ -184,11 +213,13 @@ class _Context:
             model_sha256=model_info.sha256 if model_info else "",
             model_files=list(model_info.external_data) if model_info else [],
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
-            iterations=cfg.iterations, min_time_s=cfg.min_time or 0.0, target_ci=cfg.target_ci, max_time_s=cfg.max_time,
+            iterations=None if max_time else cfg.iterations, min_time_s=0.0 if max_time else cfg.min_time or 0.0,
+            target_ci=cfg.target_ci, max_time_s=max_time or cfg.max_time,
             repeats=cfg.repeats, threads=cfg.threads or 1, scenario=point.scenario, batch_size=point.batch,
             concurrency=point.in_flight if point.scenario == "throughput" else 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
             calibration_path=self.calibration_path if precision == "int8" else None,
-            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id), engine_options=cfg.options_for(engine.id),
+            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id),
+            engine_options=cfg.options_for(engine.id) if options is None else options,
         )
         started = time.time()
         try:

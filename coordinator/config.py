@@ -53,6 +53,9 @@ class BenchConfig:
     concurrency: List[str] = option("Throughput: requests in flight, a comma list of counts, 'engine' (the engine's "
                                     "own choice) or 'auto' (double until samples/s stop rising).",
                                     factory=lambda: ["engine"])
+    tune: bool = option("Each engine at its best too: after its equal-threads row, search the options its manifest "
+                        "declares (a short loop each) and run the best as a second row marked tuned.", False)
+    tune_time: float = option("--tune: seconds of timed calls per candidate.", 5.0)
     warmup: int = option("Untimed calls at most (every test input runs once for parity).", 5)
     warmup_time: float = option("Seconds of untimed calls at most.", 10.0)
     iterations: Optional[int] = option("A fixed count of timed calls.", None,
@@ -108,6 +111,8 @@ class BenchConfig:
                 raise UsageError(f"--{name} must be at least 1")
         if self.min_time is None:
             self.min_time = 0.0 if self.iterations else 1.0
+        if self.tune_time <= 0:
+            raise UsageError("--tune-time must be > 0 seconds")
         if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
             raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
         from .points import check

@@ -38,6 +38,10 @@ class Row(RunResult):
     divergence: Optional[Divergence] = None  # where the outputs go wrong (e2e explain, bench --explain)
     # the sweep point's concurrency as asked (a count, "engine", "auto:N"); `concurrency` is as run
     concurrency_requested: str = "1"
+    # "" for the equal-threads row; "tuned": the best of the engine's declared options (--tune),
+    # with every candidate's options and figures in `search`
+    variant: str = ""
+    search: List[Dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -54,11 +58,15 @@ class Row(RunResult):
 
     def key(self) -> tuple:
         """What identifies the row in a run (resume) and across runs (compare)."""
-        return (self.engine, self.precision_requested, *self.point().key())
+        return (self.engine, self.precision_requested, *self.point().key(), self.variant)
+
+    def where(self) -> str:
+        """The precision, the point off the default one, and tuned: "fp32 throughput b4 c=2 tuned"."""
+        return " ".join(p for p in (self.precision_label(), self.point().label(), self.variant) if p)
 
     def label(self) -> str:
         """The engine, its precision and, off the default point, the point: "ort fp32 throughput b4 c=2"."""
-        return " ".join(p for p in (self.engine, self.precision_label(), self.point().label()) if p)
+        return " ".join(p for p in (self.engine, self.precision_label(), self.point().label(), self.variant) if p)
 
     def precision_label(self) -> str:
         """What the engine ran at, and what was asked when the engine chose otherwise."""

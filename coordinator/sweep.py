@@ -53,7 +53,7 @@ def markdown(table: Any, digits: int = 2) -> str:
 
 
 def _line(r: Row, on_front: bool) -> dict:
-    return {"engine": r.engine, "precision": r.precision_label(), "scenario": r.scenario, "batch": r.batch_size,
+    return {"engine": f"{r.engine} ({r.variant})" if r.variant else r.engine, "precision": r.precision_label(), "scenario": r.scenario, "batch": r.batch_size,
             "concurrency": r.concurrency_requested, "in flight": r.concurrency,
             "achieved": r.achieved_concurrency, "samples/s": r.throughput_per_s, "p50 ms": r.latency_ms.p50,
             "p99 ms": r.latency_ms.p99, "parity": r.verdict(), "pareto": "yes" if on_front else ""}

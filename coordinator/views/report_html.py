@@ -82,7 +82,7 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
     lat, res = r.latency_ms, r.resources
     note = r.note()
     return {
-        "engine": r.engine, "precision": " ".join(p for p in (r.precision_label(), r.point().label()) if p), "launcher": r.launcher, "status": r.status,
+        "engine": r.engine, "precision": r.where(), "launcher": r.launcher, "status": r.status,
         "ok": r.status == "ok", "p50": ms(lat and lat.p50), "p90": ms(lat and lat.p90), "p99": ms(lat and lat.p99),
         "mean": ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
         "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),

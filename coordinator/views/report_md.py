@@ -26,8 +26,7 @@ def render(report: Report, run_dir: Path) -> str:
         speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = r.note().replace("|", "\\|")
-        point = f" {r.point().label()}" if r.point().label() else ""
-        lines.append(f"| {r.engine} | {r.precision_label()}{point} | {r.launcher} | {r.status} | "
+        lines.append(f"| {r.engine} | {r.where()} | {r.launcher} | {r.status} | "
                      f"{ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {ms(lat and lat.p90)} | {ms(lat and lat.p99)} | "
                      f"{ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
                      f"{r.verdict()} | {rss} | {note} |")
@@ -92,6 +91,14 @@ def render(report: Report, run_dir: Path) -> str:
         lines += [f"- **{r.engine}** ({r.precision_label()}): " + "; ".join(
             f"{k} `{json.dumps(v, sort_keys=True, default=str)}`" for k, v in sorted(r.settings.items()))
             for r in configured]
+    tuned = [r for r in report.results if r.search]
+    if tuned:  # --tune: what was tried for each tuned row (a short loop each), the chosen one first
+        lines += ["", "## Tuning (--tune: each engine's declared options, a short loop each)", ""]
+        for r in tuned:
+            lines.append(f"- **{r.engine}** ({r.where()}): chose `{json.dumps(r.settings.get('tuned_options'))}`; tried " + "; ".join(
+                f"`{json.dumps(t['options'], sort_keys=True)}` " + (
+                    f"{t['samples_per_s']:.2f}/s, p50 {t['p50_ms']:.2f} ms, parity {t['parity']}" if t["status"] == "ok"
+                    else f"{t['status']}: {t['reason']}") for t in r.search))
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
         lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]

@@ -51,3 +51,33 @@ def test_the_pareto_front_keeps_what_nothing_beats_on_both_axes():
     # the fourth is slower and has less throughput than the third
     pts = [(100.0, 10.0), (150.0, 10.0), (300.0, 40.0), (250.0, 50.0), (50.0, 5.0)]
     assert pareto(pts) == [1, 2, 4]
+
+
+def test_tune_searches_every_combination_of_the_declared_options_but_those_fixed():
+    from coordinator.engines import discover
+    from coordinator.tuning import candidates
+
+    ov = discover()["openvino"]
+    every = candidates(ov, {})
+    assert len(every) == 2 * 3 and {"performance_hint": "THROUGHPUT", "num_streams": 2} in every
+    fixed = candidates(ov, {"num_streams": 1})
+    assert fixed == [{"num_streams": 1, "performance_hint": "LATENCY"}, {"num_streams": 1, "performance_hint": "THROUGHPUT"}]
+    assert candidates(discover()["torch"], {}) == []  # nothing declared: no tuned row
+
+
+def test_the_best_candidate_is_the_fastest_that_passed_parity():
+    from coordinator.parity import Parity
+    from coordinator.tuning import best
+    from shared import Latency, RunResult
+    from coordinator.report import Row
+
+    def row(p50, passed=True, scenario="latency", per_s=None):
+        r = Row(**vars(RunResult("ort", "ok", latency_ms=Latency.from_values([p50] * 3), scenario=scenario,
+                                 throughput_per_s=per_s)))
+        r.parity = Parity(passed, "tensor", "fp32", 1e-4, 1e-4, [])
+        return r
+
+    assert best([({"a": 1}, row(10.0)), ({"a": 2}, row(5.0, passed=False)), ({"a": 3}, row(8.0))]) == {"a": 3}
+    assert best([({"a": 1}, row(10.0, scenario="throughput", per_s=50.0)),
+                 ({"a": 2}, row(5.0, scenario="throughput", per_s=40.0))]) == {"a": 1}  # samples/s decides
+    assert best([({"a": 1}, row(1.0, passed=False))]) is None
