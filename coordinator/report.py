@@ -169,8 +169,9 @@ class Report(Record):
         return super().from_dict(data)
 
     def reference_p50(self, precision: str = "fp32") -> Optional[float]:
-        for r in self.results:
-            if r.engine == REFERENCE and r.precision_requested == precision and r.latency_ms:
+        for r in self.results:  # at the default point: a batched or throughput p50 is another figure
+            if r.engine == REFERENCE and r.precision_requested == precision and r.latency_ms and \
+                    r.point() == Point() and not r.variant:
                 return r.latency_ms.p50
         return None
 
