@@ -6,8 +6,9 @@ Prepares resnet50 (random weights) and one input, then runs, interleaved, severa
       a spec.json with scenario "throughput" and concurrency 0 (the engine's choice: the THROUGHPUT
       hint's streams, OPTIMAL_NUMBER_OF_INFER_REQUESTS requests in an AsyncInferQueue) for T
       seconds: result.json's throughput_per_s, and
-  (b) `benchmark_app -m model.onnx -d CPU -hint throughput -nthreads N -shape [B,3,224,224]
-      -infer_precision f32 -ip f32 -t T`: the throughput of its JSON report,
+  (b) `benchmark_app -m model.onnx -d CPU -hint throughput -shape [B,3,224,224]
+      -infer_precision f32 -ip f32 -t T`: the throughput of its JSON report (benchmark_app takes
+      no -nthreads with a hint: it uses the machine's cores, so --threads defaults to them),
 both from the openvino runner's virtualenv with the runner's environment, the order swapped every
 round so that drift on a shared machine hits both alike. Prints each round with the streams and
 requests each used and the load average, then, as its last line, the median of the rounds'
@@ -52,7 +53,7 @@ def e2e_throughput(python: str, env: dict, model: Path, folder: Path, args: argp
 def benchmark_app_throughput(tool: str, env: dict, model: Path, folder: Path, args: argparse.Namespace) -> Tuple[float, str]:
     """One run of benchmark_app with the THROUGHPUT hint: its samples/s, and its streams and requests."""
     report = Path(tempfile.mkdtemp(dir=folder, prefix="ba-"))
-    argv = [tool, "-m", str(model), "-d", "CPU", "-hint", "throughput", "-nthreads", str(args.threads),
+    argv = [tool, "-m", str(model), "-d", "CPU", "-hint", "throughput",
             "-shape", f"[{args.batch},3,224,224]", "-t", str(args.seconds), "-infer_precision", "f32", "-ip", "f32",
             "-report_type", "no_counters", "-report_folder", str(report), "-json_stats"]
     done = subprocess.run(argv, cwd=report, env=env, capture_output=True, text=True)
@@ -60,16 +61,17 @@ def benchmark_app_throughput(tool: str, env: dict, model: Path, folder: Path, ar
     if done.returncode != 0 or not path.is_file():
         sys.exit(f"benchmark_app failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     streams = next((line.split(":")[-1].strip() for line in done.stdout.splitlines() if "NUM_STREAMS" in line), "?")
-    nireq = next((line.split("requests")[-1].strip(" :") for line in done.stdout.splitlines()
-                  if "number of parallel infer requests" in line.lower() or "infer requests" in line), "?")
-    return float(json.loads(path.read_text())["execution_results"]["throughput"]), f"{streams} streams, {nireq}"
+    nireq = next((line.split(":")[-1].strip() for line in done.stdout.splitlines()
+                  if "OPTIMAL_NUMBER_OF_INFER_REQUESTS" in line), "?")
+    return float(json.loads(path.read_text())["execution_results"]["throughput"]), f"{streams} streams, {nireq} requests"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=15, help="timed seconds per run, both tools")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="e2e's budget; benchmark_app always uses the machine's cores with a hint")
     parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
     from coordinator.engines import discover
