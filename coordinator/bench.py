@@ -27,6 +27,8 @@ from .explain import explain_row
 from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, create_all
 from .launchers.process import start_overhead
 from .parity import tolerance_precision
+from .points import Point, grown, points
+from .tuning import TUNED, best as best_options, candidates, record
 from .progress import watch_progress
 from .report import Report, Row
 from .sections import ModelInfo, Setup
@@ -74,7 +76,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                      if calibration else "the test inputs"),
     )
     pictures.keep_input(report, run_dir)  # the report's pictures outlive the cache
-    done = {(r.engine, r.precision_requested) for r in report.results}
+    done = {r.key() for r in report.results}
     if resume:
         report.interrupted = False
         report.notes = [n for n in report.notes if not n.startswith(INTERRUPTED)]
@@ -93,21 +95,39 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                         TimeElapsedColumn(), console=console, transient=True, auto_refresh=False)
     try:
         with progress:
-            todo = [(e, p) for e in selected for p in cfg.precisions if (e.id, p) not in done]
+            sweep = points(cfg.scenarios, cfg.batch, cfg.concurrency)
+            todo = [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
+                    if (e.id, p, *pt.key(), "") not in done]
             rows = progress.add_task("engines", total=len(todo))
-            for engine, precision in todo:
-                title = f"[bold]{engine.id}[/] at {precision}"
+            best: Dict[tuple, float] = {}  # --concurrency auto: its best samples/s so far per engine, precision, batch
+            while todo:
+                engine, precision, point = todo.pop(0)
+                where = f"{precision} {point.label()}".strip()
+                title = f"[bold]{engine.id}[/] at {where}"
                 progress.update(rows, description=title, refresh=True)
                 if not console.is_terminal:  # a log: one line when a row starts, one when it ends
-                    log(f"  {engine.id:<9} {precision:<5} started")
-                with watch_progress(ctx.io_dir(engine, precision),
+                    log(f"  {engine.id:<9} {where:<5} started")
+                with watch_progress(ctx.io_dir(engine, precision, point),
                                     lambda text: progress.update(rows, description=f"{title}: {text}", refresh=True)):
-                    row = ctx.run(engine, precision)
+                    row = ctx.run(engine, precision, point)
                 report.results.append(row)
                 _save(report, run_dir, views=False)  # nothing measured is lost
                 progress.advance(rows)
+                log(f"  {engine.id:<9} {where:<5} {row.status:<11} {row.summary()}")
+                if cfg.tune and row.status == "ok" and (engine.id, precision, *point.key(), TUNED) not in done:
+                    tuned = ctx.tune(engine, precision, point)
+                    if tuned is not None:
+                        report.results.append(tuned)
+                        _save(report, run_dir, views=False)
+                        log(f"  {engine.id:<9} {where} tuned {tuned.status:<11} {tuned.summary()}")
+                group = (engine.id, precision, point.scenario, point.batch)
+                more = grown(point, row.throughput_per_s if row.status == "ok" else None, best.get(group))
+                if row.status == "ok" and row.throughput_per_s and more is not None:
+                    best[group] = max(best.get(group, 0.0), row.throughput_per_s)
+                if more is not None and (engine.id, precision, *more.key(), "") not in done:
+                    todo.insert(0, (engine, precision, more))
+                    progress.update(rows, total=progress.tasks[0].total + 1)
                 progress.refresh()
-                log(f"  {engine.id:<9} {precision:<5} {row.status:<11} {row.summary()}")
     except KeyboardInterrupt:
         report.interrupted = True
         report.notes.append(f"{INTERRUPTED}: the engines without a row did not run (or did not finish); "
@@ -163,26 +183,48 @@ class _Context:
         virtualenv)."""
         return choose(engine, self.cfg.launcher, self.cfg.device or "cpu", self.launchers)
 
-    def io_dir(self, engine: Engine, precision: str) -> Path:
-        return self.run_dir / "logs" / f"{engine.id}-{precision}"
+    def io_dir(self, engine: Engine, precision: str, point: Point = Point(), variant: str = "") -> Path:
+        return self.run_dir / "logs" / f"{engine.id}-{precision}{point.folder()}{'-' + variant if variant else ''}"
 
-    def run(self, engine: Engine, precision: str) -> Row:
+    def tune(self, engine: Engine, precision: str, point: Point) -> Optional[Row]:
+        """--tune: every candidate of the engine's declared options for a short loop, then the
+        best in full, as a row marked tuned that keeps the search (coordinator/tuning.py)."""
+        trials = []
+        for k, options in enumerate(candidates(engine, self.cfg.options_for(engine.id))):
+            self.log(f"  {engine.id:<9} {precision} {point.label()} trying {options}")
+            trials.append((options, self.run(engine, precision, point, options=options, variant=f"search{k + 1}",
+                                             max_time=self.cfg.tune_time)))
+        if not trials:
+            return None
+        chosen = best_options(trials)
+        if chosen is None:
+            row = Row.make(engine, "", precision, RunResult(engine.id, "failed", reason=(
+                "no candidate of the search ran and passed parity; see `search`")), point=point)
+        else:
+            row = self.run(engine, precision, point, options=chosen, variant=TUNED)
+        row.variant, row.search = TUNED, record(trials)
+        row.settings["tuned_options"] = chosen
+        return row
+
+    def run(self, engine: Engine, precision: str, point: Point = Point(), options: Optional[Dict[str, Any]] = None,
+            variant: str = "", max_time: Optional[float] = None) -> Row:
+        """One row; `options` instead of the -o ones, `max_time` instead of --max-time (a search)."""
         cfg = self.cfg
         launcher, unavailable = self._launcher(engine)
-        io_dir = self.io_dir(engine, precision)
-        reason = self._skip_reason(engine, precision) or unavailable
+        io_dir = self.io_dir(engine, precision, point, variant)
+        reason = self._skip_reason(engine, precision, point) or unavailable
         if reason:  # nothing was launched
-            return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason))
+            return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason), point=point)
         try:
             model_path, model_info, row_input = self._model_for(engine)
         except Exception as e:  # an export at this engine's opset failed: its row, not the bench
-            return Row.make(engine, "", precision, RunResult.from_error(engine.id, e, stage="setup"))
+            return Row.make(engine, "", precision, RunResult.from_error(engine.id, e, stage="setup"), point=point)
         t = time.perf_counter()
         try:
             launcher.prepare(engine)
         except EnvironmentFailed as e:
             return Row.make(engine, launcher.name, precision,
-                            RunResult.from_error(engine.id, e, stage="setup"))
+                            RunResult.from_error(engine.id, e, stage="setup"), point=point)
         finally:
             self.phases["environments_s"] += time.perf_counter() - t
         spec = RunSpec(
@@ -190,10 +232,13 @@ class _Context:
             model_sha256=model_info.sha256 if model_info else "",
             model_files=list(model_info.external_data) if model_info else [],
             device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
-            iterations=cfg.iterations, min_time_s=cfg.min_time or 0.0, target_ci=cfg.target_ci, max_time_s=cfg.max_time,
-            repeats=cfg.repeats, threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+            iterations=None if max_time else cfg.iterations, min_time_s=0.0 if max_time else cfg.min_time or 0.0,
+            target_ci=cfg.target_ci, max_time_s=max_time or cfg.max_time,
+            repeats=cfg.repeats, threads=cfg.threads or 1, scenario=point.scenario, batch_size=point.batch,
+            concurrency=point.in_flight if point.scenario == "throughput" else 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
             calibration_path=self.calibration_path if precision == "int8" else None,
-            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id), engine_options=cfg.options_for(engine.id),
+            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id),
+            engine_options=cfg.options_for(engine.id) if options is None else options,
         )
         started = time.time()
         try:
@@ -208,14 +253,14 @@ class _Context:
                 f"the runner reported precision {result.precision!r}, which is not one of {', '.join(PRECISIONS)} "
                 "(a runner bug: the detail of a mixed precision goes in its settings)"))
         row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
-                       run_dir=self.run_dir)
+                       run_dir=self.run_dir, point=point)
         row.start_overhead_s = start_overhead(io_dir, started)
         row.model_input = row_input
         row.image = launcher.provenance(engine)  # the image tag@id, the venv, the host Python
         # Noisy from the robust spread around each input's median: a detector's latency depends
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
-        row.parity = self._parity(engine, precision, result, io_dir)
+        row.parity = self._parity(engine, precision, result, io_dir, point)
         if cfg.explain and row.parity and not row.parity.passed:
             row.divergence = self._explain(row, model_path)
         evaluation = self.data.info.evaluation
@@ -263,7 +308,10 @@ class _Context:
         chosen = self.exports[opset]
         return chosen.onnx_path, chosen.info, f"ONNX opset {opset} (its own export: {engine.name} loads opsets {low}-{high})"
 
-    def _skip_reason(self, engine: Engine, precision: str) -> Optional[str]:
+    def _skip_reason(self, engine: Engine, precision: str, point: Point = Point()) -> Optional[str]:
+        if point.batch > 1 and not self.artifact.family.batch_axis:
+            return (f"batch {point.batch}: a {self.artifact.task} model has no batch axis (it takes a list of "
+                    "images); run it at --batch 1")
         if engine.consumes == "torch" and self.artifact.torch_card is None:
             return "no PyTorch model to run: the model was given as an ONNX file"
         given, low, high = self.artifact.info.opset, *engine.opsets
@@ -272,10 +320,12 @@ class _Context:
                     f"opset {given}: convert it, or give the PyTorch model so e2e exports it at opset {high}")
         return engine_registry.skip_reason(engine, self.cfg.device or "cpu", precision)
 
-    def _parity(self, engine: Engine, precision: str, result: RunResult, io_dir: Path) -> Optional[Any]:
+    def _parity(self, engine: Engine, precision: str, result: RunResult, io_dir: Path,
+                point: Point = Point()) -> Optional[Any]:
         reference = self.data.reference_path
         outputs = io_dir / result.outputs_file if result.status == "ok" and result.outputs_file else None
-        if engine.id == REFERENCE and precision == "fp32" and not self._have_reference():
+        # the reference is PyTorch at fp32, one input at a time: a batched point is compared with it
+        if engine.id == REFERENCE and precision == "fp32" and point == Point() and not self._have_reference():
             if outputs is not None:
                 self._keep_reference(outputs)  # this run *is* the reference
             else:

@@ -127,3 +127,52 @@ def _label(text: str, y: float) -> str:
 
 def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 100 else f"{value:.3g} ms"
+
+
+PALETTE = ("#2f7ed8", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d35400")
+
+
+def latency_throughput(series: Sequence[Tuple[str, Sequence[Tuple[float, float, str]]]],
+                       front: Sequence[Tuple[float, float]], title: str) -> str:
+    """A latency-throughput curve per series (label, [(samples/s, p50 ms, point label)]), points
+    joined in order of throughput, and the Pareto front of all of them as a dashed line with
+    ringed points: the configurations no other beats on both axes."""
+    every = [(x, y) for _, pts in series for x, y, _ in pts]
+    if not every:
+        return ""
+    height, left, top, bottom = 320, 70, 30, 40
+    legend = LABEL
+    plot_w, plot_h = WIDTH - left - legend - 10, height - top - bottom
+    x_top, y_top = max(x for x, _ in every) * 1.1, max(y for _, y in every) * 1.1
+
+    def x(v: float) -> float:
+        return left + v / x_top * plot_w
+
+    def y(v: float) -> float:
+        return top + plot_h - v / y_top * plot_h
+
+    parts = [_title(title),
+             f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#333"/>',
+             f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#333"/>',
+             f'<text x="{left + plot_w}" y="{height - 8}" font-size="11" text-anchor="end">samples/s '
+             f'(0 to {x_top:,.3g})</text>',
+             f'<text x="{left - 6}" y="{top + 4}" font-size="11" text-anchor="end">{_ms(y_top)}</text>',
+             f'<text x="{left - 6}" y="{top + plot_h}" font-size="11" text-anchor="end">0</text>',
+             f'<text x="4" y="{top + plot_h / 2}" font-size="11">p50</text>']
+    for i, (label, pts) in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        ordered = sorted(pts)
+        parts.append(f'<polyline points="{" ".join(f"{x(a):.1f},{y(b):.1f}" for a, b, _ in ordered)}" fill="none" '
+                     f'stroke="{color}" stroke-width="1.5"/>')
+        parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3.5" fill="{color}"><title>{escape(label)} '
+                  f'{escape(name)}: {a:,.1f}/s, p50 {_ms(b)}</title></circle>' for a, b, name in ordered]
+        ly = top + 10 + i * 18
+        parts.append(f'<rect x="{WIDTH - legend + 4}" y="{ly - 9}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{WIDTH - legend + 18}" y="{ly}" font-size="12">{escape(label)}</text>')
+    ordered_front = sorted(front)
+    if ordered_front:
+        parts.append(f'<polyline points="{" ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in ordered_front)}" fill="none" '
+                     'stroke="#333" stroke-dasharray="5 3"/>')
+        parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="7" fill="none" stroke="#333"/>' for a, b in ordered_front]
+    return _svg(height, parts, f"{title}: p50 latency against samples/s per engine; the dashed line and rings "
+                               "mark the Pareto front (no other point has more samples/s at a lower latency)")

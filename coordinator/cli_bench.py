@@ -54,7 +54,7 @@ def _default_text(f: Field) -> str:
     value = f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
     if value is MISSING or value is None or value == []:
         return ""
-    return ",".join(value) if isinstance(value, list) else str(value)
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 bench.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

@@ -92,7 +92,8 @@ def _change(old: Optional[Row], new: Optional[Row], threshold: float) -> Change:
     some = new or old
     assert some is not None
     p50 = lambda r: r.latency_ms.p50 if r and r.latency_ms else None  # noqa: E731
-    c = Change(some.engine, some.precision_requested, old.status if old else "absent",
+    where = " ".join(p for p in (some.precision_requested, some.point().label()) if p)
+    c = Change(some.engine, where, old.status if old else "absent",
                new.status if new else "absent", p50(old), p50(new),
                old.verdict() if old else "", new.verdict() if new else "", "")
     reasons = []
@@ -121,7 +122,7 @@ def _samples(r: Optional[Row]) -> List[float]:
 
 
 def _key(r: Row) -> tuple:
-    return r.engine, r.precision_requested
+    return r.key()  # engine, precision asked and the sweep point: a sweep compares point by point
 
 
 def _text(value: Any) -> str:

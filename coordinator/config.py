@@ -46,6 +46,16 @@ class BenchConfig:
     device: Optional[str] = option("cpu, cuda or cuda:N.", None, shown="cuda:0 if an NVIDIA GPU is visible, else cpu")
     precisions: List[str] = option("Comma list of fp32, fp16, bf16, int8: one row per engine and precision.",
                                    factory=lambda: ["fp32"], flags=("--precision",))
+    scenarios: List[str] = option("Comma list: latency (one request at a time), throughput (requests in flight, "
+                                  "samples/s); one row per engine, precision and point.", factory=lambda: ["latency"],
+                                  flags=("--scenario",))
+    batch: List[int] = option("Comma list of batch sizes (models with a batch axis): a row each.", factory=lambda: [1])
+    concurrency: List[str] = option("Throughput: requests in flight, a comma list of counts, 'engine' (the engine's "
+                                    "own choice) or 'auto' (double until samples/s stop rising).",
+                                    factory=lambda: ["engine"])
+    tune: bool = option("Each engine at its best too: after its equal-threads row, search the options its manifest "
+                        "declares (a short loop each) and run the best as a second row marked tuned.", False)
+    tune_time: float = option("--tune: seconds of timed calls per candidate.", 5.0)
     warmup: int = option("Untimed calls at most (every test input runs once for parity).", 5)
     warmup_time: float = option("Seconds of untimed calls at most.", 10.0)
     iterations: Optional[int] = option("A fixed count of timed calls.", None,
@@ -101,8 +111,13 @@ class BenchConfig:
                 raise UsageError(f"--{name} must be at least 1")
         if self.min_time is None:
             self.min_time = 0.0 if self.iterations else 1.0
+        if self.tune_time <= 0:
+            raise UsageError("--tune-time must be > 0 seconds")
         if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
             raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
+        from .points import check
+
+        check(self.scenarios, self.batch, self.concurrency)
         bad = sorted(set(self.fail_on) - set(FAIL_ON))
         if bad:
             raise UsageError(f"--fail-on: unknown outcome {', '.join(bad)}; valid: {', '.join(FAIL_ON)}")
@@ -212,6 +227,8 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
             return tuple(value)
     if typing.get_origin(hint) is list and isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
+    if hint == List[int] and isinstance(value, list):  # "1,4,8"
+        value = [int(v) if isinstance(v, str) and v.isdigit() else v for v in value]
     try:
         return convert(hint, value, where)
     except (ProtocolError, TypeError):

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -27,6 +27,8 @@ class Engine:
     note: str = ""  # why the engine needs what it needs, shown in skip reasons
     consumes: str = "onnx"  # onnx: the export; torch: the PyTorch model card + state dict
     opsets: Tuple[int, int] = ANY_OPSET  # the ONNX opsets it loads, inclusive
+    # --tune: engine option -> the values searched (coordinator/tuning.py), as the manifest lists them
+    tuning: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
 
     def opset_for(self, wanted: int) -> int:
         """The opset this engine gets: the one asked for when it loads it, else the nearest it loads."""
@@ -55,6 +57,7 @@ def _load(folder: Path) -> Engine:
             devices=tuple(data.pop("devices")), precisions=tuple(data.pop("precisions")),
             launchers=tuple(data.pop("launchers")), note=str(data.pop("note", "")),
             consumes=str(data.pop("consumes", "onnx")), opsets=tuple(data.pop("opsets", ANY_OPSET)),
+            tuning=tuple((str(k), tuple(v)) for k, v in (data.pop("tuning", None) or {}).items()),
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
         raise UsageError(f"{manifest}: invalid manifest ({e})") from None

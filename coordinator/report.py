@@ -15,6 +15,7 @@ from .engines import REFERENCE, Engine
 from .accuracy import Accuracy
 from .divergence import Divergence
 from .parity import Parity
+from .points import Point
 from .sections import DataInfo, Device, ModelInfo, Section, Setup
 
 REPORT_SCHEMA_VERSION = 2  # 2: setup holds each setting once, in config (1 also had copies; still read)
@@ -35,13 +36,37 @@ class Row(RunResult):
     image: str = ""  # where the row ran (Launcher.provenance): image tag@id, venv and its pins, or the host Python
     model_input: str = ""  # what the engine was given: "ONNX opset 17", "the PyTorch model"
     divergence: Optional[Divergence] = None  # where the outputs go wrong (e2e explain, bench --explain)
+    # the sweep point's concurrency as asked (a count, "engine", "auto:N"); `concurrency` is as run
+    concurrency_requested: str = "1"
+    # "" for the equal-threads row; "tuned": the best of the engine's declared options (--tune),
+    # with every candidate's options and figures in `search`
+    variant: str = ""
+    search: List[Dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
-             log: Optional[Path] = None, run_dir: Optional[Path] = None) -> "Row":
+             log: Optional[Path] = None, run_dir: Optional[Path] = None, point: Point = Point()) -> "Row":
         fields = {k: v for k, v in vars(result).items()}
+        # a row the coordinator made (skipped, failed to start) is still at its point
+        fields.update(scenario=point.scenario, batch_size=point.batch)
         rel = os.path.relpath(log, run_dir) if log and run_dir and log.exists() else ""
-        return cls(**fields, name=engine.name, launcher=launcher, precision_requested=precision, log=rel)
+        return cls(**fields, name=engine.name, launcher=launcher, precision_requested=precision, log=rel,
+                   concurrency_requested=point.concurrency)
+
+    def point(self) -> Point:
+        return Point(self.scenario, self.batch_size, self.concurrency_requested)
+
+    def key(self) -> tuple:
+        """What identifies the row in a run (resume) and across runs (compare)."""
+        return (self.engine, self.precision_requested, *self.point().key(), self.variant)
+
+    def where(self) -> str:
+        """The precision, the point off the default one, and tuned: "fp32 throughput b4 c=2 tuned"."""
+        return " ".join(p for p in (self.precision_label(), self.point().label(), self.variant) if p)
+
+    def label(self) -> str:
+        """The engine, its precision and, off the default point, the point: "ort fp32 throughput b4 c=2"."""
+        return " ".join(p for p in (self.engine, self.precision_label(), self.point().label(), self.variant) if p)
 
     def precision_label(self) -> str:
         """What the engine ran at, and what was asked when the engine chose otherwise."""
@@ -144,8 +169,9 @@ class Report(Record):
         return super().from_dict(data)
 
     def reference_p50(self, precision: str = "fp32") -> Optional[float]:
-        for r in self.results:
-            if r.engine == REFERENCE and r.precision_requested == precision and r.latency_ms:
+        for r in self.results:  # at the default point: a batched or throughput p50 is another figure
+            if r.engine == REFERENCE and r.precision_requested == precision and r.latency_ms and \
+                    r.point() == Point() and not r.variant:
                 return r.latency_ms.p50
         return None
 

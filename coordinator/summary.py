@@ -22,7 +22,7 @@ def summary_table(report: Report) -> Table:
     colors = {"ok": "green", "skipped": "dim", "unsupported": "yellow", "failed": "red", "timeout": "red"}
     for r in report.results:
         lat = r.latency_ms
-        cells = [r.engine, r.precision_label(), r.launcher, f"[{colors[r.status]}]{r.status}[/]",
+        cells = [r.engine, r.where(), r.launcher, f"[{colors[r.status]}]{r.status}[/]",
                  f"{lat.p50:.2f}" if lat else "", r.ci_text() if lat else "", f"{lat.p99:.2f}" if lat else "",
                  f"{ref / lat.p50:.2f}x" if ref and lat else "", r.verdict()]
         if scored:

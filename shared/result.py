@@ -120,7 +120,14 @@ class RunResult(Record):
     # median ms per phase where the runner can split a call (pre-processing / inference /
     # post-processing of a torchvision detector), measured on untimed warm-up calls
     breakdown_ms: Dict[str, float] = field(default_factory=dict)
-    throughput_per_s: Optional[float] = None
+    throughput_per_s: Optional[float] = None  # samples (not calls) per second
+    scenario: str = "latency"  # the spec's: how the timed loop drove the engine
+    batch_size: int = 1  # samples per call
+    # requests kept in flight (the throughput scenario; 1 in the latency scenario), as run
+    concurrency: int = 1
+    # what the engine really overlapped: the sum of the calls' latencies over the loops' wall time
+    # (Little's law); below `concurrency` when submissions, not the engine, were the bottleneck
+    achieved_concurrency: Optional[float] = None
     resources: Optional[Resources] = None
     settings: Dict[str, Any] = field(default_factory=dict)  # effective settings read back
     environment: Dict[str, Any] = field(default_factory=dict)

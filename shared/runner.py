@@ -9,6 +9,13 @@ Lifecycle of `Runner.run()`:
            hook offers phases; then `repeats` timed loops over the inputs in turn
   release  `release_impl()`, always
 
+The scenario (`spec.scenario`) decides what a timed loop does: `latency` calls `infer_impl`
+once at a time; `throughput` keeps `in_flight` requests going through `submit_impl` (the
+engine's own async API, or by default worker threads calling `infer_impl`), with the thread
+budget split among them (`threads_per_request`). With `spec.batch_size` B > 1 the samples are
+the test inputs stacked B at a time (shared.batching), and the outputs are split back per input
+for parity.
+
 A hook raises `UnsupportedError` when the engine cannot handle the model and
 `EngineUnavailable` when it cannot run here; anything else is a failure of the stage it was
 raised in. Timing wraps `infer_impl` only: host->device and device->host copies belong in it
@@ -24,6 +31,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import atomic, faults
+from .batching import batched, unbatched
 from .environment import describe
 from .errors import E2EError, ProtocolError
 from .monitor import ResourceWindow, peak_rss_mb, reset_peak_rss, resets_peak_rss
@@ -31,7 +39,7 @@ from .records import write_json_atomic
 from .result import Latency, Measurement, RunResult
 from .spec import RunSpec
 from .tensors import Sample, load_samples
-from .timing import GC_POLICY, StopRule, quiet_gc, timed_loop
+from .timing import GC_POLICY, StopRule, concurrent_loop, quiet_gc, timed_loop
 
 
 @dataclasses.dataclass
@@ -44,6 +52,10 @@ class Runner:
     packages: List[str] = []
     #: dataclass validating `spec.engine_options` (unknown keys and bad values are errors)
     Options: Any = NoOptions
+    #: whether requests may overlap in the throughput scenario: `infer_impl` is safe on several
+    #: threads at once (and releases the GIL), or the runner has its own `submit_impl`. A runner
+    #: that says no runs one request in flight there, with the whole budget, and the row says so.
+    concurrent = False
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
@@ -54,8 +66,15 @@ class Runner:
         self.settings: Dict[str, Any] = {}
         #: the per-op / per-layer mix behind `precision`, as the engine reports it
         self.precision_detail: Dict[str, Any] = {}
-        #: the input samples, read before `load_impl` (shape specialisation, profiles)
+        #: the input samples, read before `load_impl` (shape specialisation, profiles); batched
+        #: B at a time with `spec.batch_size` B > 1
         self.samples: List[Sample] = []
+        #: throughput scenario: requests kept in flight, and each one's share of the thread
+        #: budget; set before `load_impl`, which may change them (an engine's own choice)
+        self.in_flight = 1
+        self.threads_per_request = spec.threads
+        self._workers: Any = None  # the default submit_impl's thread pool
+        self._inputs: List[Sample] = []  # the test inputs as read (batch 1)
         #: phase -> ms per instrumented call (see `instrument_impl`)
         self.phase_ms: Dict[str, List[float]] = {}
         self._stages: List[str] = []
@@ -89,6 +108,27 @@ class Runner:
 
     def release_impl(self) -> None:
         """Free the engine's resources."""
+
+    def submit_impl(self, feeds: Sample, done: Callable[[Any, Optional[BaseException]], None]) -> None:
+        """Throughput scenario: start one inference and return at once; call `done(raw, error)`
+        from any thread when it ends (`raw` as `infer_impl` returns it). Default: one of
+        `in_flight` worker threads calls `infer_impl`, for engines whose calls release the GIL;
+        an engine with its own async API (OpenVINO's AsyncInferQueue) overrides this."""
+        if self._workers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._workers = ThreadPoolExecutor(self.in_flight, thread_name_prefix="e2e-request",
+                                               initializer=self.worker_init_impl)
+
+        def finished(future: Any) -> None:
+            error = future.exception()
+            done(None if error else future.result(), error)
+
+        self._workers.submit(self.infer_impl, feeds).add_done_callback(finished)
+
+    def worker_init_impl(self) -> None:
+        """Optional: run once on each worker thread of the default `submit_impl`, before its
+        first request (an engine whose thread pool is per calling thread sizes it here)."""
 
     def instrument_impl(self, on: bool) -> None:
         """Optional: while on, append each call's phase times (ms) to `self.phase_ms[phase]`.
@@ -124,9 +164,15 @@ class Runner:
                 self.options = _parse_options(self.Options, spec.engine_options)
                 self.available_impl()
                 base["engine_version"] = self.version_impl()
-                self.samples = load_samples(spec.inputs_path)
-                if not self.samples:
+                self._inputs = load_samples(spec.inputs_path)
+                if not self._inputs:
                     raise ProtocolError("{} holds no input samples".format(spec.inputs_path))
+                self.samples = batched(self._inputs, spec.batch_size)
+                if spec.scenario == "throughput" and self.concurrent:
+                    self.in_flight = spec.concurrency or spec.threads
+                    self.threads_per_request = max(1, spec.threads // self.in_flight)
+                elif spec.scenario == "throughput":
+                    self.settings["one_request_in_flight"] = "this runner's engine calls cannot overlap"
             with self.stage("load"):
                 faults.in_load(spec.fault, spec.memory_limit_mb)
                 self.load_impl()
@@ -146,6 +192,8 @@ class Runner:
                 precision=self.precision, settings=self.settings, precision_detail=self.precision_detail,
                 stage_seconds=self._stage_times(), **base), []
         finally:
+            if self._workers is not None:
+                self._workers.shutdown(wait=False)
             try:
                 self.release_impl()
             except Exception:
@@ -196,9 +244,13 @@ class Runner:
 
     def _measure(self, samples: List[Sample]) -> Tuple[RunResult, List[Sample]]:
         spec = self.spec
+        throughput = spec.scenario == "throughput"
+        # One call at a time (first inference, parity pass, warm-up): through the engine's async
+        # path in the throughput scenario, so its outputs are the ones checked.
+        call = self._submit_and_wait if throughput else self.infer_impl
         load_peak = peak_rss_mb()
         start = time.perf_counter()
-        raw = self.infer_impl(samples[0])
+        raw = call(samples[0])
         first_ms = (time.perf_counter() - start) * 1e3
         fault = spec.fault
         outputs = [faults.outputs(fault, _checked(self.outputs_impl(raw)))]
@@ -214,27 +266,35 @@ class Runner:
         try:
             while calls < n - 1 or (calls < spec.warmup and time.perf_counter() - warm_start < spec.warmup_time_s):
                 calls += 1
-                raw = self.infer_impl(samples[calls % n])
+                raw = call(samples[calls % n])
                 if calls < n:
                     outputs.append(faults.outputs(fault, _checked(self.outputs_impl(raw))))
                 raw = None
         finally:
             self.instrument_impl(False)
+        if throughput:  # every request slot (stream, worker thread) started once before timing
+            calls += len(concurrent_loop(self.submit_impl, samples, StopRule(2 * self.in_flight), self.in_flight)[0])
         warmup_s = time.perf_counter() - warm_start
         per_call_ms = warmup_s * 1e3 / calls if calls else first_ms
-        self._progress("timed", first_ms, self._timed_estimate(per_call_ms))
+        self._progress("timed", first_ms, self._timed_estimate(per_call_ms / self.in_flight))
         rule = StopRule(spec.iterations, spec.min_iterations, spec.min_time_s, spec.target_ci, spec.max_time_s)
         latencies, indices, medians, stops = [], [], [], []  # type: List[float], List[int], List[float], List[str]
+        wall = 0.0
         peak_before = peak_rss_mb()  # load, compile and warm-up
         reset_peak_rss()
         with ResourceWindow(spec.device_index if spec.device != "cpu" else None) as window, quiet_gc():
             for _ in range(spec.repeats):
-                loop = timed_loop(self.infer_impl, samples, rule)
+                loop = concurrent_loop(self.submit_impl, samples, rule, self.in_flight) if throughput else \
+                    timed_loop(self.infer_impl, samples, rule)
                 latencies += loop.latencies_ms
                 indices += loop.input_index
                 medians.append(Latency.from_values(loop.latencies_ms).p50)
                 stops.append(loop.stop)
+                wall += loop.wall_s
         latency = Latency.from_values(latencies, indices)
+        if throughput:  # the fair-accounting record: the budget every engine shares, and its split
+            self.settings.update(requests_in_flight=self.in_flight, threads_budget=spec.threads,
+                                 threads_per_request=self.threads_per_request)
         resources = window.resources()
         resources.peak_rss_mb = max(resources.peak_rss_mb, peak_before)  # the whole process
         resources.load_peak_rss_mb = load_peak
@@ -250,9 +310,32 @@ class Runner:
                 latencies_ms=[round(x, 6) for x in latencies], input_index=indices),
             repeat_p50_ms=medians if spec.repeats > 1 else [],
             breakdown_ms={k: Latency.from_values(v[len(v) // 2:]).p50 for k, v in self.phase_ms.items() if v},
-            throughput_per_s=spec.batch_size * 1e3 / latency.mean, resources=resources,
+            # latency: calls back to back, so samples/s from the mean call; throughput: the calls
+            # finished over the loops' wall time, the drain of the last requests included
+            throughput_per_s=spec.batch_size * (len(latencies) / wall if throughput else 1e3 / latency.mean),
+            scenario=spec.scenario, batch_size=spec.batch_size, concurrency=self.in_flight,
+            achieved_concurrency=sum(latencies) / 1e3 / wall if wall > 0 else None, resources=resources,
         )
+        outputs = unbatched(outputs, self._inputs, spec.batch_size)
         return result, outputs if spec.save_outputs else []
+
+    def _submit_and_wait(self, feeds: Sample) -> Any:
+        """One request through `submit_impl`, waited for: its raw outputs."""
+        import threading
+
+        ended = threading.Event()
+        box = []  # type: List[Any]
+
+        def done(raw: Any, error: Optional[BaseException]) -> None:
+            box.append((raw, error))
+            ended.set()
+
+        self.submit_impl(feeds, done)
+        ended.wait()
+        raw, error = box[0]
+        if error is not None:
+            raise error
+        return raw
 
     def _timed_estimate(self, per_call_ms: float) -> float:
         """Seconds the timed loops will take, from a call's latency: the planned calls, at

@@ -7,8 +7,12 @@ from typing import Any, Dict, List, Optional
 from .faults import FAULTS
 from .records import Record
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: scenario and concurrency
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# How the timed loop drives the engine (the runner base class runs each; names after MLPerf's):
+# latency: one request at a time (SingleStream); throughput: `concurrency` requests in flight
+# through the engine's own async API or worker threads, the engine kept busy (as Offline aims).
+SCENARIOS = ("latency", "throughput")
 
 
 @dataclass
@@ -35,8 +39,12 @@ class RunSpec(Record):
     target_ci: float = 0.01
     max_time_s: float = 60.0
     repeats: int = 1  # timed loops in a row; the spread of their medians is reported
-    batch_size: int = 1
-    threads: int = 1
+    scenario: str = "latency"
+    batch_size: int = 1  # test inputs stacked B at a time on the batch axis (shared.batching)
+    # throughput: requests in flight; 0: the engine's own choice (OpenVINO's optimal number of
+    # infer requests; else one per thread). The latency scenario has one.
+    concurrency: int = 1
+    threads: int = 1  # the CPU budget: in the throughput scenario, split among the requests
     engine_options: Dict[str, Any] = field(default_factory=dict)
     save_outputs: bool = True
     cache_dir: Optional[str] = None  # writable, persistent across runs (engine caches, tuning logs)
@@ -55,6 +63,10 @@ class RunSpec(Record):
             raise ValueError("precision must be one of {}, got {!r}".format(", ".join(PRECISIONS), self.precision))
         if self.device != "cpu" and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError("device must be 'cpu' or 'cuda:N', got {!r}".format(self.device))
+        if self.scenario not in SCENARIOS:
+            raise ValueError("scenario must be one of {}, got {!r}".format(", ".join(SCENARIOS), self.scenario))
+        if self.concurrency < 0 or (self.scenario == "latency" and self.concurrency != 1):
+            raise ValueError("concurrency must be >= 0 (0: the engine's choice), and 1 in the latency scenario")
         for name in ("warmup", "batch_size", "threads", "repeats", "min_iterations"):
             if getattr(self, name) < (0 if name == "warmup" else 1):
                 raise ValueError("{} must be positive, got {}".format(name, getattr(self, name)))

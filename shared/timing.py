@@ -1,12 +1,14 @@
-"""The timed loop. Kept bare on purpose: the only work between two clock reads is the call.
+"""The timed loops. Kept bare on purpose: the only work between two clock reads is the call.
 
-It stops by itself (`until_known`): after a minimum count and time, once the median is known
+`timed_loop` makes one call at a time (the latency scenario); `concurrent_loop` keeps N requests
+in flight through a runner's submit hook (the throughput scenario). Either stops by itself (`until_known`): after a minimum count and time, once the median is known
 to +-target (the distribution-free 95% interval of `shared.stats`), or when the row's time
 budget is spent; or after a fixed count (`fixed`), as `--iterations` asks.
 """
 import gc
+import threading
 import time
-from typing import Callable, List, NamedTuple, Optional, Sequence, TypeVar
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, TypeVar
 
 from .stats import relative_halfwidth
 
@@ -19,6 +21,7 @@ class Loop(NamedTuple):
     latencies_ms: List[float]
     input_index: List[int]
     stop: str  # converged, budget or count
+    wall_s: float = 0.0  # from the first call's start to the last one's end
 
 
 class StopRule(NamedTuple):
@@ -65,7 +68,73 @@ def timed_loop(call: Callable[[T], object], inputs: Sequence[T], rule: StopRule)
                 stop = "converged"
             else:  # not after every call: look again after 10% more calls
                 check = i + max(1, i // 10)
-    return Loop(latencies, [k % n for k in range(i)], stop)
+    return Loop(latencies, [k % n for k in range(i)], stop, clock() - start)
+
+
+# submit(feeds, done): start one inference, return at once; done(raw, error) when it ends
+Submit = Callable[[Any, Callable[[Any, Optional[BaseException]], None]], None]
+
+
+def concurrent_loop(submit: Submit, inputs: Sequence[Any], rule: StopRule, in_flight: int) -> Loop:
+    """Keep `in_flight` requests going (a closed loop: a new one starts as soon as one ends, as
+    benchmark_app's async mode and perf_analyzer's concurrency do) until `rule` says stop, then
+    wait for the last. Each request's latency runs from its submission to its completion
+    callback; `wall_s` includes the drain, so samples/s = calls x batch / wall_s. The stopping
+    rule is checked on the main thread, between submissions, on the calls finished so far."""
+    clock = time.perf_counter
+    n = len(inputs)
+    free = threading.Semaphore(in_flight)
+    lock = threading.Lock()
+    latencies, index = [], []  # type: List[float], List[int]
+    errors = []  # type: List[BaseException]
+
+    def finisher(i: int, t0: float) -> Callable[[Any, Optional[BaseException]], None]:
+        def done(raw: Any, error: Optional[BaseException]) -> None:
+            t1 = clock()
+            with lock:
+                latencies.append((t1 - t0) * 1e3)
+                index.append(i % n)
+                if error is not None:
+                    errors.append(error)
+            free.release()
+        return done
+
+    fixed = rule.iterations is not None
+    enough = rule.iterations if fixed else rule.min_iterations
+    i, check, stop = 0, max(enough, 1), ""  # type: int, int, str
+    start = clock()
+    min_end, budget_end = start + rule.min_time_s, start + rule.max_time_s
+    while not stop:
+        free.acquire()
+        now = clock()
+        if errors:
+            free.release()
+            break
+        with lock:
+            done_count = len(latencies)
+        if fixed:
+            stop = "count" if i >= check and now >= min_end else ""
+        elif now >= budget_end:
+            stop = "budget"
+        elif done_count >= check and now >= min_end:
+            with lock:
+                values, groups = list(latencies), list(index)
+            if relative_halfwidth(values, groups) <= rule.target_ci:
+                stop = "converged"
+            else:
+                check = done_count + max(1, done_count // 10)
+        if stop:
+            free.release()
+            break
+        t0 = clock()
+        submit(inputs[i % n], finisher(i, t0))
+        i += 1
+    for _ in range(in_flight):  # the drain: every request in flight has ended
+        free.acquire()
+    wall = clock() - start
+    if errors:
+        raise errors[0]
+    return Loop(latencies, index, stop, wall)
 
 
 class quiet_gc:

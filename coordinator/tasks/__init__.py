@@ -57,6 +57,9 @@ class Task:
     parity_method = "tensor"
     #: whether `picture` draws anything (the report keeps the first test input only then)
     draws = False
+    #: whether axis 0 of every input and output is a batch axis, so that batch B > 1 can stack
+    #: B test inputs into one call (shared.batching); a detector taking a list of images has none
+    batch_axis = True
 
     # -- recognising a model whose family was not given ------------------------------------
     def claims_torch_output(self, output: Any) -> bool:

@@ -34,6 +34,7 @@ MATCH_IOU = 0.5
 class Detection(Task):
     name = "detection"
     torch_call = "list_of_images"
+    batch_axis = False  # a list of CHW images, one graph call per image
     torch_outputs = "first_dict"
     dataset_kinds = ("coco",)
     parity_method = "detection"

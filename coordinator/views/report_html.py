@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .. import charts, pictures
+from .. import charts, pictures, sweep
 from ..report import Report, Row
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
 
@@ -19,7 +19,7 @@ def render(report: Report, run_dir: Path) -> str:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
     ref = report.reference_p50()
     ok = [r for r in report.results if r.status == "ok" and r.latency_ms]
-    labels = {id(r): f"{r.engine} {r.precision_label()}" for r in report.results}
+    labels = {id(r): r.label() for r in report.results}
     s = report.setup
     return env.get_template("report.html.j2").render(
         report=report, model=report.model, rows=[_row(r, ref) for r in report.results],
@@ -30,9 +30,11 @@ def render(report: Report, run_dir: Path) -> str:
             "distribution": charts.distribution(
                 [(labels[id(r)], (r.latency_ms.min, r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p95,
                                   r.latency_ms.p99, r.latency_ms.max)) for r in ok], "Latency distribution"),
+            "curves": _curves(report),
             "speedup": charts.speedup([(labels[id(r)], ref / r.latency_ms.p50) for r in ok] if ref else [],
                                       "Speed-up against PyTorch (p50)"),
         },
+        sweep=_sweep(report),
         phases={k: f"{v:.1f}" for k, v in (report.setup.phase_seconds or {}).items()},
         parity=[{"label": labels[id(r)], "text": parity_text(r.parity)} for r in report.results if r.parity],
         divergences=[_divergence(r, labels[id(r)]) for r in report.results if r.divergence],
@@ -47,6 +49,31 @@ def render(report: Report, run_dir: Path) -> str:
     )
 
 
+def _curves(report: Report) -> str:
+    """The latency-throughput curve per engine and precision, over a sweep's points."""
+    if not sweep.swept(report):
+        return ""
+    table = sweep.frame(report)
+    series: Dict[str, list] = {}
+    for _, r in table.iterrows():
+        point = f"{r['scenario']} b{r['batch']}" + (f" c={r['concurrency']}" if r["scenario"] == "throughput" else "")
+        series.setdefault(f"{r['engine']} {r['precision']}", []).append((r["samples/s"], r["p50 ms"], point))
+    front = [(r["samples/s"], r["p50 ms"]) for _, r in table.iterrows() if r["pareto"]]
+    return charts.latency_throughput(list(series.items()), front, "Latency against throughput")
+
+
+def _sweep(report: Report) -> Dict[str, Any]:
+    """The sweep's tables (pandas): every point, and samples/s pivoted by engine and point."""
+    if not sweep.swept(report):
+        return {}
+    table = sweep.frame(report)
+    pivot = sweep.pivot(report)
+    fmt = lambda v: "" if v != v else f"{v:.2f}" if isinstance(v, float) else str(v)  # noqa: E731
+    return {"columns": list(table.columns), "rows": [[fmt(v) for v in row] for row in table.itertuples(index=False)],
+            "pivot_columns": ["engine", "precision"] + [str(c) for c in pivot.columns],
+            "pivot_rows": [[*key, *(fmt(v) for v in row)] for key, row in zip(pivot.index, pivot.itertuples(index=False))]}
+
+
 def _mb(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.0f}"
 
@@ -55,7 +82,7 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
     lat, res = r.latency_ms, r.resources
     note = r.note()
     return {
-        "engine": r.engine, "precision": r.precision_label(), "launcher": r.launcher, "status": r.status,
+        "engine": r.engine, "precision": r.where(), "launcher": r.launcher, "status": r.status,
         "ok": r.status == "ok", "p50": ms(lat and lat.p50), "p90": ms(lat and lat.p90), "p99": ms(lat and lat.p99),
         "mean": ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
         "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+from .. import sweep
 from ..report import Report
 from ..sections import TensorInfo
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
@@ -25,10 +26,17 @@ def render(report: Report, run_dir: Path) -> str:
         speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = r.note().replace("|", "\\|")
-        lines.append(f"| {r.engine} | {r.precision_label()} | {r.launcher} | {r.status} | "
+        lines.append(f"| {r.engine} | {r.where()} | {r.launcher} | {r.status} | "
                      f"{ms(lat and lat.p50)} | {r.ci_text() if lat else ''} | {ms(lat and lat.p90)} | {ms(lat and lat.p99)} | "
                      f"{ms(lat and lat.mean)} | {f'{lat.cv:.1%}' if lat else ''} | {speedup} | "
                      f"{r.verdict()} | {rss} | {note} |")
+    if sweep.swept(report):
+        lines += ["", "## Throughput and latency per point", "",
+                  "Samples/s in the throughput scenario: samples finished over the timed loop's wall time, the "
+                  "drain included, every engine with the same thread budget; achieved: the concurrency the "
+                  "engine really overlapped; pareto: no other row has more samples/s at a lower p50.", "",
+                  sweep.markdown(sweep.frame(report).set_index(["engine", "precision"])), "",
+                  "Samples/s by engine and point:", "", sweep.markdown(sweep.pivot(report))]
     setup, s, d, data = report.setup, report.setup.settings(), report.device, report.data
     lines += [
         "", "## Setup", "",
@@ -83,6 +91,14 @@ def render(report: Report, run_dir: Path) -> str:
         lines += [f"- **{r.engine}** ({r.precision_label()}): " + "; ".join(
             f"{k} `{json.dumps(v, sort_keys=True, default=str)}`" for k, v in sorted(r.settings.items()))
             for r in configured]
+    tuned = [r for r in report.results if r.search]
+    if tuned:  # --tune: what was tried for each tuned row (a short loop each), the chosen one first
+        lines += ["", "## Tuning (--tune: each engine's declared options, a short loop each)", ""]
+        for r in tuned:
+            lines.append(f"- **{r.engine}** ({r.where()}): chose `{json.dumps(r.settings.get('tuned_options'))}`; tried " + "; ".join(
+                f"`{json.dumps(t['options'], sort_keys=True)}` " + (
+                    f"{t['samples_per_s']:.2f}/s, p50 {t['p50_ms']:.2f} ms, parity {t['parity']}" if t["status"] == "ok"
+                    else f"{t['status']}: {t['reason']}") for t in r.search))
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
         lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]

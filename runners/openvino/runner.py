@@ -1,5 +1,9 @@
 """OpenVINO runner: the CPU plugin, at an explicit inference precision read back after compiling.
-int8 is NNCF post-training quantization, calibrated (--calibration or the test inputs) and cached."""
+int8 is NNCF post-training quantization, calibrated (--calibration or the test inputs) and cached.
+
+Throughput scenario: compiled with the THROUGHPUT hint (the plugin picks its streams for the
+thread budget, as `benchmark_app -hint throughput` does) and driven by an AsyncInferQueue of
+OPTIMAL_NUMBER_OF_INFER_REQUESTS requests (or the concurrency asked), both read back."""
 import os
 import re
 from collections import Counter
@@ -9,6 +13,7 @@ from typing import Any, Callable, Optional, Tuple
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 
 HINTS = ("LATENCY", "THROUGHPUT")
+SCENARIO_HINT = {"latency": "LATENCY", "throughput": "THROUGHPUT"}  # an expert's hint for each scenario
 # e2e precision -> OpenVINO element type, and back
 TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 FROM_OV = {v: k for k, v in TO_OV.items()}
@@ -16,19 +21,21 @@ FROM_OV = {v: k for k, v in TO_OV.items()}
 
 @dataclass
 class Options:
-    performance_hint: str = "LATENCY"
-    num_streams: int = 1
+    performance_hint: str = ""  # empty: the scenario's (LATENCY, or THROUGHPUT with requests in flight)
+    num_streams: int = 0  # 0: one in the latency scenario, the hint's choice in the throughput one
 
     def __post_init__(self) -> None:
-        if self.performance_hint not in HINTS:
+        if self.performance_hint not in HINTS + ("",):
             raise ValueError("performance_hint must be one of {}, got {!r}".format(", ".join(HINTS), self.performance_hint))
-        if not isinstance(self.num_streams, int) or self.num_streams < 1:
-            raise ValueError("num_streams must be an integer >= 1, got {!r}".format(self.num_streams))
+        if not isinstance(self.num_streams, int) or self.num_streams < 0:
+            raise ValueError("num_streams must be an integer >= 0 (0: the hint's choice), got {!r}".format(
+                self.num_streams))
 
 
 class OpenVinoRunner(Runner):
     packages = ["openvino", "numpy"]
     Options = Options
+    concurrent = True  # throughput: an AsyncInferQueue (submit_impl)
 
     def available_impl(self) -> None:
         if self.spec.device != "cpu":
@@ -59,9 +66,10 @@ class OpenVinoRunner(Runner):
             # int8: the quantized ops run in int8 whatever the hint; the rest at f32.
             "INFERENCE_PRECISION_HINT": TO_OV.get(self.spec.precision, "f32"),
             "INFERENCE_NUM_THREADS": self.spec.threads,
-            "PERFORMANCE_HINT": self.options.performance_hint,
-            "NUM_STREAMS": self.options.num_streams,
+            "PERFORMANCE_HINT": self.options.performance_hint or SCENARIO_HINT[self.spec.scenario],
         }
+        if self.options.num_streams or self.spec.scenario == "latency":
+            config["NUM_STREAMS"] = self.options.num_streams or 1
         with self.stage("compile"):
             self.compiled = _unsupported_from(core.compile_model, model, "CPU", config)
         self.request = self.compiled.create_infer_request()
@@ -79,6 +87,15 @@ class OpenVinoRunner(Runner):
             "INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "NUM_STREAMS",
             "EXECUTION_MODE_HINT", "EXECUTION_DEVICES")})
         self.settings["device"] = core.get_property("CPU", "FULL_DEVICE_NAME")
+        if self.spec.scenario == "throughput":
+            optimal = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+            self.in_flight = self.spec.concurrency or optimal
+            self.threads_per_request = max(1, self.spec.threads // max(1, self.settings["num_streams"]))
+            self.settings["optimal_number_of_infer_requests"] = optimal
+            self.queue = ov.AsyncInferQueue(self.compiled, self.in_flight)
+            # On OpenVINO's thread when a request ends: its outputs copied (as infer_impl's are)
+            self.queue.set_callback(lambda request, done: done(
+                tuple(t.data.copy() for t in request.output_tensors), None))
 
     def _fix_input_shapes(self, model: Any) -> None:
         """Reshape each dynamic input to the one shape every sample gives it, as benchmark_app does
@@ -135,12 +152,19 @@ class OpenVinoRunner(Runner):
         # actual, possibly dynamic shape) is copied into a fresh array the caller may keep.
         return self.request.infer(feeds, share_inputs=True, share_outputs=False).to_tuple()
 
+    def submit_impl(self, feeds: Sample, done: Any) -> None:
+        # Zero-copy inputs, as in infer_impl: the preloaded arrays outlive every request.
+        self.queue.start_async(feeds, userdata=done, share_inputs=True)
+
     def outputs_impl(self, raw: Tuple[Any, ...]) -> Sample:
         # Naming, outside the timed call: OVDict's lookup by port costs ~20 us a call.
         return dict(zip(self.output_names, raw))
 
     def release_impl(self) -> None:
-        self.request = self.compiled = None
+        queue = getattr(self, "queue", None)
+        if queue is not None:
+            queue.wait_all()
+        self.request = self.compiled = self.queue = None
 
 
 def _plain(value: object) -> object:

@@ -8,6 +8,7 @@ from shared import EngineUnavailable, Runner, Sample, torch_model
 
 class TorchRunner(Runner):
     packages = ["torch", "torchvision", "numpy"]
+    concurrent = True  # throughput: the model called from several threads (torch releases the GIL in its ops)
 
     def available_impl(self) -> None:
         import torch
@@ -25,7 +26,9 @@ class TorchRunner(Runner):
     def load_impl(self) -> None:
         import torch
 
-        torch.set_num_threads(self.spec.threads)
+        # Throughput: each request's worker thread gets its share of the budget (the setting is
+        # process-wide, and every calling thread runs its own intra-op team).
+        torch.set_num_threads(self.threads_per_request)
         torch.set_num_interop_threads(1)
         model, card = torch_model.build(self.spec.model_path)
         self.device = torch.device(self.spec.device)

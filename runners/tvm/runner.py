@@ -38,6 +38,9 @@ class TvmRunner(Runner):
     packages = ["apache-tvm", "apache-tvm-ffi", "onnx", "numpy", "ml_dtypes", "xgboost-cpu"]
     Options = Options
     first_call = False  # set when a model is built: the next call is bounded by the row's budget
+    # Not concurrent: the runtime's thread pool belongs to the calling thread and is sized by
+    # TVM_NUM_THREADS (the whole budget), so requests on several threads would oversubscribe
+    # the cores; the throughput scenario runs one request in flight with the whole budget.
 
     def available_impl(self) -> None:
         import tvm

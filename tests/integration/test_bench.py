@@ -176,3 +176,31 @@ def test_an_onnx_file_at_an_opset_the_engine_does_not_load_is_skipped_with_the_w
     assert result.exit_code == 3, result.output  # nothing measured
     row = json.loads((out / "report.json").read_text())["results"][0]
     assert row["status"] == "skipped" and "loads ONNX opsets 7-11, and the model was given as an ONNX file" in row["reason"]
+
+
+def test_a_throughput_sweep_has_a_row_per_point_with_parity_and_the_curve(tmp_path, cache):
+    """ORT (threads on one session) and OpenVINO (its AsyncInferQueue) at batch 1 and 2, with
+    two requests in flight and the engine's own choice: every point's outputs match PyTorch's."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "bench", "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "ort,openvino", "--weights", "random",
+        "--scenario", "latency,throughput", "--batch", "1,2", "--concurrency", "2,engine", "--threads", "2",
+        "--warmup", "1", "--iterations", "20", "--launcher", "venv", "--out", str(out), "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "report.json").read_text())["results"]
+    assert len(rows) == 2 * (2 + 2 * 2)  # per engine: latency at 2 batches, throughput at 2 x 2
+    for r in rows:
+        assert r["status"] == "ok", r["reason"]
+        assert r["parity"]["passed"], (r["engine"], r["scenario"], r["batch_size"], r["parity"])
+        assert r["throughput_per_s"] > 0 and r["achieved_concurrency"] > 0
+    ov = {(r["batch_size"], r["concurrency_requested"]): r for r in rows
+          if r["engine"] == "openvino" and r["scenario"] == "throughput"}
+    assert ov[(1, "engine")]["settings"]["performance_hint"] == "THROUGHPUT"
+    assert ov[(1, "engine")]["concurrency"] == ov[(1, "engine")]["settings"]["optimal_number_of_infer_requests"]
+    assert ov[(2, "2")]["concurrency"] == 2 and ov[(2, "2")]["settings"]["threads_budget"] == 2
+    ort = [r for r in rows if r["engine"] == "ort" and r["concurrency_requested"] == "2"]
+    assert {r["settings"]["intra_op_num_threads"] for r in ort} == {1}  # the budget split over 2 requests
+    md = (out / "report.md").read_text()
+    assert "## Throughput and latency per point" in md and "throughput b2 c=2" in md
+    html = (out / "report.html").read_text()
+    assert "Latency against throughput" in html and "Pareto front" in html
