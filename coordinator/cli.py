@@ -102,3 +102,7 @@ _add_subcommands()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m coordinator.cli`, as the entry point `e2e` does
+    main()
