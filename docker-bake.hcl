@@ -27,6 +27,11 @@ variable "TRT_BASE" {
 
 # The bases of the openppl-cuda image: ppl.nn v0.9.2 builds with CUDA 11.x. No cuDNN: ppl.nn uses
 # neither cuDNN nor cuBLAS. The runtime flavour brings libnvrtc, which ppl.nn's CUDA engine needs.
+# Torch-TensorRT 2.14 (tensorrt-cu13 11.1, torch 2.14.1's CUDA 13 wheels): a CUDA 13 base.
+variable "TORCH_TRT_BASE" {
+  default = "nvidia/cuda:13.0.2-base-ubuntu24.04"
+}
+
 variable "CUDA_DEVEL_BASE" {
   default = "nvidia/cuda:11.8.0-devel-ubuntu22.04"
 }
@@ -62,7 +67,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "torch_tensorrt"]
 }
 
 # Settings every image shares.
@@ -196,6 +201,16 @@ target "torchscript" {
 }
 
 # ...or compiled by torch.compile's Inductor, which needs g++ in the image for its CPU kernels.
+# ...or compiled by Torch-TensorRT for an NVIDIA GPU (its own CUDA 13 image, like trt's).
+target "torch_tensorrt" {
+  inherits = ["_common"]
+  dockerfile = "runners/torch_tensorrt/Dockerfile"
+  args = {
+    TORCH_TRT_BASE = "${TORCH_TRT_BASE}"
+  }
+  tags = ["e2e-torch_tensorrt:${TAG}"]
+}
+
 target "inductor" {
   inherits = ["_common"]
   dockerfile = "runners/inductor/Dockerfile"

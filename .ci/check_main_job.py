@@ -18,7 +18,8 @@ for engine in ("torch", "ort", "openvino", "triton", "mnn", "torchscript", "indu
 # Rows that may end otherwise here, but only with a reason: openppl is skipped where its image is not
 # built (CI: a 50-minute compile) and unsupported (Reciprocal) where it is; ncnn is unsupported (pnnx
 # leaves 15 layer types untranslated; ncnn's load stops at torch.unbind).
-OTHERWISE = {"tvm": ("ok", "unsupported", "timeout"), "trt": ("ok", "skipped"), "openppl": ("ok", "skipped", "unsupported"),
+OTHERWISE = {"tvm": ("ok", "unsupported", "timeout"), "trt": ("ok", "skipped"), "torch_tensorrt": ("ok", "skipped"),
+             "openppl": ("ok", "skipped", "unsupported"),
              "ncnn": ("ok", "unsupported")}
 for engine, allowed in OTHERWISE.items():
     row = rows.get(engine)

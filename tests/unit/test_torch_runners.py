@@ -13,6 +13,7 @@ from tests.unit.test_runner_modules import load_runner
 ROOT = Path(__file__).parents[2]
 inductor = load_runner(ROOT / "runners" / "inductor" / "runner.py")
 torchscript = load_runner(ROOT / "runners" / "torchscript" / "runner.py")
+torch_tensorrt = load_runner(ROOT / "runners" / "torch_tensorrt" / "runner.py")
 
 
 @pytest.mark.parametrize("options, message", [
@@ -29,6 +30,27 @@ def test_inductor_options_name_what_is_allowed(options, message):
 def test_torchscript_options_are_booleans():
     with pytest.raises(ValueError, match="optimize_for_inference must be true or false"):
         torchscript.Options(optimize_for_inference=1)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"optimization_level": 6}, "optimization_level must be 0-5 or null"),
+    ({"min_block_size": -1}, "min_block_size must be an integer >= 0"),
+    ({"workspace_mb": 1.5}, "workspace_mb must be an integer >= 0"),
+    ({"cache": "no"}, "cache must be true or false"),
+])
+def test_torch_tensorrt_options_name_what_is_allowed(options, message):
+    with pytest.raises(ValueError, match=message):
+        torch_tensorrt.Options(**options)
+
+
+@pytest.mark.parametrize("message, operator", [
+    ("Could not guard on data-dependent expression Eq(u0, 0) (unhinted: Eq(u0, 0)). (Size-like symbols: u0)\n"
+     "Caused by: (torchvision/ops/boxes.py:89 in batched_nms) torchvision::nms(boxes, scores, 0.7)", "torchvision::nms"),
+    ("Conversion of function aten.nonzero.default not currently supported!", "aten.nonzero.default"),
+    ("no operator here", ""),
+])
+def test_torch_tensorrt_names_the_operator_an_error_names(message, operator):
+    assert torch_tensorrt._operator_in(message) == operator
 
 
 def test_graph_breaks_are_counted_by_reason_with_the_operator_dynamo_names():
