@@ -48,8 +48,13 @@ class VenvLauncher(Launcher):
         return f"{engine.name} has no virtualenv{why}"
 
     def env_dir(self, engine: Engine) -> Path:
-        key = hashlib.sha256(engine.requirements_path.read_bytes() + sys.version.encode()).hexdigest()[:12]
-        return self.cache / "venvs" / f"{engine.id}-{key}"
+        """One environment per set of pins and Python: engines pinning the same packages share it
+        (TorchScript's and Inductor's are both torch + torchvision, 5.5 GB each otherwise). Named
+        after the first package pinned, keyed by every pin."""
+        pins = requirement_lines(engine.requirements_path)
+        key = hashlib.sha256("\n".join(sorted(pins) + [sys.version]).encode()).hexdigest()[:12]
+        label = re.split(r"[<>=!~\[; ]", pins[0], maxsplit=1)[0].lower() if pins else engine.id
+        return self.cache / "venvs" / f"{label}-{key}"
 
     def python(self, engine: Engine) -> str:
         return str(self.env_dir(engine) / "bin" / "python")
@@ -88,6 +93,12 @@ class VenvLauncher(Launcher):
     def provenance(self, engine: Engine) -> str:
         requirements = hashlib.sha256(engine.requirements_path.read_bytes()).hexdigest()[:12]
         return f"{self.env_dir(engine)} (requirements.txt sha256 {requirements}, Python {platform.python_version()})"
+
+
+def requirement_lines(path: Path) -> List[str]:
+    """The requirement lines of a requirements file, without comments and blank lines."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
 
 
 def _install_commands(folder: Path, requirements: Path) -> List[List[str]]:

@@ -124,7 +124,7 @@ def test_sigkill_while_creating_an_environment_then_it_is_made_again(tmp_path):
     assert_right(tmp_path / "next", output)
 
     # A venv that lost its engine (its files deleted) is found broken and made again, not run.
-    (venv,) = [p for p in (cache / "venvs").glob("ort-*") if p.is_dir()]
+    (venv,) = [p for p in (cache / "venvs").glob("onnxruntime-*") if p.is_dir()]
     shutil.rmtree(next(venv.glob("lib/python*/site-packages/onnxruntime/capi")))
     code, output = bench(tmp_path / "again", cache)
     assert code == 0, output
