@@ -25,8 +25,10 @@ ROOT = Path(__file__).parents[2]
 
 def bench(out: Path, cache: Path, *extra: str, env: dict = None, wait: bool = True, engines: str = "ort",
           precision: str = "fp16"):
-    """`e2e bench` as its own process, run from the checkout (the reference imports the fixture model)."""
-    args = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench",
+    """`e2e bench` as its own process, run from the checkout (the reference imports the fixture model).
+    In the engine's virtualenv: `auto` would pick a Docker image where one is built (the Docker
+    tests build e2e-ort), whose container gets neither the kill hook nor this cache's venvs."""
+    args = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--launcher", "venv",
             "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", engines, "--precision", precision,
             "--weights", "random", "--device", "cpu", "--warmup", "1", "--iterations", "3",
             "--out", str(out), "--cache-dir", str(cache), *extra]
