@@ -247,7 +247,9 @@ class Runner:
         throughput = spec.scenario == "throughput"
         # One call at a time (first inference, parity pass, warm-up): through the engine's async
         # path in the throughput scenario, so its outputs are the ones checked.
-        call = self._submit_and_wait if throughput else self.infer_impl
+        def call(feeds: Sample) -> Any:  # looked up per call: instrument_impl may shadow infer_impl while on
+            return self._submit_and_wait(feeds) if throughput else self.infer_impl(feeds)
+
         load_peak = peak_rss_mb()
         start = time.perf_counter()
         raw = call(samples[0])
