@@ -35,6 +35,12 @@ def _cls(name: str, fn: str) -> ModelDef:
     return ModelDef(name, f"torchvision.models:{fn}", "classification", (224, 224))
 
 
+def _seg(name: str, fn: str, aux: bool) -> ModelDef:
+    # aux: the pretrained weights carry the auxiliary head, so the model is built with it to load them
+    kwargs = {"weights_backbone": None, **({"aux_loss": True} if aux else {})}
+    return ModelDef(name, f"torchvision.models.segmentation:{fn}", "semantic_segmentation", (520, 520), kwargs)
+
+
 REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _det("faster_rcnn", "fasterrcnn_resnet50_fpn"),
     _det("faster_rcnn_v2", "fasterrcnn_resnet50_fpn_v2"),
@@ -42,6 +48,9 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _det("fcos", "fcos_resnet50_fpn"),
     _det("faster_rcnn_mobilenet", "fasterrcnn_mobilenet_v3_large_320_fpn", (320, 320)),
     _det("ssdlite", "ssdlite320_mobilenet_v3_large", (320, 320)),
+    _seg("deeplabv3", "deeplabv3_resnet50", aux=True),
+    _seg("fcn", "fcn_resnet50", aux=True),
+    _seg("lraspp", "lraspp_mobilenet_v3_large", aux=False),
     _cls("resnet18", "resnet18"),
     _cls("resnet50", "resnet50"),
     _cls("mobilenet_v3_large", "mobilenet_v3_large"),
