@@ -27,8 +27,8 @@ class ModelDef:
         return fn if module.startswith("torchvision.models") else None
 
 
-def _det(name: str, fn: str, size: Tuple[int, int] = (480, 640)) -> ModelDef:
-    return ModelDef(name, f"torchvision.models.detection:{fn}", "detection", size, {"weights_backbone": None})
+def _det(name: str, fn: str, size: Tuple[int, int] = (480, 640), task: str = "detection") -> ModelDef:
+    return ModelDef(name, f"torchvision.models.detection:{fn}", task, size, {"weights_backbone": None})
 
 
 def _cls(name: str, fn: str) -> ModelDef:
@@ -48,6 +48,8 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _det("fcos", "fcos_resnet50_fpn"),
     _det("faster_rcnn_mobilenet", "fasterrcnn_mobilenet_v3_large_320_fpn", (320, 320)),
     _det("ssdlite", "ssdlite320_mobilenet_v3_large", (320, 320)),
+    _det("maskrcnn", "maskrcnn_resnet50_fpn", task="instance_segmentation"),
+    _det("maskrcnn_v2", "maskrcnn_resnet50_fpn_v2", task="instance_segmentation"),
     _seg("deeplabv3", "deeplabv3_resnet50", aux=True),
     _seg("fcn", "fcn_resnet50", aux=True),
     _seg("lraspp", "lraspp_mobilenet_v3_large", aux=False),

@@ -19,3 +19,17 @@ def test_semantic_segmentation_parity_on_a_small_segmenter(tmp_path, cache):
         assert parity["figures"]["pixel_agreement"] >= 0.995
     html = (out / "report.html").read_text()
     assert html.count("data:image/png") == 3  # the map per engine, PyTorch's first
+
+
+def test_instance_segmentation_parity_on_a_small_mask_rcnn(tmp_path, cache):
+    _, out, rows, report = bench(tmp_path, cache, "--model", "tests.fixtures.tiny:small_mask_rcnn", "--input-size", "128x160",
+                                 "--engines", "torch,ort,openvino", "--iterations", "1", "--warmup", "0")
+    assert report["model"]["task"] == "instance_segmentation"
+    for engine in ("ort", "openvino"):
+        row = rows[(engine, "fp32")]
+        assert row["status"] == "ok", row["reason"]
+        parity = row["parity"]
+        assert parity["method"] == "instance_segmentation" and parity["passed"], parity
+        assert parity["figures"]["masks_compared"] > 0  # masks not empty on both sides: the test can fail
+        assert parity["figures"]["mean_mask_iou"] >= 0.95
+    assert (out / "report.html").read_text().count("data:image/png") == 3
