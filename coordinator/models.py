@@ -50,6 +50,7 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _det("ssdlite", "ssdlite320_mobilenet_v3_large", (320, 320)),
     _det("maskrcnn", "maskrcnn_resnet50_fpn", task="instance_segmentation"),
     _det("maskrcnn_v2", "maskrcnn_resnet50_fpn_v2", task="instance_segmentation"),
+    _det("keypointrcnn", "keypointrcnn_resnet50_fpn", task="keypoints"),
     _seg("deeplabv3", "deeplabv3_resnet50", aux=True),
     _seg("fcn", "fcn_resnet50", aux=True),
     _seg("lraspp", "lraspp_mobilenet_v3_large", aux=False),
