@@ -54,6 +54,9 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _seg("deeplabv3", "deeplabv3_resnet50", aux=True),
     _seg("fcn", "fcn_resnet50", aux=True),
     _seg("lraspp", "lraspp_mobilenet_v3_large", aux=False),
+    # Ultralytics' network from its YAML, seeded random weights (--weights PATH for a state dict)
+    *(ModelDef(n, "ultralytics.nn.tasks:DetectionModel", "yolo", (640, 640), {"cfg": f"{n}.yaml", "verbose": False})
+      for n in ("yolov8n", "yolo11n")),
     _cls("resnet18", "resnet18"),
     _cls("resnet50", "resnet50"),
     _cls("mobilenet_v3_large", "mobilenet_v3_large"),
