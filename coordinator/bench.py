@@ -284,9 +284,9 @@ class _Context:
         with Image.open(self.data.info.images[0]) as image:
             host = self.artifact.family.host_phases(image.convert("RGB"), size, load_samples(str(outputs))[0])
         if host:
-            pre, post = list(host.items())[0], list(host.items())[-1]
-            row.breakdown_ms = {pre[0]: pre[1], "inference (engine p50)": infer_ms, post[0]: post[1],
-                                "end to end": sum(host.values()) + infer_ms}
+            (pre, pre_ms), (post, post_ms) = host.items()
+            row.breakdown_ms = {pre: pre_ms, "inference (engine p50)": infer_ms, post: post_ms,
+                                "end to end": pre_ms + infer_ms + post_ms}
 
     def _explain(self, row: Row, model_path: Path) -> Divergence:
         """--explain: a failed localisation is the row's note, never the end of the bench."""

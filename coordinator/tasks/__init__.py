@@ -132,9 +132,9 @@ class Task:
 
     # -- pipeline phases outside the engine ----------------------------------------------------
     def host_phases(self, image: Any, size: Tuple[int, int], outputs: Sample) -> Dict[str, float]:
-        """Median ms of the steps the family runs on the host around the engine call (its
-        pre-processing of `image`, an RGB PIL image, to `size`; its post-processing of one
-        engine's `outputs`), named as the report shows them; {} when the graph holds them all."""
+        """Median ms of the two steps the family runs on the host around the engine call, as
+        {pre name: ms, post name: ms}: its pre-processing of `image` (an RGB PIL image) to `size`
+        and its post-processing of one engine's `outputs`; {} when the graph holds them all."""
         return {}
 
     # -- the report -------------------------------------------------------------------------
