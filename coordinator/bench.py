@@ -261,6 +261,8 @@ class _Context:
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir, point)
+        if result.status == "ok" and result.outputs_file and result.latency_ms:
+            self._host_phases(row, result.latency_ms.p50, io_dir / result.outputs_file)
         if cfg.explain and row.parity and not row.parity.passed:
             row.divergence = self._explain(row, model_path)
         evaluation = self.data.info.evaluation
@@ -270,6 +272,21 @@ class _Context:
                 evaluation, self.data.inputs_path.parent, load_samples(str(io_dir / result.outputs_file)),
                 self.artifact.output_names, load_samples(str(reference)) if self._have_reference() else None)
         return row
+
+    def _host_phases(self, row: Row, infer_ms: float, outputs: Path) -> None:
+        """A family that pre/post-processes on the host (a YOLO pipeline): those steps timed here
+        on this row's outputs, beside the engine's median, and the end-to-end sum."""
+        from PIL import Image
+
+        size = tuple(self.artifact.info.input_size or ())
+        if not self.data.info.images or len(size) != 2:
+            return
+        with Image.open(self.data.info.images[0]) as image:
+            host = self.artifact.family.host_phases(image.convert("RGB"), size, load_samples(str(outputs))[0])
+        if host:
+            (pre, pre_ms), (post, post_ms) = host.items()
+            row.breakdown_ms = {pre: pre_ms, "inference (engine p50)": infer_ms, post: post_ms,
+                                "end to end": pre_ms + infer_ms + post_ms}
 
     def _explain(self, row: Row, model_path: Path) -> Divergence:
         """--explain: a failed localisation is the row's note, never the end of the bench."""

@@ -27,12 +27,18 @@ class ModelDef:
         return fn if module.startswith("torchvision.models") else None
 
 
-def _det(name: str, fn: str, size: Tuple[int, int] = (480, 640)) -> ModelDef:
-    return ModelDef(name, f"torchvision.models.detection:{fn}", "detection", size, {"weights_backbone": None})
+def _det(name: str, fn: str, size: Tuple[int, int] = (480, 640), task: str = "detection") -> ModelDef:
+    return ModelDef(name, f"torchvision.models.detection:{fn}", task, size, {"weights_backbone": None})
 
 
 def _cls(name: str, fn: str) -> ModelDef:
     return ModelDef(name, f"torchvision.models:{fn}", "classification", (224, 224))
+
+
+def _seg(name: str, fn: str, aux: bool) -> ModelDef:
+    # aux: the pretrained weights carry the auxiliary head, so the model is built with it to load them
+    kwargs = {"weights_backbone": None, **({"aux_loss": True} if aux else {})}
+    return ModelDef(name, f"torchvision.models.segmentation:{fn}", "semantic_segmentation", (520, 520), kwargs)
 
 
 REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
@@ -42,6 +48,15 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     _det("fcos", "fcos_resnet50_fpn"),
     _det("faster_rcnn_mobilenet", "fasterrcnn_mobilenet_v3_large_320_fpn", (320, 320)),
     _det("ssdlite", "ssdlite320_mobilenet_v3_large", (320, 320)),
+    _det("maskrcnn", "maskrcnn_resnet50_fpn", task="instance_segmentation"),
+    _det("maskrcnn_v2", "maskrcnn_resnet50_fpn_v2", task="instance_segmentation"),
+    _det("keypointrcnn", "keypointrcnn_resnet50_fpn", task="keypoints"),
+    _seg("deeplabv3", "deeplabv3_resnet50", aux=True),
+    _seg("fcn", "fcn_resnet50", aux=True),
+    _seg("lraspp", "lraspp_mobilenet_v3_large", aux=False),
+    # Ultralytics' network from its YAML, seeded random weights (--weights PATH for a state dict)
+    *(ModelDef(n, "ultralytics.nn.tasks:DetectionModel", "yolo", (640, 640), {"cfg": f"{n}.yaml", "verbose": False})
+      for n in ("yolov8n", "yolo11n")),
     _cls("resnet18", "resnet18"),
     _cls("resnet50", "resnet50"),
     _cls("mobilenet_v3_large", "mobilenet_v3_large"),

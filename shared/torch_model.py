@@ -17,9 +17,10 @@ from typing import Any, Dict, List, Sequence, Tuple
 from .errors import EngineUnavailable, ProtocolError
 
 # `call`: model(*tensors), or model([chw, ...]) as torchvision's detectors take images.
-# `outputs`: a tensor or a tuple of them in output-name order, or the first of a list of dicts.
+# `outputs`: a tensor or a tuple of them in output-name order, the first of a list of dicts, or a
+# dict (torchvision's segmenters), each by output name.
 CALLS = ("tensors", "list_of_images")
-OUTPUTS = ("tensors", "first_dict")
+OUTPUTS = ("tensors", "first_dict", "dict")
 
 
 def calling_convention(card: Dict[str, Any]) -> Tuple[str, str]:
@@ -119,6 +120,8 @@ def output_tensors(out: Any, outputs: str, names: Sequence[str]) -> List[Any]:
     """The model's outputs as tensors in output-name order."""
     if outputs == "first_dict":
         return [out[0][name] for name in names]
+    if outputs == "dict":
+        return [out[name] for name in names]
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 

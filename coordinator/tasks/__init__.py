@@ -130,6 +130,13 @@ class Task:
         ref = self.metric(reference, evaluation, data_dir, output_names)[1] if reference is not None else None
         return Accuracy(name, value, ref, None if ref is None else ref - value, details)
 
+    # -- pipeline phases outside the engine ----------------------------------------------------
+    def host_phases(self, image: Any, size: Tuple[int, int], outputs: Sample) -> Dict[str, float]:
+        """Median ms of the two steps the family runs on the host around the engine call, as
+        {pre name: ms, post name: ms}: its pre-processing of `image` (an RGB PIL image) to `size`
+        and its post-processing of one engine's `outputs`; {} when the graph holds them all."""
+        return {}
+
     # -- the report -------------------------------------------------------------------------
     def picture(self, inputs: Sample, outputs: Sample) -> Optional[str]:
         """The outputs drawn on the input they came from (one test sample each), as base64 PNG;

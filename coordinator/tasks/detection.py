@@ -29,6 +29,8 @@ THRESHOLDS: Dict[str, Tuple[float, float]] = {
     "fp32": (0.95, 0.95), "fp16": (0.90, 0.90), "bf16": (0.80, 0.85), "int8": (0.70, 0.80),
 }
 MATCH_IOU = 0.5
+# outputs that make a detector's output another family's (instance masks, keypoints)
+RICHER = ("masks", "keypoints")
 
 
 class Detection(Task):
@@ -41,10 +43,11 @@ class Detection(Task):
     draws = True
 
     def claims_torch_output(self, output: Any) -> bool:
-        return isinstance(output, list) and bool(output) and isinstance(output[0], dict) and "boxes" in output[0]
+        return (isinstance(output, list) and bool(output) and isinstance(output[0], dict) and "boxes" in output[0]
+                and not set(RICHER) & set(output[0]))
 
     def claims_onnx_outputs(self, names: Sequence[str]) -> bool:
-        return set(OUTPUTS) <= set(names)
+        return set(OUTPUTS) <= set(names) and not set(RICHER) & set(names)
 
     def export_signature(self, height: int, width: int) -> ExportSignature:
         import torch

@@ -101,7 +101,8 @@ def render(report: Report, run_dir: Path) -> str:
                     else f"{t['status']}: {t['reason']}") for t in r.search))
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
-        lines += ["", "## Phases (median of the later, untimed warm-up calls)", ""]
+        lines += ["", "## Phases (torch: median of the later, untimed warm-up calls; a host pipeline: pre and post "
+                  "timed on the host per row, inference the engine's p50)", ""]
         lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
     return "\n".join(lines) + "\n"
 

@@ -129,7 +129,7 @@ def test_the_detection_picture_is_a_png_of_the_input():
         assert picture.format == "PNG" and picture.size == (50, 40)
     assert tasks.get("detection").picture(inputs, {"output": np.zeros(3)}) is None  # not detections: no picture
     assert tasks.get("classification").picture(inputs, {"logits": np.zeros((1, 3))}) is None
-    assert [name for name in tasks.names() if tasks.get(name).draws] == ["detection"]
+    assert [name for name in tasks.names() if tasks.get(name).draws] == ["detection", "instance_segmentation", "keypoints", "semantic_segmentation", "yolo"]
     assert tasks.find("segmentation") is None and tasks.find("") is None
 
 
