@@ -62,7 +62,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "iree"]
 }
 
 # Settings every image shares.
@@ -123,6 +123,15 @@ target "mnn" {
     "e2e-base" = "target:base"
   }
   tags = ["e2e-mnn:${TAG}"]
+}
+
+target "iree" {
+  inherits = ["_common"]
+  dockerfile = "runners/iree/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-iree:${TAG}"]
 }
 
 target "ncnn" {
