@@ -62,7 +62,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "iree"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "iree", "executorch"]
 }
 
 # Settings every image shares.
@@ -212,4 +212,14 @@ target "inductor" {
     "e2e-base" = "target:base"
   }
   tags = ["e2e-inductor:${TAG}"]
+}
+
+# ...or exported (torch.export) and lowered to ExecuTorch's XNNPACK delegate.
+target "executorch" {
+  inherits = ["_common"]
+  dockerfile = "runners/executorch/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-executorch:${TAG}"]
 }
