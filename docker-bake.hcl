@@ -62,7 +62,7 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "iree", "executorch"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "iree", "executorch", "litert"]
 }
 
 # Settings every image shares.
@@ -132,6 +132,15 @@ target "iree" {
     "e2e-base" = "target:base"
   }
   tags = ["e2e-iree:${TAG}"]
+}
+
+target "litert" {
+  inherits = ["_common"]
+  dockerfile = "runners/litert/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-litert:${TAG}"]
 }
 
 target "ncnn" {
