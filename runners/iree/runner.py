@@ -7,7 +7,7 @@ both in child processes and cached as one sealed entry, then run by IREE's runti
   (shared/specialise.py): IREE compiles static shapes into its kernels.
 - Threads: `--task_topology_max_group_count=<threads>`, a process-wide runtime flag parsed before
   the device exists; the row reads back the worker threads IREE started.
-- The compiler flags are the llvm-cpu ones IREE's docs recommend for speed (data tiling,
+- The compiler flags are the llvm-cpu ones measured fastest here (data tiling,
   ukernels, aggressive fusion, O3; README has what each was measured to give).
 - A compilation that fails leaves ops of the torch dialect that nothing lowers: the row names the
   first (torch.torchvision.roi_align for ONNX's RoiAlign) from the compiler's own dump.
