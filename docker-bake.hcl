@@ -67,7 +67,8 @@ variable "EXTRA_CA_CERT" {
 }
 
 group "default" {
-  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor", "torch_tensorrt"]
+  targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor",
+             "torch_tensorrt", "iree", "executorch", "litert"]
 }
 
 # Settings every image shares.
@@ -128,6 +129,24 @@ target "mnn" {
     "e2e-base" = "target:base"
   }
   tags = ["e2e-mnn:${TAG}"]
+}
+
+target "iree" {
+  inherits = ["_common"]
+  dockerfile = "runners/iree/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-iree:${TAG}"]
+}
+
+target "litert" {
+  inherits = ["_common"]
+  dockerfile = "runners/litert/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-litert:${TAG}"]
 }
 
 target "ncnn" {
@@ -218,4 +237,14 @@ target "inductor" {
     "e2e-base" = "target:base"
   }
   tags = ["e2e-inductor:${TAG}"]
+}
+
+# ...or exported (torch.export) and lowered to ExecuTorch's XNNPACK delegate.
+target "executorch" {
+  inherits = ["_common"]
+  dockerfile = "runners/executorch/Dockerfile"
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  tags = ["e2e-executorch:${TAG}"]
 }

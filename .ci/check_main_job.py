@@ -25,6 +25,18 @@ for engine, allowed in OTHERWISE.items():
     row = rows.get(engine)
     if row is None or row["status"] not in allowed or (row["status"] != "ok" and not row["reason"]):
         problems.append(f"{engine}: {row and row['status']} {row and row['reason']}")
+# Rows whose end on faster_rcnn is known, with the stage and the operator they stop at (measured):
+# iree: iree-compile has no lowering for torch.torchvision.roi_align, torch-mlir's form of ONNX RoiAlign.
+# executorch: torch.export stops at a data-dependent guard (boxes.numel() > 4000) in torchvision's batched_nms.
+# litert: onnx2tf's layout conversion gets the first Conv (/backbone/body/conv1/Conv) wrong: the image,
+# a 3-D CHW input batched and resized by the transform, reaches it as [1,806,1094,480] NHWC.
+EXPECTED = {"iree": ("unsupported", "compile", "RoiAlign"), "executorch": ("unsupported", "convert", "batched_nms"),
+            "litert": ("unsupported", "convert", "Conv")}
+for engine, (status, stage, operator) in EXPECTED.items():
+    row = rows.get(engine)
+    if row is None or (row["status"], row["stage"], (row["error"] or {}).get("operator")) != (status, stage, operator):
+        problems.append(f"{engine}: {row and row['status']} at {row and row['stage']} {row and row['reason']} "
+                        f"(expected {status} at {stage}, operator {operator})")
 for engine, row in rows.items():
     lat = row["latency_ms"]
     ci = f"p50 {lat['p50']:.1f} ms, 95% CI {lat['p50_ci95']}" if lat else ""
