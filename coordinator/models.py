@@ -3,12 +3,13 @@
 Only `build()` imports torch, so listing models and reading ONNX files stays light.
 """
 import hashlib
-import importlib
 import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
+
+from shared import torch_model
 
 from .errors import UsageError
 
@@ -164,7 +165,7 @@ def build(model: ModelDef, weights: Weights, seed: int) -> Any:
 
     module_name, _, attr = model.factory.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
+        factory = getattr(torch_model.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
         raise UsageError(f"cannot import model factory {model.factory}: {e}") from None
     torch.manual_seed(seed)
@@ -186,7 +187,7 @@ def factory_root(model: ModelDef) -> Optional[str]:
     user's own (a checkout, the working directory); None for an installed package, which each
     runner environment brings at its own pinned version."""
     module_name = model.factory.partition(":")[0]
-    file = getattr(importlib.import_module(module_name), "__file__", None)
+    file = getattr(torch_model.import_module(module_name), "__file__", None)
     if not file:
         return None
     path = Path(file).resolve()

@@ -62,6 +62,21 @@ def build(card_path: str) -> Tuple[Any, Dict[str, Any]]:
     return _with_weights(_factory(card), card["kwargs"], state).eval(), card
 
 
+def import_module(name: str) -> Any:
+    """importlib.import_module, undoing what a model's package patches globally on import:
+    Ultralytics replaces PIL.Image.open with a wrapper that pip-installs pi-heif the first time
+    PIL cannot identify a file, which would change how e2e itself reads (and refuses) images."""
+    try:
+        from PIL import Image
+    except ImportError:  # a runner environment without Pillow
+        return importlib.import_module(name)
+    image_open = Image.open
+    try:
+        return importlib.import_module(name)
+    finally:
+        Image.open = image_open
+
+
 def _factory(card: Dict[str, Any]) -> Any:
     """The factory function; a user's module (not an installed package) is imported from where
     the coordinator found it (the card's `factory_path`), after the runner's own packages."""
@@ -70,7 +85,7 @@ def _factory(card: Dict[str, Any]) -> Any:
     if root and root not in sys.path:
         sys.path.append(root)
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        return getattr(import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
         where = " (the coordinator found it in {}, which this environment cannot see)".format(root) if root else ""
         raise EngineUnavailable("cannot import the model's factory {} here{}: {}; install it in the engine's "

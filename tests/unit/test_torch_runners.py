@@ -114,3 +114,15 @@ def test_the_tuple_module_calls_a_detector_as_its_card_says_and_orders_its_outpu
     assert out[1].tolist() == [3, 4]
     classifier = torch_model.as_tuple_module(nn.Flatten(), {"task": "classification", "output_names": ["logits"]})
     assert [tuple(t.shape) for t in classifier(torch.ones(1, 2, 3))] == [(1, 6)]
+
+
+def test_importing_a_model_package_leaves_pil_as_it_was(tmp_path, monkeypatch):
+    """Ultralytics replaces PIL.Image.open on import (a wrapper that pip-installs pi-heif); e2e
+    reads and refuses images with Pillow's own."""
+    from PIL import Image
+
+    (tmp_path / "patching_models.py").write_text("from PIL import Image\nImage.open = lambda *a, **k: None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = Image.open
+    torch_model.import_module("patching_models")
+    assert Image.open is before
