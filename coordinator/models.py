@@ -170,7 +170,7 @@ def build(model: ModelDef, weights: Weights, seed: int) -> Any:
         raise UsageError(f"cannot import model factory {model.factory}: {e}") from None
     torch.manual_seed(seed)
     kwargs = factory_kwargs(model)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch_model.pil_kept():
         warnings.simplefilter("ignore")
         net = factory(**kwargs)
     if weights.state_dict is not None:

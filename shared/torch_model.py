@@ -6,13 +6,14 @@ the weights that were exported; and, as the model's family decided at export, ho
 model (`call`) and read its outputs (`outputs`). torch is imported lazily: `shared/` imports with
 no engine installed.
 """
+import contextlib
 import hashlib
 import importlib
 import itertools
 import json
 import os
 import sys
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from .errors import EngineUnavailable, ProtocolError
 
@@ -62,19 +63,27 @@ def build(card_path: str) -> Tuple[Any, Dict[str, Any]]:
     return _with_weights(_factory(card), card["kwargs"], state).eval(), card
 
 
-def import_module(name: str) -> Any:
-    """importlib.import_module, undoing what a model's package patches globally on import:
+@contextlib.contextmanager
+def pil_kept() -> Iterator[None]:
+    """Undo what a model's package patches globally while it is imported or builds a model:
     Ultralytics replaces PIL.Image.open with a wrapper that pip-installs pi-heif the first time
     PIL cannot identify a file, which would change how e2e itself reads (and refuses) images."""
     try:
         from PIL import Image
     except ImportError:  # a runner environment without Pillow
-        return importlib.import_module(name)
+        yield
+        return
     image_open = Image.open
     try:
-        return importlib.import_module(name)
+        yield
     finally:
         Image.open = image_open
+
+
+def import_module(name: str) -> Any:
+    """importlib.import_module, with `pil_kept`."""
+    with pil_kept():
+        return importlib.import_module(name)
 
 
 def _factory(card: Dict[str, Any]) -> Any:
