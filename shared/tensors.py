@@ -3,7 +3,7 @@
 A sample is an ordered `name -> ndarray` map keyed by ONNX tensor names (inputs or outputs).
 """
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -35,3 +35,12 @@ def load_samples(path: str) -> List[Sample]:
     if sorted(samples) != list(range(len(samples))):
         raise ProtocolError("{}: sample indices are not 0..{}".format(path, len(samples) - 1))
     return [samples[i] for i in range(len(samples))]
+
+
+def one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
+    """The inputs' shapes when every sample has the same ones (what a shape-specialised
+    conversion needs), else None."""
+    shapes = {name: list(array.shape) for name, array in samples[0].items()}
+    if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
+        return shapes
+    return None

@@ -17,11 +17,12 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.environment import cpu_flags, cpu_model
 from shared.specialise import specialised_model
+from shared.tensors import one_shape
 
 IMPORT = "import sys; from iree.compiler.tools.import_onnx.__main__ import _cli_main; sys.exit(_cli_main())"
 COMPILE = "import sys; from iree.compiler.tools.scripts.iree_compile.__main__ import main; sys.exit(main())"
@@ -89,7 +90,7 @@ class IreeRunner(Runner):
         self.input_names = [i.name for i in graph.input if i.name not in weights]
         self.output_names = [o.name for o in graph.output]
         del graph
-        shapes = _one_shape(self.samples)
+        shapes = one_shape(self.samples)
         flags = TARGET + self.options.flags()
         with self.stage("convert"):
             source, name = self.spec.model_path, os.path.basename(self.spec.model_path)
@@ -200,13 +201,6 @@ def _worker_threads() -> Optional[int]:
         except OSError:
             pass
     return count
-
-
-def _one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
-    shapes = {name: list(array.shape) for name, array in samples[0].items()}
-    if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
-        return shapes
-    return None
 
 
 def import_error(log: str, returncode: int) -> Exception:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.specialise import specialised_model
+from shared.tensors import one_shape
 
 CONVERT = "import sys; from onnx2tf.onnx2tf import main; sys.exit(main())"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -50,7 +51,7 @@ class LiteRtRunner(Runner):
         self.input_names = [i.name for i in graph.input if i.name not in weights]
         self.output_names = [o.name for o in graph.output]
         del graph
-        shapes = _one_shape(self.samples)
+        shapes = one_shape(self.samples)
         if shapes is None:
             raise UnsupportedError("onnx2tf converts for static shapes, and the test inputs' shapes differ; give "
                                    "inputs of one shape")
@@ -127,13 +128,6 @@ class LiteRtRunner(Runner):
 
     def release_impl(self) -> None:
         self.interpreter = self.call = None
-
-
-def _one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
-    shapes = {name: list(array.shape) for name, array in samples[0].items()}
-    if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
-        return shapes
-    return None
 
 
 def _node_types(path: str) -> Dict[str, str]:

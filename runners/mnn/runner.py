@@ -16,10 +16,11 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, List
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.specialise import specialised_model
+from shared.tensors import one_shape
 
 # e2e precision -> MNN's precision mode, spelled as its Python binding parses it (an unknown
 # spelling silently leaves MNN's default, "normal")
@@ -71,7 +72,7 @@ class MnnRunner(Runner):
                              for o in graph.output}
         del graph
         _float32_only(self.samples[0])
-        shapes = _one_shape(self.samples)
+        shapes = one_shape(self.samples)
         with self.stage("convert"):
             source, name = self.spec.model_path, os.path.basename(self.spec.model_path)
             if self.options.specialise and shapes:
@@ -161,14 +162,6 @@ class MnnRunner(Runner):
 
     def release_impl(self) -> None:
         self.module = None
-
-
-def _one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
-    """The inputs' shapes when every sample has the same ones, else None."""
-    shapes = {name: list(array.shape) for name, array in samples[0].items()}
-    if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
-        return shapes
-    return None
 
 
 def _float32_only(sample: Sample) -> None:
