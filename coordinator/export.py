@@ -58,7 +58,9 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
     assert model is not None
     parts = {"factory": model.factory, "kwargs": factory_kwargs(model), "input_size": model.input_size,
              "opset": opset, "exporter": EXPORTER, "torch": _version("torch"),
-             "torchvision": _version("torchvision"), "format": EXPORT_FORMAT}
+             "torchvision": _version("torchvision"), "format": EXPORT_FORMAT,
+             # the card records where a user's factory module lives: another checkout is another export
+             "factory_path": factory_root(model)}
     # A warm rerun finds its export from the request alone: no torch import, no weights read.
     request = cache / "models" / "requests" / f"{_key({**parts, 'weights': _request(weights, seed)})[:24]}.json"
     folder = _indexed(request, cache)

@@ -185,13 +185,24 @@ def build(model: ModelDef, weights: Weights, seed: int) -> Any:
 def factory_root(model: ModelDef) -> Optional[str]:
     """The folder to put on a runner's path to import the factory's module, for a module of the
     user's own (a checkout, the working directory); None for an installed package, which each
-    runner environment brings at its own pinned version."""
-    module_name = model.factory.partition(":")[0]
-    file = getattr(torch_model.import_module(module_name), "__file__", None)
-    if not file:
+    runner environment brings at its own pinned version. Found without importing the module (its
+    top-level package only located), so a warm rerun stays free of torch."""
+    import importlib.util
+
+    top = model.factory.partition(":")[0].split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
         return None
-    path = Path(file).resolve()
-    root = path.parents[module_name.count(".") + (path.name == "__init__.py")]
+    if spec is None:
+        return None
+    if spec.origin and spec.origin not in ("built-in", "frozen"):
+        path = Path(spec.origin).resolve()
+        root = path.parent.parent if path.name == "__init__.py" else path.parent
+    elif spec.submodule_search_locations:  # a namespace package
+        root = Path(list(spec.submodule_search_locations)[0]).resolve().parent
+    else:
+        return None
     return None if {"site-packages", "dist-packages"} & set(root.parts) else str(root)
 
 
