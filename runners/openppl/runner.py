@@ -5,6 +5,7 @@ follow ppl.nn's own Python tool, tools/pplnn.py. ppl.nn reports errors as status
 the details through C stdio, so the loading steps read stderr to name the operator it refused.
 """
 import contextlib
+import hashlib
 import os
 import re
 import sys
@@ -49,7 +50,7 @@ class Options:
 
 
 class OpenPPLRunner(Runner):
-    packages = ["numpy"]
+    packages = ["numpy", "onnx"]
     Options = Options
 
     def available_impl(self) -> None:
@@ -86,8 +87,13 @@ class OpenPPLRunner(Runner):
         if not builder:
             raise RuntimeError("ppl.nn could not create an ONNX runtime builder; see runner.log")
         with self.stage("convert"):
-            self._call(lambda: builder.LoadModelFromFile(self.spec.model_path), "read the ONNX model",
-                       lacking="ppl.nn's ONNX parser")
+            model_path, scratch = self._model_for_engine()
+            try:
+                self._call(lambda: builder.LoadModelFromFile(model_path), "read the ONNX model",
+                           lacking="ppl.nn's ONNX parser")
+            finally:
+                if scratch:
+                    os.remove(model_path)
         with self.stage("compile"):  # partition and optimize for the engine, pick kernels
             resources = pplnn.onnx.RuntimeBuilderResources()
             resources.engines = [engine]
@@ -101,6 +107,31 @@ class OpenPPLRunner(Runner):
         names = [self.runtime.GetInputTensor(i).GetName() for i in range(self.runtime.GetInputCount())]
         if set(names) - set(first):
             raise RuntimeError(f"the model's inputs are {names}, the samples give {list(first)}")
+
+    def _model_for_engine(self) -> Tuple[str, bool]:
+        """The model ppl.nn loads, and whether it is a scratch file to delete once loaded. For the x86
+        engine, a copy with the rewrites of rewrites.py (what it lacks or mishandles, each replaced by
+        an equivalent), cached for the coordinator's exports; a marked copy of `e2e explain` (no
+        model_sha256) is used once: its rewrite is a scratch file, not a cache entry of its size."""
+        if self.spec.device != "cpu":
+            return self.spec.model_path, False
+        import onnx
+
+        rewrites = _sibling("rewrites")
+        model = onnx.load(self.spec.model_path)
+        done = rewrites.for_x86(model)
+        if not done:
+            return self.spec.model_path, False
+        self.settings["rewrites"] = done
+        if self.spec.model_sha256:
+            with open(rewrites.__file__, "rb") as f:  # a change to the rewrites makes a new file
+                code = hashlib.sha256(f.read()).hexdigest()[:16]
+            return self.cached("-x86.onnx", ["rewrites", code, onnx.__version__],
+                               lambda tmp: onnx.save(model, tmp)), False
+        handle, path = tempfile.mkstemp(suffix=".onnx")
+        os.close(handle)
+        onnx.save(model, path)
+        return path, True
 
     def _create_engine(self, pplnn: Any, dims: List[List[int]]) -> Any:
         spec, perf = self.spec, self.options.mm_policy == "perf"
@@ -215,6 +246,16 @@ def _stderr_copied() -> Iterator[List[str]]:
             text.append(capture.read().decode("utf-8", "replace"))
             sys.stderr.write(text[0])
             sys.stderr.flush()
+
+
+def _sibling(name: str) -> Any:
+    """A module beside this file (a runner is loaded from its path, not imported as a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("e2e_openppl_" + name, os.path.join(os.path.dirname(__file__), name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def _cpu_flags() -> set:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from coordinator.cli import app
 from coordinator.engines import discover
 from coordinator.launchers import DockerLauncher
-from shared import RunSpec, save_samples
+from shared import RunSpec, load_samples, save_samples
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -47,34 +47,49 @@ def test_openppl_runs_a_cnn_and_matches_pytorch(openppl_image, tmp_path, cache):
     assert row["latency_ms"]["count"] >= 5
 
 
-@pytest.mark.parametrize("second_op, opset, expected", [
-    # ppl.nn v0.9.2's x86 engine has no Reciprocal at all (it stops torchvision's Faster R-CNN)
-    ("Reciprocal", 11, ("compile", "Reciprocal", "/model/Reciprocal", "the x86 engine has no Reciprocal.")),
-    # its ONNX parser takes Relu for opsets 6-16 only
-    ("Identity", 17, ("convert", "Relu", "/head/Relu", "ppl.nn's ONNX parser has no Relu at opset 17.")),
-])
-def test_openppl_names_the_operator_it_lacks(openppl_image, tmp_path, second_op, opset, expected):
-    """The row says what stopped ppl.nn: the stage, the operator and the node, read from its own log."""
+def _run_two_ops(tmp_path, second_op, opset, x):
+    """Relu then `second_op`, run by the runner in the image on `x`."""
     import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["r"], name="/head/Relu"),
-         helper.make_node(second_op, ["r"], ["y"], name=f"/model/{second_op}")], "lacking",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])])
+         helper.make_node(second_op, ["r"], ["y"], name=f"/model/{second_op}")], "two_ops",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 6 if opset == 11 else 8
     shared = tmp_path / "shared"  # mounted read-only; readable by the image's user (tmp_path is 0700)
     shared.mkdir(mode=0o755)
     onnx.save(model, str(shared / "model.onnx"))
-    save_samples(str(shared / "inputs.npz"), [{"x": np.ones((1, 3, 4, 4), np.float32)}])
+    save_samples(str(shared / "inputs.npz"), [{"x": x}])
     for path in shared.iterdir():
         path.chmod(0o644)
     spec = RunSpec(engine="openppl", model_path=str(shared / "model.onnx"), inputs_path=str(shared / "inputs.npz"),
-                   cache_dir=str(tmp_path / "cache"), warmup=0, iterations=1)
-    result = DockerLauncher().run(discover()["openppl"], spec, tmp_path / "io", timeout=300)
+                   cache_dir=str(tmp_path / "cache"), warmup=0, iterations=1, save_outputs=True)
+    return DockerLauncher().run(discover()["openppl"], spec, tmp_path / "io", timeout=300)
+
+
+@pytest.mark.parametrize("second_op, opset, expected", [
+    # ppl.nn v0.9.2's x86 engine has no Neg at all (nor Reciprocal, which the runner rewrites)
+    ("Neg", 11, ("compile", "Neg", "/model/Neg", "the x86 engine has no Neg.")),
+    # its ONNX parser takes Relu for opsets 6-16 only
+    ("Identity", 17, ("convert", "Relu", "/head/Relu", "ppl.nn's ONNX parser has no Relu at opset 17.")),
+])
+def test_openppl_names_the_operator_it_lacks(openppl_image, tmp_path, second_op, opset, expected):
+    """The row says what stopped ppl.nn: the stage, the operator and the node, read from its own log."""
+    result = _run_two_ops(tmp_path, second_op, opset, np.ones((1, 3, 4, 4), np.float32))
     stage, operator, node, words = expected
     assert (result.status, result.stage) == ("unsupported", stage), result.reason
     assert (result.error.operator, result.error.node) == (operator, node)
     assert words in result.reason
+
+
+def test_openppl_runs_a_reciprocal_as_a_division(openppl_image, tmp_path):
+    """The x86 engine has no Reciprocal: the runner gives it Div(1, x), which must give 1/x exactly."""
+    x = np.array([[0.1, 3.0, 7.0, 1e-30], [2.0, 0.5, 1e30, 0.3]], np.float32).reshape(1, 2, 2, 2)
+    result = _run_two_ops(tmp_path, "Reciprocal", 11, x)
+    assert result.status == "ok", result.reason
+    assert result.settings["rewrites"] == {"Reciprocal->Div": 1}
+    y = load_samples(str(tmp_path / "io" / result.outputs_file))[0]["y"]
+    assert np.array_equal(y, np.float32(1) / x)
