@@ -5,6 +5,7 @@ the same bench run locally; a worker killed mid-row gives a failed row naming it
 kind's rows complete, and `--resume` then runs only the rows that are missing, on a new node."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,7 @@ class Cluster:
                 self.kill(name)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
