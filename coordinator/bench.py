@@ -1,14 +1,16 @@
 """`e2e bench`: export once, run every (engine, precision) in turn, merge into one report."""
+import contextlib
 import functools
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -24,13 +26,14 @@ from .divergence import Divergence
 from .engines import REFERENCE, Engine
 from .errors import DISK_FULL, UsageError, disk_full
 from .explain import explain_row
+from .fleet.cluster import Node
 from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, create_all
 from .launchers.process import start_overhead
 from .parity import tolerance_precision
 from .points import Point, grown, points
 from .tuning import TUNED, best as best_options, candidates, record
 from .progress import watch_progress
-from .report import Report, Row
+from .report import Report, Row, row_key
 from .sections import ModelInfo, Setup
 from .views import write_report
 
@@ -52,6 +55,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     run_dir.mkdir(parents=True, exist_ok=True)
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
+    fleet = join_fleet(cfg, log) if cfg.hosts else None  # before the export: a wrong cluster fails at once
     started = time.perf_counter()
     phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
 
@@ -79,13 +83,16 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     done = {r.key() for r in report.results}
     if resume:
         report.interrupted = False
-        report.notes = [n for n in report.notes if not n.startswith(INTERRUPTED)]
+        report.notes = [n for n in report.notes if not n.startswith((INTERRUPTED, UNRUN))]
         report.notes.append(f"Resumed at {now} with `{' '.join(['e2e', *sys.argv[1:]])}`: "
                             f"{len(done)} row(s) were kept from the interrupted run.")
     elif artifact.info.weights.kind == "random":
         report.notes.append("Weights are seeded random (" + artifact.info.weights.detail + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
+    ctx.console_is_terminal = console.is_terminal
+    if fleet is not None:
+        ctx.join_fleet(*fleet)
     ctx.calibration_path = str(calibration.inputs_path) if calibration else None
     ctx.source = source
     # No refresh thread: the display is redrawn only when something changes (a row, a phase), so
@@ -96,45 +103,26 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     try:
         with progress:
             sweep = points(cfg.scenarios, cfg.batch, cfg.concurrency)
-            todo = [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
-                    if (e.id, p, *pt.key(), "") not in done]
-            rows = progress.add_task("engines", total=len(todo))
-            best: Dict[tuple, float] = {}  # --concurrency auto: its best samples/s so far per engine, precision, batch
-            while todo:
-                engine, precision, point = todo.pop(0)
-                where = f"{precision} {point.label()}".strip()
-                title = f"[bold]{engine.id}[/] at {where}"
-                progress.update(rows, description=title, refresh=True)
-                if not console.is_terminal:  # a log: one line when a row starts, one when it ends
-                    log(f"  {engine.id:<9} {where:<5} started")
-                with watch_progress(ctx.io_dir(engine, precision, point),
-                                    lambda text: progress.update(rows, description=f"{title}: {text}", refresh=True)):
-                    row = ctx.run(engine, precision, point)
-                report.results.append(row)
-                _save(report, run_dir, views=False)  # nothing measured is lost
-                progress.advance(rows)
-                log(f"  {engine.id:<9} {where:<5} {row.status:<11} {row.summary()}")
-                if cfg.tune and row.status == "ok" and (engine.id, precision, *point.key(), TUNED) not in done:
-                    tuned = ctx.tune(engine, precision, point)
-                    if tuned is not None:
-                        report.results.append(tuned)
-                        _save(report, run_dir, views=False)
-                        log(f"  {engine.id:<9} {where} tuned {tuned.status:<11} {tuned.summary()}")
-                group = (engine.id, precision, point.scenario, point.batch)
-                more = grown(point, row.throughput_per_s if row.status == "ok" else None, best.get(group))
-                if row.status == "ok" and row.throughput_per_s and more is not None:
-                    best[group] = max(best.get(group, 0.0), row.throughput_per_s)
-                if more is not None and (engine.id, precision, *more.key(), "") not in done:
-                    todo.insert(0, (engine, precision, more))
-                    progress.update(rows, total=progress.tasks[0].total + 1)
-                progress.refresh()
+            kinds = list(ctx.fleet_nodes) or [""]
+            queues = {kind: [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
+                             if row_key(e.id, p, pt, "", kind) not in done] for kind in kinds}
+            work = _Work(ctx, progress, progress.add_task("engines", total=sum(map(len, queues.values()))), done)
+            if not ctx.fleet_nodes:
+                work.drain(queues[""], None)
+            else:
+                if not ctx._have_reference():  # once, here: the nodes' rows are all compared with it
+                    ctx._make_reference()
+                work.on_nodes(queues)
+                _unrun(report, queues, run_dir)
     except KeyboardInterrupt:
+        ctx.stop()
         report.interrupted = True
         report.notes.append(f"{INTERRUPTED}: the engines without a row did not run (or did not finish); "
                             f"`e2e bench --resume {run_dir}` runs them.")
         raise
     finally:
         report.setup.phase_seconds = {**phases, "total_s": time.perf_counter() - started}
+        ctx.close()
         used = {r.launcher for r in report.results}
         runtimes = {name: d for name, launcher in ctx.launchers.items() if name in used and (d := launcher.describe())}
         if runtimes:  # e.g. the Docker daemon's version, when a row ran in a container
@@ -161,6 +149,91 @@ def _save(report: Report, run_dir: Path, views: bool = True) -> None:
 
 
 INTERRUPTED = "The run was interrupted"
+UNRUN = "Fleet rows not run"
+
+
+class _Work:
+    """Runs the rows of a queue one after the other: here, or on a fleet node (one thread per
+    node, taking rows from its kind's queue). A row may add rows to its queue: its tuned variant
+    (--tune) and the next concurrency of --concurrency auto."""
+
+    def __init__(self, ctx: "_Context", progress: Progress, task: Any, done: set) -> None:
+        self.ctx, self.progress, self.task, self.done = ctx, progress, task, done
+        self.lock = ctx.lock
+        self.best: Dict[tuple, float] = {}  # --concurrency auto: its best samples/s so far per row group
+        self.failure: Optional[BaseException] = None
+
+    def drain(self, queue: list, node: Optional[Node]) -> None:
+        ctx, cfg, report, progress = self.ctx, self.ctx.cfg, self.ctx.report, self.progress
+        kind = node.kind if node else ""
+        launcher = ctx.fleet_launchers.get(node.node_id) if node else None
+        while not ctx.stopped and not (launcher and launcher.lost):
+            with self.lock:
+                if not queue:
+                    return
+                engine, precision, point = queue.pop(0)
+            where = " ".join(p for p in (precision, point.label(), f"@{kind}" if kind else "") if p)
+            title = f"[bold]{engine.id}[/] at {where}"
+            if node is None:  # the fleet's rows run side by side: one line each, no live description
+                progress.update(self.task, description=title, refresh=True)
+            if not ctx.console_is_terminal or node is not None:
+                ctx.log(f"  {engine.id:<9} {where:<5} started")
+            with watch_progress(ctx.io_dir(engine, precision, point, machine=kind),
+                                lambda text: progress.update(self.task, description=f"{title}: {text}", refresh=True)) \
+                    if node is None else contextlib.nullcontext():
+                row = ctx.run(engine, precision, point, node=node)
+            if ctx.stopped:  # interrupted meanwhile: the row is not whole
+                return
+            self.add(row, f"  {engine.id:<9} {where:<5} {row.status:<11} {row.summary()}")
+            if cfg.tune and row.status == "ok" and row_key(engine.id, precision, point, TUNED, kind) not in self.done:
+                tuned = ctx.tune(engine, precision, point, node=node)
+                if tuned is not None and not ctx.stopped:
+                    self.add(tuned, f"  {engine.id:<9} {where} tuned {tuned.status:<11} {tuned.summary()}", count=False)
+            with self.lock:
+                group = (kind, engine.id, precision, point.scenario, point.batch)
+                more = grown(point, row.throughput_per_s if row.status == "ok" else None, self.best.get(group))
+                if row.status == "ok" and row.throughput_per_s and more is not None:
+                    self.best[group] = max(self.best.get(group, 0.0), row.throughput_per_s)
+                if more is not None and row_key(engine.id, precision, more, "", kind) not in self.done:
+                    queue.insert(0, (engine, precision, more))
+                    progress.update(self.task, total=progress.tasks[0].total + 1)
+            progress.refresh()
+
+    def add(self, row: Row, line: str, count: bool = True) -> None:
+        """A finished row into the report, saved at once: nothing measured is lost."""
+        with self.lock:
+            self.ctx.report.results.append(row)
+            _save(self.ctx.report, self.ctx.run_dir, views=False)
+            if count:
+                self.progress.advance(self.task)
+        self.ctx.log(line)
+
+    def on_nodes(self, queues: Dict[str, list]) -> None:
+        """Every node drains its kind's queue in a thread of its own; Ray's e2e-bench resource
+        keeps it to one row at a time per node, whoever else uses the cluster."""
+        def drain(queue: list, node: Node) -> None:
+            try:
+                self.drain(queue, node)
+            except BaseException as e:  # a bug: raised again in the main thread
+                self.failure = e
+
+        threads = [threading.Thread(target=drain, args=(queues[kind], node), daemon=True, name=node.label())
+                   for kind, nodes in self.ctx.fleet_nodes.items() for node in nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():  # a timed join, so Ctrl-C reaches this thread
+                thread.join(0.5)
+        if self.failure is not None:
+            raise self.failure
+
+
+def _unrun(report: Report, queues: Dict[str, list], run_dir: Path) -> None:
+    """Rows a fleet kind could not run because its nodes left the cluster: said, for --resume."""
+    for kind, queue in queues.items():
+        if queue:
+            report.notes.append(f"{UNRUN}: {len(queue)} row(s) of machine kind {kind} did not run: its node(s) left the "
+                                f"Ray cluster; `e2e bench --resume {run_dir}` runs them once a node of that kind is back.")
 
 
 class _Context:
@@ -176,47 +249,102 @@ class _Context:
         self.calibration_path: Optional[str] = None
         self.source: models.ModelSource = models.ModelSource()
         self.exports: Dict[int, export.Artifact] = {}  # exports at other opsets, for engines that load only those
+        self.exporting = threading.Lock()  # fleet rows run side by side: one export at a time
+        self.console_is_terminal = False
+        # fleet mode (--hosts): the nodes of each machine kind, and the launcher of each node
+        self.fleet: Any = None
+        self.fleet_nodes: Dict[str, List[Node]] = {}
+        self.fleet_launchers: Dict[str, Any] = {}
+        self.stopped = False  # Ctrl-C: the fleet's threads take no more rows
+        self.lock = threading.Lock()  # the report and the queues, which fleet threads share
 
-    def _launcher(self, engine: Engine) -> Tuple[Optional[Launcher], Optional[str]]:
+    def join_fleet(self, fleet: Any, nodes: Dict[str, List[Node]]) -> None:
+        from .fleet.launcher import RayLauncher
+
+        self.fleet, self.fleet_nodes = fleet, nodes
+        self.fleet_launchers = {node.node_id: RayLauncher(self.fleet, node, self.cfg.launcher, self.cfg.memory_limit)
+                                for nodes in self.fleet_nodes.values() for node in nodes}
+        self.log(f"Fleet: Ray at {self.fleet.address}, " + "; ".join(
+            f"{kind}: {len(nodes)} node(s)" for kind, nodes in self.fleet_nodes.items()))
+
+    def stop(self) -> None:
+        """Ctrl-C: no more rows; the fleet's running rows are cancelled (each node's launcher
+        stops its runner as a local run's would)."""
+        self.stopped = True
+        for launcher in self.fleet_launchers.values():
+            launcher.cancel()
+
+    def close(self) -> None:
+        if self.fleet is not None:
+            self.report.notes[:] = [n for n in self.report.notes if not n.startswith("Fleet:")]
+            self.report.notes.append(f"Fleet: Ray {self.fleet.describe()['ray']} at {self.fleet.address}; "
+                                     "one row at a time per node (its e2e-bench resource).")
+            self.fleet.close()
+            self.fleet = None
+
+    def _launcher(self, engine: Engine, node: Optional[Node] = None) -> Tuple[Optional[Launcher], Optional[str]]:
         """The launcher for this engine and, if it cannot run the engine, why (the policy of
         coordinator/launchers/registry.py: `auto` takes Docker when the image is built, else the
-        virtualenv)."""
+        virtualenv). On a fleet node: the node's launcher, which applies that policy there."""
+        if node is not None:
+            launcher = self.fleet_launchers[node.node_id]
+            return launcher, launcher.unavailable(engine, self.cfg.device or "cpu")
         return choose(engine, self.cfg.launcher, self.cfg.device or "cpu", self.launchers)
 
-    def io_dir(self, engine: Engine, precision: str, point: Point = Point(), variant: str = "") -> Path:
-        return self.run_dir / "logs" / f"{engine.id}-{precision}{point.folder()}{'-' + variant if variant else ''}"
+    def io_dir(self, engine: Engine, precision: str, point: Point = Point(), variant: str = "",
+               machine: str = "") -> Path:
+        return self.run_dir / "logs" / (f"{engine.id}-{precision}{point.folder()}{'-' + variant if variant else ''}"
+                                        f"{'@' + machine if machine else ''}")
 
-    def tune(self, engine: Engine, precision: str, point: Point) -> Optional[Row]:
+    def tune(self, engine: Engine, precision: str, point: Point, node: Optional[Node] = None) -> Optional[Row]:
         """--tune: every candidate of the engine's declared options for a short loop, then the
         best in full, as a row marked tuned that keeps the search (coordinator/tuning.py)."""
         trials = []
         for k, options in enumerate(candidates(engine, self.cfg.options_for(engine.id))):
             self.log(f"  {engine.id:<9} {precision} {point.label()} trying {options}")
             trials.append((options, self.run(engine, precision, point, options=options, variant=f"search{k + 1}",
-                                             max_time=self.cfg.tune_time)))
+                                             max_time=self.cfg.tune_time, node=node)))
         if not trials:
             return None
         chosen = best_options(trials)
         if chosen is None:
             row = Row.make(engine, "", precision, RunResult(engine.id, "failed", reason=(
                 "no candidate of the search ran and passed parity; see `search`")), point=point)
+            row.machine = node.kind if node else ""
         else:
-            row = self.run(engine, precision, point, options=chosen, variant=TUNED)
+            row = self.run(engine, precision, point, options=chosen, variant=TUNED, node=node)
         row.variant, row.search = TUNED, record(trials)
         row.settings["tuned_options"] = chosen
         return row
 
     def run(self, engine: Engine, precision: str, point: Point = Point(), options: Optional[Dict[str, Any]] = None,
-            variant: str = "", max_time: Optional[float] = None) -> Row:
-        """One row; `options` instead of the -o ones, `max_time` instead of --max-time (a search)."""
+            variant: str = "", max_time: Optional[float] = None, node: Optional[Node] = None) -> Row:
+        """One row; `options` instead of the -o ones, `max_time` instead of --max-time (a search);
+        on `node` of the fleet instead of here."""
+        row = self._run(engine, precision, point, options, variant, max_time, node)
+        if node is not None:
+            row.machine, row.node = node.kind, node.label()
+            launcher = self.fleet_launchers[node.node_id]
+            if row.launcher:  # launched: the node says which of its launchers ran it, and on what
+                row.launcher = launcher.ran_with()
+                answer = launcher.answer
+                if answer.get("device"):
+                    with self.lock:
+                            self.report.machines.setdefault(node.kind, {})[node.label()] = {
+                            **answer["device"], **({"launchers": answer["runtime"]} if answer.get("runtime") else {})}
+        return row
+
+    def _run(self, engine: Engine, precision: str, point: Point, options: Optional[Dict[str, Any]],
+             variant: str, max_time: Optional[float], node: Optional[Node]) -> Row:
         cfg = self.cfg
-        launcher, unavailable = self._launcher(engine)
-        io_dir = self.io_dir(engine, precision, point, variant)
+        launcher, unavailable = self._launcher(engine, node)
+        io_dir = self.io_dir(engine, precision, point, variant, machine=node.kind if node else "")
         reason = self._skip_reason(engine, precision, point) or unavailable
         if reason:  # nothing was launched
             return Row.make(engine, "", precision, RunResult(engine.id, "skipped", reason=reason), point=point)
         try:
-            model_path, model_info, row_input = self._model_for(engine)
+            with self.exporting:
+                model_path, model_info, row_input = self._model_for(engine)
         except Exception as e:  # an export at this engine's opset failed: its row, not the bench
             return Row.make(engine, "", precision, RunResult.from_error(engine.id, e, stage="setup"), point=point)
         t = time.perf_counter()
@@ -261,7 +389,7 @@ class _Context:
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
         row.parity = self._parity(engine, precision, result, io_dir, point)
-        if result.status == "ok" and result.outputs_file and result.latency_ms:
+        if result.status == "ok" and result.outputs_file and result.latency_ms and node is None:  # this machine's
             self._host_phases(row, result.latency_ms.p50, io_dir / result.outputs_file)
         if cfg.explain and row.parity and not row.parity.passed:
             row.divergence = self._explain(row, model_path)
@@ -394,6 +522,19 @@ class _Context:
         """Into the cache once, whole: another run may be keeping the same reference now."""
         atomic.ensure(str(self.data.reference_path), lambda tmp: shutil.copyfile(outputs, tmp),
                       "The cached PyTorch reference outputs", log=self.log, phase="reference")
+
+
+def join_fleet(cfg: BenchConfig, log: Any) -> Tuple[Any, Dict[str, List[Node]]]:
+    """--hosts: the Ray cluster, and the nodes of each machine kind asked for."""
+    from .fleet.cluster import Fleet
+
+    assert cfg.hosts
+    fleet = Fleet(cfg.ray_address, log)
+    try:
+        return fleet, fleet.select(cfg.hosts)
+    except BaseException:
+        fleet.close()
+        raise
 
 
 def injected_fault(engine_id: str) -> str:

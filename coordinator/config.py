@@ -93,6 +93,11 @@ class BenchConfig:
                            "does): its engine and ONNX Runtime run again with intermediate tensors exposed.", False)
     fail_on: List[str] = option("Comma list of row outcomes that make the exit status 4: failed, timeout, "
                                 "unsupported, skipped, parity, noisy, imprecise.", factory=list)
+    hosts: Optional[str] = option("Run the rows on a Ray cluster's machines (`pip install 'e2e[fleet]'`): 'all-kinds' "
+                                  "(a column of rows per machine kind) or a comma list of kinds; a kind is a node's "
+                                  "e2e-kind:NAME resource.", None, shown="this machine only")
+    ray_address: Optional[str] = option("--hosts: the Ray cluster's address (host:port, or ray://host:port for Ray "
+                                        "Client).", None, shown="$RAY_ADDRESS, else the cluster this machine is a node of")
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
@@ -129,6 +134,10 @@ class BenchConfig:
         if self.memory_limit is not None and self.memory_limit < 64:
             raise UsageError("--memory-limit is in MB and must be at least 64")
         self.options_for("")  # the format is checked here, the keys by each runner
+        if self.hosts is not None and not [k for k in self.hosts.split(",") if k.strip()]:
+            raise UsageError("--hosts: expected all-kinds or a comma list of machine kinds")
+        if self.ray_address is not None and self.hosts is None:
+            raise UsageError("--ray-address names the cluster of --hosts: give --hosts too")
         if self.launcher not in (AUTO, *launcher_names()):
             raise UsageError(f"unknown launcher {self.launcher!r}; valid: {', '.join((AUTO, *launcher_names()))}")
 

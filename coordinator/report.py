@@ -18,7 +18,9 @@ from .parity import Parity
 from .points import Point
 from .sections import DataInfo, Device, ModelInfo, Section, Setup
 
-REPORT_SCHEMA_VERSION = 2  # 2: setup holds each setting once, in config (1 also had copies; still read)
+# 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
+# their machine kind and node, and `machines` describes each node
+REPORT_SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Row(RunResult):
     # with every candidate's options and figures in `search`
     variant: str = ""
     search: List[Dict[str, Any]] = field(default_factory=list)
+    machine: str = ""  # fleet mode (--hosts): the machine kind the row ran on; "" on this machine
+    node: str = ""  # fleet mode: the node that ran it (its address and Ray node id)
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -58,15 +62,18 @@ class Row(RunResult):
 
     def key(self) -> tuple:
         """What identifies the row in a run (resume) and across runs (compare)."""
-        return (self.engine, self.precision_requested, *self.point().key(), self.variant)
+        return row_key(self.engine, self.precision_requested, self.point(), self.variant, self.machine)
 
     def where(self) -> str:
-        """The precision, the point off the default one, and tuned: "fp32 throughput b4 c=2 tuned"."""
-        return " ".join(p for p in (self.precision_label(), self.point().label(), self.variant) if p)
+        """The precision, the point off the default one, tuned, and the machine kind in fleet mode:
+        "fp32 throughput b4 c=2 tuned @gpu-a100"."""
+        return " ".join(p for p in (self.precision_label(), self.point().label(), self.variant,
+                                    f"@{self.machine}" if self.machine else "") if p)
 
     def label(self) -> str:
-        """The engine, its precision and, off the default point, the point: "ort fp32 throughput b4 c=2"."""
-        return " ".join(p for p in (self.engine, self.precision_label(), self.point().label(), self.variant) if p)
+        """The engine, its precision, off the default point the point, and in fleet mode the machine
+        kind: "ort fp32 throughput b4 c=2 @gpu-a100"."""
+        return f"{self.engine} {self.where()}"
 
     def precision_label(self) -> str:
         """What the engine ran at, and what was asked when the engine chose otherwise."""
@@ -136,6 +143,11 @@ class Row(RunResult):
         return verdict(self.parity)
 
 
+def row_key(engine: str, precision: str, point: Point = Point(), variant: str = "", machine: str = "") -> tuple:
+    """What identifies a row in a run (resume) and across runs (compare)."""
+    return (engine, precision, *point.key(), variant, machine)
+
+
 def verdict(parity: Parity) -> str:
     return "passed" if parity.passed else "FAILED"
 
@@ -153,6 +165,8 @@ class Report(Record):
     results: List[Row] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     interrupted: bool = False
+    # fleet mode: per machine kind, per node (Node.label), the node's device section and runtimes
+    machines: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
 
     SECTIONS: ClassVar[Dict[str, Type[Section]]] = {"setup": Setup, "device": Device, "model": ModelInfo, "data": DataInfo}
@@ -168,12 +182,27 @@ class Report(Record):
                                if name in data}}
         return super().from_dict(data)
 
-    def reference_p50(self, precision: str = "fp32") -> Optional[float]:
+    def reference_p50(self, precision: str = "fp32", machine: str = "") -> Optional[float]:
+        """PyTorch's p50 on `machine` (a fleet's kind; "" this machine), the speed-ups' base."""
         for r in self.results:  # at the default point: a batched or throughput p50 is another figure
             if r.engine == REFERENCE and r.precision_requested == precision and r.latency_ms and \
-                    r.point() == Point() and not r.variant:
+                    r.point() == Point() and not r.variant and r.machine == machine:
                 return r.latency_ms.p50
         return None
+
+    def machine_kinds(self) -> List[str]:
+        """The fleet's machine kinds in the order of the configuration ([""]: this machine only)."""
+        return list(dict.fromkeys(r.machine for r in self.results)) or [""]
+
+    def rows(self) -> List[Row]:
+        """The rows as views list them: grouped by machine kind, each in the order they ran."""
+        kinds = self.machine_kinds()
+        return sorted(self.results, key=lambda r: kinds.index(r.machine))
+
+    def speedup(self, r: Row) -> Optional[float]:
+        """The row's p50 against PyTorch's on the same machine (fp32, default point)."""
+        ref = self.reference_p50(machine=r.machine)
+        return ref / r.latency_ms.p50 if ref and r.latency_ms else None
 
     def task(self) -> str:
         """The model's family: detection, classification, generic."""

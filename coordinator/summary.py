@@ -11,7 +11,6 @@ from .report import Report
 
 
 def summary_table(report: Report) -> Table:
-    ref = report.reference_p50()
     table = Table(title=f"e2e: {report.model.name} on {report.setup.setting('device')}, "
                         f"{report.setup.setting('threads')} threads", title_justify="left")
     scored = any(r.accuracy for r in report.results)
@@ -20,11 +19,11 @@ def summary_table(report: Report) -> Table:
         table.add_column(col, justify="right" if col.endswith(("ms", "torch", "%")) else "left",
                          overflow="fold", max_width=60 if col == "note" else None)
     colors = {"ok": "green", "skipped": "dim", "unsupported": "yellow", "failed": "red", "timeout": "red"}
-    for r in report.results:
-        lat = r.latency_ms
+    for r in report.rows():
+        lat, speedup = r.latency_ms, report.speedup(r)
         cells = [r.engine, r.where(), r.launcher, f"[{colors[r.status]}]{r.status}[/]",
                  f"{lat.p50:.2f}" if lat else "", r.ci_text() if lat else "", f"{lat.p99:.2f}" if lat else "",
-                 f"{ref / lat.p50:.2f}x" if ref and lat else "", r.verdict()]
+                 f"{speedup:.2f}x" if speedup else "", r.verdict()]
         if scored:
             cells.append(Text(f"{r.accuracy.metric} {r.accuracy.value:.4f}" if r.accuracy else ""))
         table.add_row(*cells, Text(r.note()))  # engine messages are not markup

@@ -53,7 +53,8 @@ def markdown(table: Any, digits: int = 2) -> str:
 
 
 def _line(r: Row, on_front: bool) -> dict:
-    return {"engine": f"{r.engine} ({r.variant})" if r.variant else r.engine, "precision": r.precision_label(), "scenario": r.scenario, "batch": r.batch_size,
+    engine = r.engine + (f" ({r.variant})" if r.variant else "") + (f" @{r.machine}" if r.machine else "")
+    return {"engine": engine, "precision": r.precision_label(), "scenario": r.scenario, "batch": r.batch_size,
             "concurrency": r.concurrency_requested, "in flight": r.concurrency,
             "achieved": r.achieved_concurrency, "samples/s": r.throughput_per_s, "p50 ms": r.latency_ms.p50,
             "p99 ms": r.latency_ms.p99, "parity": r.verdict(), "pareto": "yes" if on_front else ""}

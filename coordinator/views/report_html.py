@@ -17,23 +17,14 @@ def render(report: Report, run_dir: Path) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
-    ref = report.reference_p50()
-    ok = [r for r in report.results if r.status == "ok" and r.latency_ms]
-    labels = {id(r): r.label() for r in report.results}
+    rows = report.rows()
+    labels = {id(r): r.label() for r in rows}
     s = report.setup
     return env.get_template("report.html.j2").render(
-        report=report, model=report.model, rows=[_row(r, ref) for r in report.results],
-        verdicts=[_verdict(r, ref, labels[id(r)]) for r in report.results],
-        charts={
-            "bars": charts.latency_bars([(labels[id(r)], r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99)
-                                         for r in ok], "Latency per engine"),
-            "distribution": charts.distribution(
-                [(labels[id(r)], (r.latency_ms.min, r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p95,
-                                  r.latency_ms.p99, r.latency_ms.max)) for r in ok], "Latency distribution"),
-            "curves": _curves(report),
-            "speedup": charts.speedup([(labels[id(r)], ref / r.latency_ms.p50) for r in ok] if ref else [],
-                                      "Speed-up against PyTorch (p50)"),
-        },
+        report=report, model=report.model, rows=[_row(r, report.speedup(r)) for r in rows],
+        verdicts=[_verdict(r, report.speedup(r), labels[id(r)]) for r in rows],
+        charts=[_charts(report, kind, labels) for kind in report.machine_kinds()],
+        curves=_curves(report),
         sweep=_sweep(report),
         phases={k: f"{v:.1f}" for k, v in (report.setup.phase_seconds or {}).items()},
         parity=[{"label": labels[id(r)], "text": parity_text(r.parity)} for r in report.results if r.parity],
@@ -43,10 +34,26 @@ def render(report: Report, run_dir: Path) -> str:
         setup=_pairs({"e2e_commit": s.e2e_commit, **s.settings(), "copy_policy": s.copy_policy,
                       "timed_region": s.timed_region}),
         device=_pairs(report.device.to_dict()),
+        machines=[(kind, label, _pairs(d)) for kind, nodes in report.machines.items() for label, d in nodes.items()],
         model_rows=_pairs({k: v for k, v in report.model.to_dict().items() if k != "operators"} |
                           {"operators": ", ".join(f"{k} {v}" for k, v in report.model.operators.items())}),
         data=_pairs(report.data.to_dict()),
     )
+
+
+def _charts(report: Report, kind: str, labels: Dict[int, str]) -> Dict[str, str]:
+    """The comparison charts of one machine kind (fleet mode: a set per kind; else the one set)."""
+    ok = [r for r in report.rows() if r.status == "ok" and r.latency_ms and r.machine == kind]
+    on = f" on {kind}" if kind else ""
+    return {
+        "bars": charts.latency_bars([(labels[id(r)], r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p99)
+                                     for r in ok], f"Latency per engine{on}"),
+        "distribution": charts.distribution(
+            [(labels[id(r)], (r.latency_ms.min, r.latency_ms.p50, r.latency_ms.p90, r.latency_ms.p95,
+                              r.latency_ms.p99, r.latency_ms.max)) for r in ok], f"Latency distribution{on}"),
+        "speedup": charts.speedup([(labels[id(r)], report.speedup(r)) for r in ok if report.speedup(r)],
+                                  f"Speed-up against PyTorch (p50){on}"),
+    }
 
 
 def _curves(report: Report) -> str:
@@ -78,7 +85,7 @@ def _mb(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.0f}"
 
 
-def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
+def _row(r: Row, speedup: Optional[float]) -> Dict[str, Any]:
     lat, res = r.latency_ms, r.resources
     note = r.note()
     return {
@@ -87,7 +94,7 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
         "mean": ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
         "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
-        "speedup": f"{ref / lat.p50:.2f}x" if ref and lat else "", "parity": r.verdict(), "note": note,
+        "speedup": f"{speedup:.2f}x" if speedup else "", "parity": r.verdict(), "note": note,
         "start": ms(r.start_overhead_s), "first": ms(r.first_inference_ms), "phases": phases_text(r),
         **{k: ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "",
@@ -97,11 +104,11 @@ def _row(r: Row, ref: Optional[float]) -> Dict[str, Any]:
     }
 
 
-def _verdict(r: Row, ref: Optional[float], label: str) -> Dict[str, str]:
+def _verdict(r: Row, speedup: Optional[float], label: str) -> Dict[str, str]:
     if r.status == "ok" and r.latency_ms:
         parity = {"passed": "outputs match PyTorch", "FAILED": "outputs DIFFER from PyTorch",
                   "reference": "the reference"}.get(r.verdict(), "outputs not compared")
-        speed = f", {ref / r.latency_ms.p50:.2f}x PyTorch's speed" if ref and r.engine != "torch" else ""
+        speed = f", {speedup:.2f}x PyTorch's speed" if speedup and r.engine != "torch" else ""
         return {"label": label, "css": "fail" if r.verdict() == "FAILED" else "pass",
                 "text": f"runs, {parity}{speed} (p50 {r.latency_ms.p50:.2f} ms)"}
     what = {"unsupported": "cannot run this model", "skipped": "not run", "timeout": "timed out",

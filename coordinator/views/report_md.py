@@ -12,7 +12,6 @@ FILE = "report.md"
 
 def render(report: Report, run_dir: Path) -> str:
     m = report.model
-    ref = report.reference_p50()
     lines = [
         f"# e2e report: {m.name}", "",
         f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
@@ -21,9 +20,9 @@ def render(report: Report, run_dir: Path) -> str:
         "| engine | precision | launcher | status | p50 ms | ±95% | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in report.results:
+    for r in report.rows():
         lat = r.latency_ms
-        speedup = f"{ref / lat.p50:.2f}x" if ref and lat else ""
+        speedup = f"{report.speedup(r):.2f}x" if report.speedup(r) else ""
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = r.note().replace("|", "\\|")
         lines.append(f"| {r.engine} | {r.where()} | {r.launcher} | {r.status} | "
@@ -50,6 +49,7 @@ def render(report: Report, run_dir: Path) -> str:
         f"- CPU {d.cpu} ({d.physical_cores} physical cores, flags: {', '.join(d.cpu_flags) or '-'}), "
         f"{d.memory_gb} GB, {d.os}",
         f"- GPUs: {', '.join(g.name for g in d.gpus) or 'none'}",
+        *_machines(report),
         "", "## Model", "",
         f"- {m.name} from `{m.source}`, weights: {m.weights.kind} ({m.weights.detail})",
         f"- ONNX opset {m.opset}, {m.exporter}, {m.file_bytes / 2**20:.1f} MiB, sha256 {m.sha256[:16]}…,"
@@ -105,6 +105,20 @@ def render(report: Report, run_dir: Path) -> str:
                   "timed on the host per row, inference the engine's p50)", ""]
         lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
     return "\n".join(lines) + "\n"
+
+
+def _machines(report: Report) -> list:
+    """Fleet mode: each node that ran rows, by machine kind (the device section above is the
+    coordinator's machine)."""
+    if not report.machines:
+        return []
+    lines = ["", "The rows ran on a fleet (the device above is the coordinator's):"]
+    for kind, nodes in report.machines.items():
+        for label, d in nodes.items():
+            gpus = ", ".join(g.get("name", "") for g in d.get("gpus", [])) or "no GPU"
+            lines.append(f"- **{kind}**: {label}: CPU {d.get('cpu')} ({d.get('physical_cores')} physical cores), "
+                         f"{d.get('memory_gb')} GB, {gpus}, {d.get('os')}, Python {d.get('python')}")
+    return lines
 
 
 def _tensor(t: TensorInfo) -> str:

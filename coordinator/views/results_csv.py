@@ -13,12 +13,11 @@ FILE = "results.csv"
 def render(report: Report, run_dir: Path) -> str:
     """One row per (engine, precision), nested fields flattened (`latency_ms.p50`, ...)."""
     rows = []
-    ref = report.reference_p50()
-    for r in report.results:
+    for r in report.rows():
         d = r.to_dict()
         for drop in ("environment", "settings", "error", "parity", "measurement", "per_input_ms"):
             d.pop(drop)
-        d["speedup_vs_torch"] = ref / r.latency_ms.p50 if ref and r.latency_ms else None
+        d["speedup_vs_torch"] = report.speedup(r)  # PyTorch's on the same machine
         d["parity_passed"] = r.parity.passed if r.parity else None
         rows.append(_flat(d))
     columns = list(dict.fromkeys(k for row in rows for k in row))

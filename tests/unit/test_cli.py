@@ -167,3 +167,17 @@ def test_images_build_with_a_missing_sources_folder_is_one_line(tmp_path):
     result = runner.invoke(app, ["images", "build", "openppl", "--sources", str(tmp_path / "nowhere")])
     assert result.exit_code == 1, result.output
     assert "--sources: no such folder" in result.output and "Traceback" not in result.output
+
+
+def test_ray_address_needs_hosts_and_a_dead_address_is_one_line(tmp_path):
+    from coordinator.config import resolve
+    from coordinator.errors import UsageError
+
+    with pytest.raises(UsageError, match="--ray-address names the cluster of --hosts"):
+        resolve({"model": "resnet18", "ray_address": "127.0.0.1:1"})
+    with pytest.raises(UsageError, match="expected all-kinds or a comma list"):
+        resolve({"model": "resnet18", "hosts": " , "})
+    from coordinator.fleet.cluster import Fleet
+
+    with pytest.raises(UsageError, match="no Ray cluster at 127.0.0.1:1"):
+        Fleet("127.0.0.1:1")

@@ -102,3 +102,31 @@ def test_a_view_is_one_file(tmp_path, monkeypatch):
     finally:
         registry.cache_clear()
         sys.modules.pop("coordinator.views.engines_txt", None)
+
+
+def test_a_fleet_report_has_a_machine_axis(tmp_path):
+    """Rows of two machine kinds: grouped by kind in every view, each compared with PyTorch on
+    its own machine, each node described, a set of charts per kind."""
+    report, run_dir = detector_report(tmp_path)
+    rows = []
+    for kind, torch_ms, ort_ms in (("cpu-a", 10.0, 5.0), ("cpu-b", 40.0, 10.0)):
+        for engine, value in (("torch", torch_ms), ("ort", ort_ms)):
+            rows.append(Row(engine=engine, status="ok", precision="fp32", precision_requested="fp32",
+                            latency_ms=Latency.from_values([value] * 3), launcher="ray:venv", machine=kind,
+                            node=f"10.0.0.{len(rows)} (node {kind})"))
+    report.results = [rows[0], rows[2], rows[1], rows[3]]  # as they finished, side by side
+    report.machines = {kind: {f"node of {kind}": {"cpu": f"{kind} CPU", "physical_cores": 4, "memory_gb": 8,
+                                                  "os": "linux", "python": "3.11", "gpus": []}}
+                       for kind in ("cpu-a", "cpu-b")}
+    assert [r.machine for r in report.rows()] == ["cpu-a", "cpu-a", "cpu-b", "cpu-b"]
+    assert report.speedup(rows[1]) == 2.0 and report.speedup(rows[3]) == 4.0  # against its own machine's torch
+    write_report(report, run_dir)
+    md = (run_dir / "report.md").read_text()
+    assert "| ort | fp32 @cpu-a | ray:venv | ok | 5.00 |" in md and "| 2.00x |" in md and "| 4.00x |" in md
+    assert "- **cpu-b**: node of cpu-b: CPU cpu-b CPU (4 physical cores)" in md
+    html = (run_dir / "report.html").read_text()
+    assert "Latency per engine on cpu-a" in html and "Latency per engine on cpu-b" in html
+    assert "cpu-b: node of cpu-b" in html
+    assert load_report(run_dir).to_dict() == report.to_dict()
+    csv = (run_dir / "results.csv").read_text()
+    assert "machine" in csv.splitlines()[0] and "cpu-b" in csv
