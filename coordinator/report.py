@@ -191,8 +191,8 @@ class Report(Record):
         return None
 
     def machine_kinds(self) -> List[str]:
-        """The fleet's machine kinds in the order of the configuration ([""]: this machine only)."""
-        return list(dict.fromkeys(r.machine for r in self.results)) or [""]
+        """The fleet's machine kinds, sorted ([""]: this machine only)."""
+        return sorted({r.machine for r in self.results}) or [""]
 
     def rows(self) -> List[Row]:
         """The rows as views list them: grouped by machine kind, each in the order they ran."""
