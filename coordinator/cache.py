@@ -19,7 +19,8 @@ from .engines import discover
 from .errors import UsageError
 from .launchers.venv import READY, VenvLauncher, broken
 
-KINDS = ("models", "data", "venvs", "engines", "tuning", "protocol", "partial")
+# fleet: the files a fleet node received for its rows (coordinator/fleet/node.py), by digest
+KINDS = ("models", "data", "venvs", "engines", "tuning", "protocol", "fleet", "partial")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -84,6 +85,8 @@ def _paths(cache: Path) -> Iterator[tuple]:
             kind = "partial" if atomic.is_partial(path.name) else \
                 "tuning" if path.name.endswith(".tvm-tuning") else "engines"
             yield kind, path
+    for path in _children(cache / "fleet" / "staged"):
+        yield ("partial" if atomic.is_partial(path.name) else "fleet"), path
 
 
 def _children(folder: Path) -> List[Path]:
