@@ -44,3 +44,13 @@ def one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
     if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
         return shapes
     return None
+
+
+def profile_shapes(samples: List[Sample]) -> Dict[str, List[List[int]]]:
+    """[min, opt, max] per input, as TensorRT's optimization profiles take them: opt is the first
+    sample's shape, min and max span all samples."""
+    shapes = {}
+    for name, first in samples[0].items():
+        dims = list(zip(*(s[name].shape for s in samples)))
+        shapes[name] = [[min(d) for d in dims], list(first.shape), [max(d) for d in dims]]
+    return shapes
