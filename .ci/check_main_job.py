@@ -19,6 +19,7 @@ for engine in ("torch", "ort", "openvino", "triton", "mnn", "torchscript", "indu
 # built (CI: a 50-minute compile) and unsupported (Reciprocal) where it is; ncnn is unsupported (pnnx
 # leaves 15 layer types untranslated; ncnn's load stops at torch.unbind).
 OTHERWISE = {"tvm": ("ok", "unsupported", "timeout"), "trt": ("ok", "skipped"), "torch_tensorrt": ("ok", "skipped"),
+             "ort_cuda": ("ok", "skipped"), "ort_trt": ("ok", "skipped"),
              "openppl": ("ok", "skipped", "unsupported"),
              "ncnn": ("ok", "unsupported")}
 for engine, allowed in OTHERWISE.items():
