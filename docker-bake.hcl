@@ -173,7 +173,7 @@ target "trt" {
   tags = ["e2e-trt:${TAG}"]
 }
 
-# ONNX Runtime's GPU execution providers, one image each (the same pins: runners/ort_cuda/requirements.txt).
+# ONNX Runtime's GPU execution providers: the CUDA EP's image...
 target "ort_cuda" {
   inherits = ["_common"]
   dockerfile = "runners/ort_cuda/Dockerfile"
@@ -183,11 +183,12 @@ target "ort_cuda" {
   tags = ["e2e-ort_cuda:${TAG}"]
 }
 
+# ...the TensorRT EP's is the CUDA EP's image (the same pins) with its own runner folder.
 target "ort_trt" {
   inherits = ["_common"]
   dockerfile = "runners/ort_trt/Dockerfile"
-  args = {
-    ORT_GPU_BASE = "${ORT_GPU_BASE}"
+  contexts = {
+    "e2e-ort_cuda" = "target:ort_cuda"
   }
   tags = ["e2e-ort_trt:${TAG}"]
 }
