@@ -91,7 +91,7 @@ class OrtTrtRunner(OrtSessionRunner):
         if o.engine_cache:  # ORT's own engine names do not key on every build option: a folder per key
             trt["trt_engine_cache_path"] = self.cache_file("-ort-trt" + atomic.OWN_CACHE, {
                 "onnxruntime": onnxruntime.__version__, "tensorrt": self.tensorrt, "precision": self.spec.precision,
-                "options": dataclasses.asdict(o)})
+                "options": dataclasses.asdict(o)}, self.calibration_samples() if self.spec.precision == "int8" else ())
             os.makedirs(trt["trt_engine_cache_path"], exist_ok=True)
         if o.timing_cache:  # per TensorRT version; TensorRT checks it against the GPU itself
             trt["trt_timing_cache_path"] = os.path.join(self.spec.cache_dir or tempfile.gettempdir(),

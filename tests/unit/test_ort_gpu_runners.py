@@ -136,3 +136,12 @@ def test_the_nodes_each_provider_got_name_the_fallback():
         raise RuntimeError("session.record_ep_graph_assignment_info was not enabled")
 
     assert nodes_by_provider(SimpleNamespace(get_provider_graph_assignment_info=unrecorded), "x") == {}
+
+
+def test_ort_trt_int8_engines_are_keyed_by_their_calibration_too(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", SimpleNamespace(__version__="1.31.1"))
+    a, b = trt_runner(tmp_path, precision="int8"), trt_runner(tmp_path, precision="int8")
+    b.samples = [{"image": np.ones((3, 480, 640), np.float32)}]
+    (_, first), _, _ = a.providers()
+    (_, second), _, _ = b.providers()
+    assert first["trt_int8_enable"] and first["trt_engine_cache_path"] != second["trt_engine_cache_path"]
