@@ -25,13 +25,19 @@ variable "TRT_BASE" {
   default = "nvidia/cuda:12.9.1-base-ubuntu24.04"
 }
 
-# The bases of the openppl-cuda image: ppl.nn v0.9.2 builds with CUDA 11.x. No cuDNN: ppl.nn uses
-# neither cuDNN nor cuBLAS. The runtime flavour brings libnvrtc, which ppl.nn's CUDA engine needs.
 # Torch-TensorRT 2.14 (tensorrt-cu13 11.1, torch 2.14.1's CUDA 13 wheels): a CUDA 13 base.
 variable "TORCH_TRT_BASE" {
   default = "nvidia/cuda:13.0.2-base-ubuntu24.04"
 }
 
+# ONNX Runtime's CUDA and TensorRT execution providers (ort_cuda, ort_trt): onnxruntime-gpu 1.31.1 is a
+# CUDA 13 build, its CUDA, cuDNN and TensorRT libraries come from the pinned wheels: a CUDA 13 base.
+variable "ORT_GPU_BASE" {
+  default = "nvidia/cuda:13.0.2-base-ubuntu24.04"
+}
+
+# The bases of the openppl-cuda image: ppl.nn v0.9.2 builds with CUDA 11.x. No cuDNN: ppl.nn uses
+# neither cuDNN nor cuBLAS. The runtime flavour brings libnvrtc, which ppl.nn's CUDA engine needs.
 variable "CUDA_DEVEL_BASE" {
   default = "nvidia/cuda:11.8.0-devel-ubuntu22.04"
 }
@@ -68,7 +74,7 @@ variable "EXTRA_CA_CERT" {
 
 group "default" {
   targets = ["ort", "openvino", "tvm", "trt", "openppl", "triton", "mnn", "ncnn", "torchscript", "inductor",
-             "torch_tensorrt", "iree", "executorch", "litert"]
+             "torch_tensorrt", "iree", "executorch", "litert", "ort_cuda", "ort_trt"]
 }
 
 # Settings every image shares.
@@ -165,6 +171,26 @@ target "trt" {
     TRT_BASE = "${TRT_BASE}"
   }
   tags = ["e2e-trt:${TAG}"]
+}
+
+# ONNX Runtime's GPU execution providers: the CUDA EP's image...
+target "ort_cuda" {
+  inherits = ["_common"]
+  dockerfile = "runners/ort_cuda/Dockerfile"
+  args = {
+    ORT_GPU_BASE = "${ORT_GPU_BASE}"
+  }
+  tags = ["e2e-ort_cuda:${TAG}"]
+}
+
+# ...the TensorRT EP's is the CUDA EP's image (the same pins) with its own runner folder.
+target "ort_trt" {
+  inherits = ["_common"]
+  dockerfile = "runners/ort_trt/Dockerfile"
+  contexts = {
+    "e2e-ort_cuda" = "target:ort_cuda"
+  }
+  tags = ["e2e-ort_trt:${TAG}"]
 }
 
 # ppl.nn v0.9.2 built from source (runners/openppl/sources.sha256), x86 engine only, on the same

@@ -19,6 +19,7 @@ for engine in ("torch", "ort", "openvino", "triton", "mnn", "torchscript", "indu
 # built (CI: a 50-minute compile); ncnn is unsupported (pnnx leaves 15 layer types untranslated; ncnn's
 # load stops at torch.unbind).
 OTHERWISE = {"tvm": ("ok", "unsupported", "timeout"), "trt": ("ok", "skipped"), "torch_tensorrt": ("ok", "skipped"),
+             "ort_cuda": ("ok", "skipped"), "ort_trt": ("ok", "skipped"),
              "openppl": ("ok", "skipped"),
              "ncnn": ("ok", "unsupported")}
 # openppl, where its image is built: ppl.nn's x86 engine runs Faster R-CNN with the runner's rewrites

@@ -3,7 +3,7 @@
 A sample is an ordered `name -> ndarray` map keyed by ONNX tensor names (inputs or outputs).
 """
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -44,3 +44,25 @@ def one_shape(samples: List[Sample]) -> Optional[Dict[str, List[int]]]:
     if all({name: list(array.shape) for name, array in s.items()} == shapes for s in samples):
         return shapes
     return None
+
+
+def profile_shapes(samples: List[Sample]) -> Dict[str, List[List[int]]]:
+    """[min, opt, max] per input, as TensorRT's optimization profiles take them: opt is the first
+    sample's shape, min and max span all samples."""
+    shapes = {}
+    for name, first in samples[0].items():
+        dims = list(zip(*(s[name].shape for s in samples)))
+        shapes[name] = [[min(d) for d in dims], list(first.shape), [max(d) for d in dims]]
+    return shapes
+
+
+def graph_io(model: Any) -> Tuple[List[str], List[str]]:
+    """(input names, output names) of an ONNX graph, or of the ONNX file at that path (read
+    without its external weights): the inputs less the initializers older exporters list as
+    inputs too (the weights), both in the graph's order."""
+    if isinstance(model, str):
+        import onnx
+
+        model = onnx.load(model, load_external_data=False).graph
+    weights = {t.name for t in model.initializer}
+    return [i.name for i in model.input if i.name not in weights], [o.name for o in model.output]

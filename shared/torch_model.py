@@ -135,6 +135,24 @@ def fp32_math(device: Any) -> Dict[str, Any]:
     return read
 
 
+def prepare(runner: Any) -> Tuple[Any, Dict[str, Any], Tuple[Any, ...]]:
+    """What every runner that compiles the PyTorch model does first: torch's threads at the
+    spec's budget (inter-op 1, as for every engine), `runner.device`, full fp32 math (read back
+    into `runner.settings`), `runner.output_names` from the card, and the model built on the
+    device as a module of tensors in and a tuple out (`as_tuple_module`).
+    Returns (that module, the card, the first sample as tensors on the device)."""
+    import torch
+
+    torch.set_num_threads(runner.spec.threads)
+    torch.set_num_interop_threads(1)
+    runner.device = torch.device(runner.spec.device)
+    runner.settings.update(fp32_math(runner.device))
+    model, card = build(runner.spec.model_path)
+    runner.output_names = list(card["output_names"])
+    example = tuple(torch.from_numpy(a).to(runner.device) for a in runner.samples[0].values())
+    return as_tuple_module(model.to(runner.device), card), card, example
+
+
 def call(model: Any, call_as: str, tensors: Sequence[Any]) -> Any:
     """The model called as its card says, on tensors in input-name order."""
     return model(list(tensors)) if call_as == "list_of_images" else model(*tensors)

@@ -55,15 +55,11 @@ class ExecuTorchRunner(Runner):
         from executorch.extension.pybindings import portable_lib
         from importlib.metadata import version
 
-        torch.set_num_threads(self.spec.threads)
-        model, card = torch_model.build(self.spec.model_path)
-        self.output_names = list(card["output_names"])
+        module, card, example = torch_model.prepare(self)
         shapes = {name: list(a.shape) for name, a in self.samples[0].items()}
         if any({name: list(a.shape) for name, a in s.items()} != shapes for s in self.samples):
             raise UnsupportedError("the ExecuTorch runner exports for one input shape (static shapes), and the "
                                    "test inputs' shapes differ; give inputs of one shape")
-        example = tuple(torch.from_numpy(a) for a in self.samples[0].values())
-        module = torch_model.as_tuple_module(model.eval(), card)
         parts = [version("executorch"), torch.__version__, torch_model.weights_digest(self.spec.model_path, card),
                  shapes, "xnnpack"]
         entry = self.cache_file(".pte", parts)
@@ -85,7 +81,7 @@ class ExecuTorchRunner(Runner):
             made.append(self._lower(module, example, path))
             with open(log, "w", encoding="utf-8") as f:
                 f.write(made[0])
-        del model, module
+        del module
         self.settings.update(program=path, converter_log=log, conversion="converted" if made else "cached")
         with open(log, encoding="utf-8") as f:
             summary = f.read()

@@ -71,17 +71,11 @@ class InductorRunner(Runner):
         import torch
         from torch._dynamo.utils import counters
 
-        torch.set_num_threads(self.spec.threads)
-        torch.set_num_interop_threads(1)
-        self.device = torch.device(self.spec.device)
-        self.settings.update(torch_model.fp32_math(self.device))
         # Inductor reads its cache location from the environment, at its first compile.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache_dir = os.path.join(
             self.spec.cache_dir or os.path.join(os.path.expanduser("~"), ".cache"),
             "inductor-" + torch.__version__ + atomic.OWN_CACHE)
-        model, card = torch_model.build(self.spec.model_path)
-        self.output_names = list(card["output_names"])
-        module = torch_model.as_tuple_module(model.to(self.device), card)
+        module, card, _ = torch_model.prepare(self)
         o = self.options
         self.compiled = torch.compile(module, backend=o.backend, dynamic=o.dynamic,
                                       mode=o.mode if o.backend == "inductor" else None)

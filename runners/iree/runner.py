@@ -22,7 +22,7 @@ from typing import Any, List, Optional
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.environment import cpu_flags, cpu_model
 from shared.specialise import specialised_model
-from shared.tensors import one_shape
+from shared.tensors import graph_io, one_shape
 
 IMPORT = "import sys; from iree.compiler.tools.import_onnx.__main__ import _cli_main; sys.exit(_cli_main())"
 COMPILE = "import sys; from iree.compiler.tools.scripts.iree_compile.__main__ import main; sys.exit(main())"
@@ -83,13 +83,7 @@ class IreeRunner(Runner):
         return version("iree-base-runtime")
 
     def load_impl(self) -> None:
-        import onnx
-
-        graph = onnx.load(self.spec.model_path, load_external_data=False).graph
-        weights = {t.name for t in graph.initializer}
-        self.input_names = [i.name for i in graph.input if i.name not in weights]
-        self.output_names = [o.name for o in graph.output]
-        del graph
+        self.input_names, self.output_names = graph_io(self.spec.model_path)
         shapes = one_shape(self.samples)
         flags = TARGET + self.options.flags()
         with self.stage("convert"):

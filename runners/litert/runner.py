@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.specialise import specialised_model
-from shared.tensors import one_shape
+from shared.tensors import graph_io, one_shape
 
 CONVERT = "import sys; from onnx2tf.onnx2tf import main; sys.exit(main())"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -44,13 +44,7 @@ class LiteRtRunner(Runner):
         return version("ai-edge-litert")
 
     def load_impl(self) -> None:
-        import onnx
-
-        graph = onnx.load(self.spec.model_path, load_external_data=False).graph
-        weights = {t.name for t in graph.initializer}
-        self.input_names = [i.name for i in graph.input if i.name not in weights]
-        self.output_names = [o.name for o in graph.output]
-        del graph
+        self.input_names, self.output_names = graph_io(self.spec.model_path)
         shapes = one_shape(self.samples)
         if shapes is None:
             raise UnsupportedError("onnx2tf converts for static shapes, and the test inputs' shapes differ; give "

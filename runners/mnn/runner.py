@@ -20,7 +20,7 @@ from typing import Any, List
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.specialise import specialised_model
-from shared.tensors import one_shape
+from shared.tensors import graph_io, one_shape
 
 # e2e precision -> MNN's precision mode, spelled as its Python binding parses it (an unknown
 # spelling silently leaves MNN's default, "normal")
@@ -64,9 +64,7 @@ class MnnRunner(Runner):
         import onnx
 
         graph = onnx.load(self.spec.model_path, load_external_data=False).graph
-        weights = {t.name for t in graph.initializer}
-        self.input_names = [i.name for i in graph.input if i.name not in weights]
-        self.output_names = [o.name for o in graph.output]
+        self.input_names, self.output_names = graph_io(graph)
         # MNN has no int64 tensors (labels come back int32): outputs get the export's types back
         self.output_types = {o.name: onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)
                              for o in graph.output}

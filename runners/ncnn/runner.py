@@ -22,6 +22,7 @@ import subprocess
 from typing import Any, Dict, List, Optional
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared.tensors import graph_io
 
 # e2e precision -> the ncnn options that set it
 STORAGE = {"fp32": {"use_fp16_packed": False, "use_fp16_storage": False, "use_fp16_arithmetic": False,
@@ -54,8 +55,7 @@ class NcnnRunner(Runner):
         import onnx
 
         graph = onnx.load(self.spec.model_path, load_external_data=False).graph
-        weights = {t.name for t in graph.initializer}
-        self.input_names = [i.name for i in graph.input if i.name not in weights]
+        self.input_names = graph_io(graph)[0]
         self.outputs = [(o.name, len(o.type.tensor_type.shape.dim),
                          onnx.helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)) for o in graph.output]
         del graph

@@ -60,12 +60,7 @@ class TorchTensorRTRunner(Runner):
         import torch
         import torch_tensorrt
 
-        self.device = torch.device(self.spec.device)
-        self.settings.update(torch_model.fp32_math(self.device))
-        model, card = torch_model.build(self.spec.model_path)
-        self.output_names = list(card["output_names"])
-        example = tuple(torch.from_numpy(a).to(self.device) for a in self.samples[0].values())
-        module = torch_model.as_tuple_module(model.to(self.device).eval(), card)
+        module, card, example = torch_model.prepare(self)
         fp16 = self.spec.precision == "fp16"
         o = self.options
         kwargs = dict(ir="dynamo", arg_inputs=list(example), device=self.device, disable_tf32=True,

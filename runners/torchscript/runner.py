@@ -50,14 +50,7 @@ class TorchScriptRunner(Runner):
     def load_impl(self) -> None:
         import torch
 
-        torch.set_num_threads(self.spec.threads)
-        torch.set_num_interop_threads(1)
-        self.device = torch.device(self.spec.device)
-        self.settings.update(torch_model.fp32_math(self.device))
-        model, card = torch_model.build(self.spec.model_path)
-        self.output_names = list(card["output_names"])
-        example = tuple(torch.from_numpy(a).to(self.device) for a in self.samples[0].values())
-        module = torch_model.as_tuple_module(model.to(self.device), card)
+        module, card, example = torch_model.prepare(self)
         made = []  # type: List[Any]
 
         def make(tmp: str) -> None:
@@ -72,7 +65,7 @@ class TorchScriptRunner(Runner):
             self.settings["cached_module"] = os.path.basename(path) + (" (written)" if made else "")
         else:
             self.module = self._script(module, example)
-        del model, module
+        del module
         self.settings.update(
             threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
             mode="torch.jit.trace + torch.jit.freeze{}, torch.inference_mode".format(

@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared.ort import TENSORRT_INT8, describe_int8, to_int8
+from shared.tensors import profile_shapes
 
 INSTALL = "pip install -r runners/trt/requirements.txt, or use the e2e-trt image"
 FLAGS = {"fp16": "FP16", "bf16": "BF16"}  # exist in TensorRT 10 (deprecated in 10.12, gone in 11)
@@ -85,14 +87,11 @@ class TrtRunner(Runner):
             config.clear_flag(trt.BuilderFlag.TF32)
         if spec.precision in FLAGS:  # allows the precision; TensorRT may still keep fp32 kernels per layer
             config.set_flag(getattr(trt.BuilderFlag, FLAGS[spec.precision]))
-        shapes = _profile_shapes(self.samples)
+        shapes = profile_shapes(self.samples)
         calibration = self.calibration_samples() if spec.precision == "int8" else []
         if calibration:  # said on an engine cache hit too
-            import onnxruntime
-
-            self.settings.update(network="strongly typed", quantization=(
-                f"Q/DQ by ONNX Runtime {onnxruntime.__version__} static quantization, MinMax calibration on "
-                f"{len(calibration)} input(s), symmetric int8, weights per channel"))
+            self.settings.update(network="strongly typed",
+                                 quantization=describe_int8(TENSORRT_INT8, len(calibration)))
         self.settings.update(
             tensorrt=trt.__version__, gpu=self.gpu, compute_capability=self.sm, input_shapes=shapes,
             builder_flags=[f for f in ("FP16", "BF16", "TF32") if config.get_flag(getattr(trt.BuilderFlag, f))],
@@ -153,27 +152,13 @@ class TrtRunner(Runner):
             "options": dataclasses.asdict(self.options), "shapes": shapes}, calibration)
 
     def _quantized(self, calibration: List[Sample]) -> str:
-        """The model with Q/DQ nodes placed the way TensorRT reads them: ONNX Runtime's static
-        quantization, calibrated on the CPU, symmetric int8 activations and weights (TensorRT's
-        scheme), weights per channel, only Conv/ConvTranspose/Gemm/MatMul quantized (TensorRT's
-        int8 kernels; the rest stays fp32)."""
+        """The model with Q/DQ nodes placed the way TensorRT reads them (shared/ort.py's
+        TensorRT scheme: ONNX Runtime's static quantization, calibrated on the CPU)."""
         import onnxruntime
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-        class Inputs(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.left = iter(calibration)
-
-            def get_next(self) -> Optional[Sample]:
-                return next(self.left, None)
 
         def quantize(tmp: str) -> None:
             try:
-                quantize_static(self.spec.model_path, tmp, Inputs(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                                op_types_to_quantize=["Conv", "ConvTranspose", "Gemm", "MatMul"],
-                                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
-                                use_external_data_format=os.path.getsize(self.spec.model_path) > 2 ** 31 - 1)
+                to_int8(self.spec.model_path, tmp, calibration, TENSORRT_INT8)
             except OSError:  # a full disk is not the model's fault
                 raise
             except Exception as e:
@@ -337,15 +322,6 @@ def _layer_precisions(trt: Any, engine: Any, asked: str) -> Tuple[str, Dict[str,
     if not sum(n for kind, n in counts.items() if kind != "other"):  # built without detailed verbosity
         return asked, {**detail, "note": "no per-layer formats in this engine: the precision asked is shown"}
     return (asked if counts[asked] or asked == "fp32" else "fp32"), detail
-
-
-def _profile_shapes(samples: List[Sample]) -> Shapes:
-    """[min, opt, max] per input: opt is the first sample's shape, min and max span all samples."""
-    shapes = {}
-    for name, first in samples[0].items():
-        dims = list(zip(*(s[name].shape for s in samples)))
-        shapes[name] = [[min(d) for d in dims], list(first.shape), [max(d) for d in dims]]
-    return shapes
 
 
 def _save(path: Optional[str], plan: Any) -> str:

@@ -5,6 +5,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from shared import EngineUnavailable, Runner, RunnerTimeout, Sample, UnsupportedError
 from shared.specialise import specialised_model
+from shared.tensors import graph_io
 
 PIPELINES = ("default", "cpu")
 HINT = "TVM's Relax ONNX frontend cannot take this graph; try another engine or simplify the graph"
@@ -67,9 +68,7 @@ class TvmRunner(Runner):
 
         model = onnx.load(self.spec.model_path)
         graph = model.graph
-        weights = {t.name for t in graph.initializer}
-        self.input_names = [i.name for i in graph.input if i.name not in weights]
-        self.output_names = [o.name for o in graph.output]
+        self.input_names, self.output_names = graph_io(graph)
         shapes, dtypes = _input_types(self.samples, graph)
         static = all(isinstance(d, int) for dims in shapes.values() for d in dims)
         tuned = self.options.trials > 0

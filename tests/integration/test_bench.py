@@ -29,8 +29,9 @@ def test_all_engines_on_a_tiny_classifier(tmp_path, cache):
         assert row["noisy"] == (row["latency_ms"]["robust_cv"] > 0.05)  # the default --cv-threshold
         if engine != "torch":
             assert row["parity"]["passed"], row["parity"]
-    assert rows[("trt", "fp32")]["status"] == "skipped"
-    assert "does not run on cpu" in rows[("trt", "fp32")]["reason"]
+    for engine in ("trt", "torch_tensorrt", "ort_cuda", "ort_trt"):  # GPU-only: skipped here, with the reason
+        assert rows[(engine, "fp32")]["status"] == "skipped"
+        assert "does not run on cpu" in rows[(engine, "fp32")]["reason"]
     assert rows[("openppl", "fp32")]["status"] == "skipped"
     assert "Docker image" in rows[("openppl", "fp32")]["reason"]
     assert report["model"]["weights"]["kind"] == "random" and report["notes"]

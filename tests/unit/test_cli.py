@@ -53,9 +53,10 @@ def test_bad_image_folder(tmp_path, files, message):
 def test_engines_lists_every_runner_and_says_why_not(tmp_path):
     result = runner.invoke(app, ["engines", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for engine in ("torch", "ort", "openvino", "tvm", "trt", "openppl"):
+    for engine in ("torch", "ort", "openvino", "tvm", "trt", "openppl", "ort_cuda", "ort_trt"):
         assert engine in result.output
     assert "TensorRT does not run on cpu" in result.output
+    assert "ONNX Runtime, TensorRT EP does not run on cpu" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("text, message", [

@@ -12,11 +12,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from shared import RunSpec, UnsupportedError
+from shared.ort import operator_in as ort_operator_in
 from tests.unit.test_runner_modules import load_runner
 
 RUNNERS = Path(__file__).parents[2] / "runners"
-openvino, openppl, tvm, ort, trt, mnn = (load_runner(RUNNERS / e / "runner.py")
-                                         for e in ("openvino", "openppl", "tvm", "ort", "trt", "mnn"))
+openvino, openppl, tvm, trt, mnn = (load_runner(RUNNERS / e / "runner.py")
+                                    for e in ("openvino", "openppl", "tvm", "trt", "mnn"))
 
 
 # -- OpenVINO -----------------------------------------------------------------------------------
@@ -188,8 +189,8 @@ def test_ort_operator():
     # for ", node.OpType(), "(", node.SinceVersion(), ") node with name '", node.Name(), "'")
     message = ("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for MatMul(13) node "
                "with name '/fc/MatMul'")
-    assert ort._operator_in(message) == "MatMul"
-    assert ort._operator_in("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad allocation") == ""
+    assert ort_operator_in(message) == "MatMul"
+    assert ort_operator_in("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad allocation") == ""
 
 
 # -- TensorRT: tensorrt.OnnxParser's ParserError objects --------------------------------------------

@@ -31,7 +31,8 @@ def optimised_graph(path, weight_type):
 
 
 def test_ort_reads_an_fp16_model_run_at_fp32_as_fp32(tmp_path):
-    read_back = runner_module("ort")._read_back
+    from shared.ort import read_back
+
     ran, detail = read_back(optimised_graph(tmp_path / "a.onnx", TensorProto.FLOAT), "fp16")
     assert ran == "fp32" and detail["heavy_ops"] == {"fp32": 1} and detail["casts_inserted_by_ort"] == 1
     ran, detail = read_back(optimised_graph(tmp_path / "b.onnx", TensorProto.FLOAT16), "fp16")

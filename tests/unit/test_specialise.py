@@ -149,3 +149,17 @@ def test_an_unsealed_file_of_an_older_e2e_is_made_again(runner, capsys):
     assert specialised_model(runner, {"x": [2, 3, 4, 5]}) == (path, done)
     assert "is not sealed" in capsys.readouterr().out
     onnx.checker.check_model(path)
+
+
+def test_graph_io_leaves_out_the_weights_older_exporters_list_as_inputs(tmp_path):
+    """shared/tensors.py's graph_io, which the ONNX-reading runners (IREE, LiteRT, MNN, ncnn, TVM) share."""
+    from shared.tensors import graph_io
+
+    w = numpy_helper.from_array(np.ones((2, 2), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2]),
+                                    helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [2, 2]),
+                               helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])], [w])
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    assert graph_io(graph) == graph_io(str(tmp_path / "m.onnx")) == (["x"], ["z", "y"])
