@@ -5,6 +5,7 @@ the same bench run locally; a worker killed mid-row gives a failed row naming it
 kind's rows complete, and `--resume` then runs only the rows that are missing, on a new node."""
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -39,9 +40,13 @@ class Cluster:
         self.temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
         # The nodes run this checkout's e2e on the tests' cache (its engine environments), and the
         # head notices a dead node within seconds rather than Ray's default half minute.
+        # Token authentication on, with a token of its own: Ray 2.60 turns it on for a head whenever
+        # ~/.ray/auth_token exists (any local ray.init() writes one) but not for the nodes joining it,
+        # so the test says which, for every process; the bench reaches the cluster the same way.
+        self.auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "E2E_CACHE_DIR": str(cache),
                     "RAY_USAGE_STATS_ENABLED": "0", "RAY_health_check_period_ms": "1000",
-                    "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+                    "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "3", **self.auth}
         self.nodes = {}
         self.start("head", "--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false")
 
@@ -101,11 +106,11 @@ def cluster(venvs):
         cluster.stop()
 
 
-def bench(out: Path, cache: Path, *extra: str, wait: bool = True):
+def bench(out: Path, cache: Path, *extra: str, wait: bool = True, env: dict = None):
     args = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--launcher", "venv",
             "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort", "--weights", "random",
             "--device", "cpu", "--warmup", "1", "--out", str(out), "--cache-dir", str(cache), *extra]
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if not wait:
         return proc
@@ -122,7 +127,7 @@ def test_rows_of_each_kind_run_on_its_node_and_agree_with_the_local_run(cluster,
     code, local_output = bench(tmp_path / "local", venvs, "--iterations", "5")
     assert code == 0, local_output
     code, output = bench(tmp_path / "fleet", venvs, "--iterations", "5", "--hosts", "all-kinds",
-                         "--ray-address", cluster.address)
+                         "--ray-address", cluster.address, env=cluster.auth)
     assert code == 0, output
     local, fleet = rows(tmp_path / "local"), rows(tmp_path / "fleet")
     assert sorted(fleet) == [("cpu-a", "ort"), ("cpu-a", "torch"), ("cpu-b", "ort"), ("cpu-b", "torch")], output
@@ -151,7 +156,7 @@ def test_a_node_killed_mid_row_fails_that_row_and_resume_runs_the_missing_ones(c
     out = tmp_path / "fleet"
     # rows that take 20 s each (a median never known to 1e-6), so the kill lands inside one
     proc = bench(out, venvs, "--max-time", "20", "--target-ci", "0.000001", "--hosts", "all-kinds",
-                 "--ray-address", cluster.address, wait=False)
+                 "--ray-address", cluster.address, wait=False, env=cluster.auth)
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -171,7 +176,7 @@ def test_a_node_killed_mid_row_fails_that_row_and_resume_runs_the_missing_ones(c
 
     cluster.start("b2", "--num-cpus", "1", kind="cpu-b")  # the kind is back, on a new node
     proc = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--resume", str(out)],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=900)
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **cluster.auth}, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     after = json.loads((out / "report.json").read_text())["results"]
     assert len(after) == 4, [(r["machine"], r["engine"], r["status"]) for r in after]
