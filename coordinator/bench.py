@@ -55,7 +55,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     run_dir.mkdir(parents=True, exist_ok=True)
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
-    fleet = join_fleet(cfg, log) if cfg.hosts else None  # before the export: a wrong cluster fails at once
+    fleet = join_fleet(cfg) if cfg.hosts else None  # before the export: a wrong cluster fails at once
     started = time.perf_counter()
     phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
 
@@ -524,12 +524,12 @@ class _Context:
                       "The cached PyTorch reference outputs", log=self.log, phase="reference")
 
 
-def join_fleet(cfg: BenchConfig, log: Any) -> Tuple[Any, Dict[str, List[Node]]]:
+def join_fleet(cfg: BenchConfig) -> Tuple[Any, Dict[str, List[Node]]]:
     """--hosts: the Ray cluster, and the nodes of each machine kind asked for."""
     from .fleet.cluster import Fleet
 
     assert cfg.hosts
-    fleet = Fleet(cfg.ray_address, log)
+    fleet = Fleet(cfg.ray_address)
     try:
         return fleet, fleet.select(cfg.hosts)
     except BaseException:

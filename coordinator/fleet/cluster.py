@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import UsageError
 
@@ -48,14 +48,13 @@ class Node:
 class Fleet:
     """A connection to the user's Ray cluster (e2e starts none and opens no port)."""
 
-    def __init__(self, address: Optional[str], log: Callable[[str], None] = print) -> None:
+    def __init__(self, address: Optional[str]) -> None:
         try:
             import ray
         except ImportError:
             raise UsageError("--hosts runs on a Ray cluster: pip install 'e2e[fleet]'") from None
         self.ray = ray
         self.address = address or os.environ.get("RAY_ADDRESS") or "auto"
-        self.log = log
         _reachable(self.address)
         try:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False,

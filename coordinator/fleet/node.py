@@ -4,7 +4,6 @@ local `e2e bench` would, and return what the runner wrote.
 
 It imports only e2e (installed on every node) and what e2e imports; the engine environments are
 the node's own (its Docker images, its cache's virtualenvs)."""
-import os
 import platform
 import shutil
 import socket
@@ -97,10 +96,3 @@ def _files(io_dir: Path, log: List[str]) -> Dict[str, bytes]:
         files[name] = path.read_bytes()
     return files
 
-
-def environment() -> Dict[str, Any]:
-    """What a node says of itself when the fleet is listed (no row run)."""
-    from .. import __version__, host
-
-    return {"e2e_version": __version__, "hostname": socket.gethostname(), "cache": str(node_cache()),
-            "device": host.describe().to_dict(), "pid": os.getpid()}
