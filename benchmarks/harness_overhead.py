@@ -59,7 +59,7 @@ def measure_overhead(model: str, inputs: str, blocks: int, calls: int, threads: 
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)
     runner = module.OrtRunner(RunSpec(engine="ort", model_path=model, inputs_path=inputs, threads=threads))
-    runner.options = module.Options()
+    runner.options = runner.Options()  # the runner's own defaults, as Runner.run parses them (none given)
     runner.load_impl()
     from shared import load_samples
 

@@ -33,6 +33,8 @@ from .parity import tolerance_precision
 from .points import Point, grown, points
 from .tuning import TUNED, best as best_options, candidates, record
 from .progress import watch_progress
+from .run.launch import Launch, launcher_failed
+from .run.resident import run_interleaved
 from .report import Report, Row, row_key
 from .sections import ModelInfo, Setup
 from .views import write_report
@@ -89,6 +91,10 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     elif artifact.info.weights.kind == "random":
         report.notes.append("Weights are seeded random (" + artifact.info.weights.detail + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
+    why = cfg.sequential_because()
+    if why and cfg.schedule == "interleaved":
+        report.notes.append(f"Rows ran one after the other ({why}): each row's figures are of its own time window, "
+                            "and rows compared across windows differ by the machine's drift too.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
     ctx.console_is_terminal = console.is_terminal
     if fleet is not None:
@@ -107,7 +113,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
             queues = {kind: [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
                              if row_key(e.id, p, pt, "", kind) not in done] for kind in kinds}
             work = _Work(ctx, progress, progress.add_task("engines", total=sum(map(len, queues.values()))), done)
-            if not ctx.fleet_nodes:
+            if not ctx.fleet_nodes and cfg.sequential_because() is None:
+                run_interleaved(work, queues[""])
+            elif not ctx.fleet_nodes:
                 work.drain(queues[""], None)
             else:
                 if not ctx._have_reference():  # once, here: the nodes' rows are all compared with it
@@ -336,6 +344,22 @@ class _Context:
 
     def _run(self, engine: Engine, precision: str, point: Point, options: Optional[Dict[str, Any]],
              variant: str, max_time: Optional[float], node: Optional[Node]) -> Row:
+        launch = self.launch(engine, precision, point, options, variant, max_time, node)
+        if isinstance(launch, Row):
+            return launch
+        started = time.time()
+        try:
+            result = launch.launcher.run(engine, launch.spec, launch.io_dir, self.cfg.timeout)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # the launcher itself broke (a Docker API error, a GPU that is not there): a row
+            result = launcher_failed(engine, launch.launcher, e)
+        return self.finish(launch, result, started, node)
+
+    def launch(self, engine: Engine, precision: str, point: Point = Point(), options: Optional[Dict[str, Any]] = None,
+               variant: str = "", max_time: Optional[float] = None, node: Optional[Node] = None) -> Any:
+        """What a row's runner is started with (`Launch`), or the row already when nothing is to
+        be launched (skipped, no environment, no export at the engine's opset)."""
         cfg = self.cfg
         launcher, unavailable = self._launcher(engine, node)
         io_dir = self.io_dir(engine, precision, point, variant, machine=node.kind if node else "")
@@ -368,23 +392,20 @@ class _Context:
             memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id),
             engine_options=cfg.options_for(engine.id) if options is None else options,
         )
-        started = time.time()
-        try:
-            result = launcher.run(engine, spec, io_dir, cfg.timeout)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as e:  # the launcher itself broke (a Docker API error, a GPU that is not there): a row
-            result = RunResult(engine.id, "failed", stage="setup", reason=(
-                f"{launcher.name} launcher: {type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+        return Launch(engine, precision, point, launcher, spec, io_dir, model_path, row_input)
+
+    def finish(self, launch: "Launch", result: RunResult, started: float, node: Optional[Node] = None) -> Row:
+        """The row of a runner's result: parity, host phases, divergence, task accuracy."""
+        cfg, engine, precision, point, io_dir = self.cfg, launch.engine, launch.precision, launch.point, launch.io_dir
         if result.precision and result.precision not in PRECISIONS:  # detail belongs in settings, not here
             result = RunResult(engine.id, "failed", stage="run", settings=result.settings, reason=(
                 f"the runner reported precision {result.precision!r}, which is not one of {', '.join(PRECISIONS)} "
                 "(a runner bug: the detail of a mixed precision goes in its settings)"))
-        row = Row.make(engine, launcher.name, precision, result, log=io_dir / "runner.log",
+        row = Row.make(engine, launch.launcher.name, precision, result, log=io_dir / "runner.log",
                        run_dir=self.run_dir, point=point)
         row.start_overhead_s = start_overhead(io_dir, started)
-        row.model_input = row_input
-        row.image = launcher.provenance(engine)  # the image tag@id, the venv, the host Python
+        row.model_input = launch.row_input
+        row.image = launch.launcher.provenance(engine)  # the image tag@id, the venv, the host Python
         # Noisy from the robust spread around each input's median: a detector's latency depends
         # on the image, so a CV over mixed images would flag a quiet machine.
         row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
@@ -392,7 +413,7 @@ class _Context:
         if result.status == "ok" and result.outputs_file and result.latency_ms and node is None:  # this machine's
             self._host_phases(row, result.latency_ms.p50, io_dir / result.outputs_file)
         if cfg.explain and row.parity and not row.parity.passed:
-            row.divergence = self._explain(row, model_path)
+            row.divergence = self._explain(row, launch.model_path)
         evaluation = self.data.info.evaluation
         if evaluation and result.status == "ok" and result.outputs_file:
             reference = self.data.reference_path

@@ -86,6 +86,7 @@ def _bench(cfg: BenchConfig, resume: Any = None) -> None:
     from .bench import bench as run_bench
     from .exit_status import exit_status
     from .summary import summary_table
+    from .verdict import decide
 
     # SIGTERM (a CI job cancelled, `docker stop`, `kill`) ends the run as Ctrl-C does: the
     # running engine is stopped and what was measured is saved.
@@ -93,6 +94,8 @@ def _bench(cfg: BenchConfig, resume: Any = None) -> None:
     report = run_bench(cfg, console, resume)
     # A pipe or a CI log has no width: don't squeeze the table into 80 columns.
     Console(width=None if sys.stdout.isatty() else 160).print(summary_table(report))
+    for line in decide(report).lines():
+        console.print(line, markup=False, highlight=False)
     console.print(f"Report: {report.run_dir}/report.html (report.md, report.json, results.csv, logs/)",
                   markup=False)
     code, why = exit_status(report, cfg.fail_on)

@@ -15,6 +15,7 @@ from .errors import UsageError
 from .launchers.registry import AUTO, names as launcher_names
 from .models import model_name
 
+SCHEDULES = ("interleaved", "sequential")
 # Row outcomes `--fail-on` can turn into a non-zero exit status (see README, "Exit status").
 FAIL_ON = ("failed", "timeout", "unsupported", "skipped", "parity", "noisy", "imprecise")  # exit_status.OUTCOMES
 
@@ -65,7 +66,13 @@ class BenchConfig:
                              "known to --target-ci sooner.", 60.0)
     target_ci: float = option("Stop once the 95% confidence interval of the median is within +- this fraction "
                               "of it.", 0.01)
-    repeats: int = option("Timed loops per row; the report gives the spread of their medians.", 1)
+    repeats: int = option("Sequential schedule: timed loops per row; the report gives the spread of their medians.", 1)
+    schedule: str = option("interleaved: every row loaded at once and timed in alternating rounds, compared by "
+                           "ratios paired within rounds (holds on a drifting machine); sequential: one row after "
+                           "another, each in its own window.", "interleaved")
+    slice_time: float = option("Interleaved: seconds of timed calls per row per round (one call at least).", 0.5)
+    target_ratio: float = option("Interleaved: stop once every row's ratio to the reference and to the fastest "
+                                 "row is known to +- this fraction (95% interval over rounds).", 0.02)
     threads: Optional[int] = option("Threads for every engine.", None, shown="physical cores")
     out: Optional[Path] = option("Run directory.", None, shown="runs/<time>-<model> in the current directory")
     weights: str = option("'pretrained', 'random' (seeded) or a checkpoint path.", "pretrained")
@@ -99,6 +106,18 @@ class BenchConfig:
     ray_address: Optional[str] = option("--hosts: the Ray cluster's address (host:port, or ray://host:port for Ray "
                                         "Client).", None, shown="$RAY_ADDRESS, else the cluster this machine is a node of")
 
+    def sequential_because(self) -> Optional[str]:
+        """Why this bench's rows run one after the other rather than interleaved (None: interleaved)."""
+        if self.schedule == "sequential":
+            return "--schedule sequential"
+        if self.hosts:
+            return "fleet mode: a node runs one row at a time"
+        if self.tune:
+            return "--tune searches each row's options one loop at a time"
+        if "auto" in self.concurrency and "throughput" in self.scenarios:
+            return "--concurrency auto grows each row's point from the last one's figure"
+        return None
+
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad or not self.precisions:
@@ -118,6 +137,10 @@ class BenchConfig:
             self.min_time = 0.0 if self.iterations else 1.0
         if self.tune_time <= 0:
             raise UsageError("--tune-time must be > 0 seconds")
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.slice_time <= 0 or not 0 < self.target_ratio < 1:
+            raise UsageError("--slice-time must be > 0 seconds and --target-ratio in (0, 1)")
         if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
             raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
         from .points import check

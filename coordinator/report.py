@@ -16,6 +16,7 @@ from .accuracy import Accuracy
 from .divergence import Divergence
 from .parity import Parity
 from .points import Point
+from .run.round_stats import AUDIT_FLAG, Rounds
 from .sections import DataInfo, Device, ModelInfo, Section, Setup
 
 # 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
@@ -46,6 +47,7 @@ class Row(RunResult):
     search: List[Dict[str, Any]] = field(default_factory=list)
     machine: str = ""  # fleet mode (--hosts): the machine kind the row ran on; "" on this machine
     node: str = ""  # fleet mode: the node that ran it (its address and Ray node id)
+    rounds: Optional[Rounds] = None  # interleaved schedule: the figures over rounds (coordinator/run)
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -86,7 +88,10 @@ class Row(RunResult):
             where = f" at {self.stage}" if self.stage else ""
             op = f" [{self.error.operator}]" if self.error and self.error.operator else ""
             return f"{where}{op}: {self.reason}".lstrip(": ")
-        noisy = f", NOISY (spread {self.latency_ms.robust_cv:.1%})" if self.noisy else ""
+        spread = self.rounds.paired_spread if self.rounds else self.latency_ms.robust_cv
+        noisy = f", NOISY (spread {spread:.1%})" if self.noisy else ""
+        if self.speedup_text():
+            noisy = f", {self.speedup_text()} vs {REFERENCE}" + noisy
         why = f" ({parity_failure(self.parity)})" if self.parity and not self.parity.passed else ""
         return f"p50 {self.latency_ms.p50:.2f} ms {self.ci_text()}, parity {self.verdict()}{why}{noisy}"
 
@@ -95,8 +100,16 @@ class Row(RunResult):
         half = self.latency_ms.ci_halfwidth() if self.latency_ms else None
         return "±?" if half is None else f"±{half:.1%}"
 
+    def speedup_text(self) -> str:
+        """Interleaved: the paired speed-up over the reference with its interval, "1.52x [1.50–1.54]"."""
+        e = self.rounds.vs_reference if self.rounds else None
+        return f"{e.value:.2f}x [{e.low:.2f}–{e.high:.2f}]" if e is not None and self.engine != REFERENCE else ""
+
     def imprecise(self) -> bool:
-        """An ok row whose median is not known to the precision asked (the budget ran out)."""
+        """An ok row whose median (sequential) or ratios (interleaved) are not known to the
+        precision asked: the budget ran out first."""
+        if self.rounds is not None:
+            return self.status == "ok" and self.rounds.stop == "budget"
         m = self.measurement
         if self.status != "ok" or m is None or m.target_ci is None:
             return False
@@ -109,6 +122,11 @@ class Row(RunResult):
         if m is None or self.latency_ms is None:
             return ""
         n, secs = self.latency_ms.count, m.timed_s
+        if self.rounds is not None:
+            r = self.rounds
+            how = {"converged": f"every ratio known to ±{r.target:.0%}", "count": "the calls asked for",
+                   "budget": f"budget spent before every ratio was known to ±{r.target:.0%}"}.get(r.stop, r.stop)
+            return f"{len(r.round_p50_ms)} rounds, {n} calls in {secs:.1f} s: {how}"
         if m.stop == "count":
             return f"{n} calls in {secs:.1f} s (fixed count)"
         if m.stop == "converged":
@@ -132,8 +150,12 @@ class Row(RunResult):
         if self.status != "ok" or self.latency_ms is None:
             return self.summary()
         parts = [f"parity: {parity_failure(self.parity)}" if self.parity and not self.parity.passed else "",
-                 f"noisy: spread {self.latency_ms.robust_cv:.1%}" if self.noisy else "",
-                 f"imprecise: p50 {self.ci_text()} after {self.stop_text()}" if self.imprecise() else "",
+                 f"noisy: spread {self.rounds.paired_spread if self.rounds else self.latency_ms.robust_cv:.1%}"
+                 if self.noisy else "",
+                 f"imprecise: {self.stop_text()}" if self.imprecise() else "",
+                 f"may reuse results: {self.rounds.repeated_over_rotated:.2f}x the time on a repeated input"
+                 if self.rounds and self.rounds.repeated_over_rotated and self.rounds.repeated_over_rotated < AUDIT_FLAG
+                 else "",
                  self.spread()]
         return "; ".join(p for p in parts if p)
 
@@ -201,6 +223,8 @@ class Report(Record):
 
     def speedup(self, r: Row) -> Optional[float]:
         """The row's p50 against PyTorch's on the same machine (fp32, default point)."""
+        if r.rounds is not None and r.rounds.vs_reference is not None:  # paired within rounds
+            return r.rounds.vs_reference.value
         ref = self.reference_p50(machine=r.machine)
         return ref / r.latency_ms.p50 if ref and r.latency_ms else None
 

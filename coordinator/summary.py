@@ -23,7 +23,7 @@ def summary_table(report: Report) -> Table:
         lat, speedup = r.latency_ms, report.speedup(r)
         cells = [r.engine, r.where(), r.launcher, f"[{colors[r.status]}]{r.status}[/]",
                  f"{lat.p50:.2f}" if lat else "", r.ci_text() if lat else "", f"{lat.p99:.2f}" if lat else "",
-                 f"{speedup:.2f}x" if speedup else "", r.verdict()]
+                 r.speedup_text() or (f"{speedup:.2f}x" if speedup else ""), r.verdict()]
         if scored:
             cells.append(Text(f"{r.accuracy.metric} {r.accuracy.value:.4f}" if r.accuracy else ""))
         table.add_row(*cells, Text(r.note()))  # engine messages are not markup

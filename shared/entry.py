@@ -18,6 +18,7 @@ from . import faults
 from .errors import ProtocolError
 from .result import RunResult
 from .runner import find_runner_class
+from .session import RunnerChannel
 from .spec import RunSpec
 from .tensors import save_samples
 
@@ -48,7 +49,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         runner = runner_cls(spec)
         runner.stage_file = os.path.join(args.io, STAGE)
         runner.progress_file = os.path.join(args.io, PROGRESS)
+        if spec.session:
+            runner.channel = RunnerChannel(args.io)
         result, outputs = runner.run()
+        if runner.channel is not None:
+            runner.channel.close()
     if outputs:
         save_samples(os.path.join(args.io, OUTPUTS), outputs)
         result.outputs_file = OUTPUTS

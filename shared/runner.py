@@ -30,7 +30,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import atomic, faults
+from . import atomic, faults, session
 from .batching import batched, unbatched
 from .environment import describe
 from .errors import E2EError, ProtocolError
@@ -39,7 +39,7 @@ from .records import write_json_atomic
 from .result import Latency, Measurement, RunResult
 from .spec import RunSpec
 from .tensors import Sample, load_samples
-from .timing import GC_POLICY, StopRule, concurrent_loop, quiet_gc, timed_loop
+from .timing import GC_POLICY, Loop, StopRule, concurrent_loop, quiet_gc, timed_loop
 
 
 @dataclasses.dataclass
@@ -84,6 +84,8 @@ class Runner:
         self.stage_file: Optional[str] = None
         #: where the runner says how far it is and its estimate of the time left (JSON)
         self.progress_file: Optional[str] = None
+        #: session mode (shared/session.py): the coordinator's control channel
+        self.channel: Optional[session.RunnerChannel] = None
 
     # -- hooks --------------------------------------------------------------------------
     def available_impl(self) -> None:
@@ -285,9 +287,12 @@ class Runner:
         peak_before = peak_rss_mb()  # load, compile and warm-up
         reset_peak_rss()
         with ResourceWindow(spec.device_index if spec.device != "cpu" else None) as window, quiet_gc():
-            for _ in range(spec.repeats):
-                loop = concurrent_loop(self.submit_impl, samples, rule, self.in_flight) if throughput else \
-                    timed_loop(self.infer_impl, samples, rule)
+            if self.channel is not None:  # session mode: slices when the coordinator says
+                slices = self._serve(samples, per_call_ms)
+                latencies, indices, wall = slices.latencies_ms, slices.input_index, slices.wall_s
+                stops.append(slices.stop)
+            for _ in range(spec.repeats if self.channel is None else 0):
+                loop = self._loop(samples, rule)
                 latencies += loop.latencies_ms
                 indices += loop.input_index
                 medians.append(Latency.from_values(loop.latencies_ms).p50)
@@ -298,6 +303,8 @@ class Runner:
             self.settings.update(requests_in_flight=self.in_flight, threads_budget=spec.threads,
                                  threads_per_request=self.threads_per_request)
         resources = window.resources()
+        if self.channel is not None:  # busy while timed, not while waiting for its next slice
+            resources.cpu_util_percent = 100.0 * slices.cpu_s / wall if wall > 0 else 0.0
         resources.peak_rss_mb = max(resources.peak_rss_mb, peak_before)  # the whole process
         resources.load_peak_rss_mb = load_peak
         resources.steady_peak_rss_mb = peak_rss_mb() if resets_peak_rss() else None
@@ -308,7 +315,7 @@ class Runner:
                           for i in sorted(set(indices))},
             measurement=Measurement(
                 stop=_worst(stops), target_ci=None if spec.iterations else spec.target_ci, warmup_calls=calls,
-                warmup_s=warmup_s, timed_s=window.wall_seconds, gc=GC_POLICY,
+                warmup_s=warmup_s, timed_s=wall if self.channel is not None else window.wall_seconds, gc=GC_POLICY,
                 latencies_ms=[round(x, 6) for x in latencies], input_index=indices),
             repeat_p50_ms=medians if spec.repeats > 1 else [],
             breakdown_ms={k: Latency.from_values(v[len(v) // 2:]).p50 for k, v in self.phase_ms.items() if v},
@@ -320,6 +327,43 @@ class Runner:
         )
         outputs = unbatched(outputs, self._inputs, spec.batch_size)
         return result, outputs if spec.save_outputs else []
+
+    def _loop(self, samples: List[Sample], rule: StopRule) -> Loop:
+        """One timed loop of the spec's scenario."""
+        if self.spec.scenario == "throughput":
+            return concurrent_loop(self.submit_impl, samples, rule, self.in_flight)
+        return timed_loop(self.infer_impl, samples, rule)
+
+    def _serve(self, samples: List[Sample], per_call_ms: float) -> "_Slices":
+        """Session mode (shared/session.py): say ready, then time the slices asked for until
+        told to stop. Each slice starts at the input the coordinator names (every row of a round
+        times the same inputs), or repeats one input (the caching audit). After a slice the
+        runner waits for its own threads to go quiet before it answers, so that a pool still
+        spinning never overlaps the next engine's slice; what it used while waiting is said."""
+        channel = self.channel
+        assert channel is not None
+        out = _Slices()
+        channel.send({"event": "ready", "per_call_ms": per_call_ms})
+        while True:
+            command = channel.receive()
+            if command is None or command.get("cmd") == "stop":
+                out.stop = (command or {}).get("stop", "budget")
+                return out
+            n, start = len(samples), int(command.get("start", 0)) % len(samples)
+            order = [samples[start]] if command.get("repeat") else samples[start:] + samples[:start]
+            cpu0 = session.cpu_seconds()
+            loop = self._loop(order, StopRule(int(command["calls"])))
+            cpu = session.cpu_seconds() - cpu0
+            settle_ms = session.settle()
+            index = [start if command.get("repeat") else (start + i) % n for i in loop.input_index]
+            if not command.get("repeat"):  # the audit's slices are the audit's, not the row's figures
+                out.latencies_ms += loop.latencies_ms
+                out.input_index += index
+                out.wall_s += loop.wall_s
+                out.cpu_s += cpu
+            channel.send({"event": "timed", "latencies_ms": loop.latencies_ms, "input_index": index,
+                          "wall_s": loop.wall_s, "slice_cpu_s": cpu, "settle_ms": settle_ms,
+                          "waited_s": command["waited_s"], "waiting_cpu_s": command["waiting_cpu_s"]})
 
     def _submit_and_wait(self, feeds: Sample) -> Any:
         """One request through `submit_impl`, waited for: its raw outputs."""
@@ -356,6 +400,17 @@ class Runner:
     def _stage_times(self) -> Dict[str, float]:
         """Seconds per finished stage (a sub-stage's time is not in its parent's)."""
         return {k: v for k, v in self._stage_seconds.items() if k not in self._stages}
+
+
+@dataclasses.dataclass
+class _Slices:
+    """What a session's slices timed, together."""
+
+    latencies_ms: List[float] = dataclasses.field(default_factory=list)
+    input_index: List[int] = dataclasses.field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    stop: str = "budget"
 
 
 def _parse_options(options_cls: Any, options: Dict[str, Any]) -> Any:

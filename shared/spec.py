@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 from .faults import FAULTS
 from .records import Record
 
-SCHEMA_VERSION = 3  # 3: scenario and concurrency
+SCHEMA_VERSION = 4  # 3: scenario and concurrency; 4: session
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # How the timed loop drives the engine (the runner base class runs each; names after MLPerf's):
 # latency: one request at a time (SingleStream); throughput: `concurrency` requests in flight
@@ -51,6 +51,9 @@ class RunSpec(Record):
     calibration_path: Optional[str] = None  # .npz of int8 calibration inputs; None: the test inputs
     memory_limit_mb: Optional[int] = None  # address-space limit the runner sets on itself (not in a container)
     fault: str = ""  # test hook: a fault to cause (shared.faults)
+    # session mode (shared/session.py): after warm-up, time the slices the coordinator asks for
+    # over the io folder's control pipe instead of the timed loops above, until told to stop
+    session: bool = False
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from shared.result import RunResult
 from shared.spec import RunSpec
 
 from ..engines import Engine
+from .session import Session
 
 
 class EnvironmentFailed(E2EError):
@@ -37,6 +38,8 @@ class Launcher(ABC):
     preference: ClassVar[int] = 100
     # An engine that lists a pinned launcher runs on it whatever --launcher asks.
     pinned: ClassVar[bool] = False
+    # Whether `start` keeps a runner loaded for interleaved rounds.
+    resident: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod
@@ -62,6 +65,13 @@ class Launcher(ABC):
         `spec` names host paths (model, inputs, calibration, cache). Staging is the launcher's
         job: it makes them readable by the runner and brings `result.json`, `outputs.npz` and
         `runner.log` back into `io_dir`, from which the coordinator reads them."""
+
+    def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> "Session":
+        """Start the runner in session mode (shared/session.py): loaded, warmed up, then timed in
+        slices while it stays resident, for the interleaved rounds. Staging as in `run`; each
+        answer of the session waits at most `timeout`. A launcher that cannot keep a runner
+        resident leaves `resident` False and its rows run one after the other."""
+        raise NotImplementedError(f"the {self.name} launcher cannot keep a runner resident")
 
     @abstractmethod
     def describe(self) -> dict:

@@ -6,18 +6,21 @@ its output kept as the runner's log. The GPU is passed with a DeviceRequest when
 """
 import os
 import signal
+import threading
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from shared.entry import LOG
 from shared.environment import THREAD_VARIABLES
 from shared.result import RunResult
+from shared.session import make_pipes
 from shared.spec import RunSpec
 
 from .. import images
 from ..engines import Engine
 from .base import LaunchSettings, Launcher
 from .process import current_stage, fresh_io, read_result
+from .session import Session
 
 IMAGE_UID = 1000  # the `e2e` user of every runner image
 PIDS_LIMIT = 1024
@@ -29,6 +32,7 @@ class DockerLauncher(Launcher):
     rewritten to the container's paths, and the results land in `io_dir` through its mount."""
 
     name = "docker"
+    resident = True
     preference = 10  # --launcher auto: the image when it is built and current, else the next
 
     def __init__(self, memory_limit_mb: Optional[int] = None) -> None:
@@ -132,13 +136,30 @@ class DockerLauncher(Launcher):
         return record_physical_device(self._run(engine, spec, io_dir, timeout), spec)
 
     def _run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
+        container = self.client.containers.run(**self.container_options(engine, spec, io_dir))
+        return self._collect(container, engine, io_dir, lambda: container.wait(timeout=timeout)["StatusCode"], timeout)
+
+    def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> Session:
+        """The container stays up between slices; the pipes are in its /io mount."""
+        options = self.container_options(engine, spec.replace(session=True), io_dir)
+        make_pipes(str(io_dir))
+        session = ContainerSession(engine, io_dir, timeout)
+        session.container = self.client.containers.run(**options)
+        session.collect_with = lambda t: record_physical_device(
+            self._collect(session.container, engine, io_dir, lambda: session.exit_code(t), t), spec)
+        session.watch()
+        return session
+
+    def _collect(self, container: Any, engine: Engine, io_dir: Path, wait: Callable[[], int],
+                 timeout: float) -> RunResult:
+        """The container's exit (`wait` gives its code), logs, memory verdict and result; it is
+        removed whatever happens."""
         import requests
 
-        container = self.client.containers.run(**self.container_options(engine, spec, io_dir))
         try:
             try:
-                code = container.wait(timeout=timeout)["StatusCode"]
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                code = wait()
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError, TimeoutError):
                 container.kill()
                 _save_logs(container, io_dir)
                 return RunResult(engine.id, "timeout", stage=current_stage(io_dir), reason=(
@@ -156,6 +177,44 @@ class DockerLauncher(Launcher):
                                signal.valid_signals() else code)
         finally:
             container.remove(force=True)
+
+
+class ContainerSession(Session):
+    """A runner container kept up between slices. A thread waits on the container's exit (a
+    blocking call to the daemon: nothing polls while other rows are timed)."""
+
+    container: Any
+    collect_with: Callable[[float], RunResult]
+
+    def watch(self) -> None:
+        self._exited = threading.Event()
+        self._code: List[int] = []
+
+        def wait() -> None:
+            try:
+                self._code.append(self.container.wait()["StatusCode"])
+            except Exception:
+                self._code.append(-int(signal.SIGKILL))
+            self._exited.set()
+
+        threading.Thread(target=wait, daemon=True, name=f"wait-{self.engine.id}").start()
+
+    def exit_code(self, timeout: Optional[float] = None) -> int:
+        if not self._exited.wait(timeout if timeout is not None else self.timeout):
+            raise TimeoutError()
+        return self._code[0]
+
+    def alive(self) -> bool:
+        return not self._exited.is_set()
+
+    def collect(self, timeout: float) -> RunResult:
+        return self.collect_with(timeout)
+
+    def kill(self) -> None:
+        try:
+            self.container.kill()
+        except Exception:  # already gone
+            pass
 
 
 def record_physical_device(result: RunResult, spec: RunSpec) -> RunResult:

@@ -11,7 +11,8 @@ from shared.spec import RunSpec
 
 from ..engines import Engine
 from .base import LaunchSettings, Launcher
-from .process import protocol_path, run_process
+from .process import protocol_path, run_process, start_session
+from .session import Session
 
 
 class HostLauncher(Launcher):
@@ -21,6 +22,7 @@ class HostLauncher(Launcher):
     name = "host"
     preference = 0
     pinned = True  # the reference needs the coordinator's Python whatever --launcher asks
+    resident = True
 
     def __init__(self, cache: Path) -> None:
         self.cache = cache
@@ -42,6 +44,9 @@ class HostLauncher(Launcher):
         # The working directory is on the path so `--model package.module:factory` imports.
         return run_process(sys.executable, engine, spec, io_dir, timeout,
                            [protocol_path(self.cache), Path.cwd()])
+
+    def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> Session:
+        return start_session(sys.executable, engine, spec, io_dir, timeout, [protocol_path(self.cache), Path.cwd()])
 
     def describe(self) -> dict:
         return {}  # the host is the device section itself

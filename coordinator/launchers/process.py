@@ -12,10 +12,12 @@ from shared import atomic
 from shared.entry import LOG, OUTPUTS, PROGRESS, RESULT, SPEC, STAGE
 from shared.environment import THREAD_VARIABLES
 from shared.errors import ProtocolError
+from shared.session import CONTROL, REPLY, make_pipes
 from shared.result import RunResult
 from shared.spec import RunSpec
 
 from ..engines import Engine
+from .session import Session
 
 SHARED_DIR = Path(shared.__file__).parent
 
@@ -48,7 +50,7 @@ def fresh_io(io_dir: Path) -> None:
     """An empty io folder: what an earlier, interrupted run left there (a result, outputs, a
     stage) must never be read as this run's."""
     io_dir.mkdir(parents=True, exist_ok=True)
-    for name in (RESULT, OUTPUTS, STAGE, LOG, PROGRESS):
+    for name in (RESULT, OUTPUTS, STAGE, LOG, PROGRESS, CONTROL, REPLY):
         (io_dir / name).unlink(missing_ok=True)
 
 
@@ -56,23 +58,61 @@ def run_process(python: str, engine: Engine, spec: RunSpec, io_dir: Path, timeou
                 python_path: List[Path]) -> RunResult:
     if spec.relative_paths():  # a coordinator bug, said as a row rather than a wrong file read
         return RunResult(engine.id, "failed", stage="setup", reason=f"relative paths in the spec: {spec.relative_paths()}")
+    proc = _start(python, engine, spec, io_dir, python_path)
+    return wait_process(proc, engine, io_dir, timeout)
+
+
+def start_session(python: str, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float,
+                  python_path: List[Path]) -> "ProcessSession":
+    """The runner in session mode (shared/session.py), kept loaded until `finish`."""
+    if spec.relative_paths():
+        raise ProtocolError(f"relative paths in the spec: {spec.relative_paths()}")
     fresh_io(io_dir)
+    make_pipes(str(io_dir))
+    session = ProcessSession(engine, io_dir, timeout)  # the pipes open before the runner opens them
+    session.proc = _start(python, engine, spec.replace(session=True), io_dir, python_path, fresh=False)
+    return session
+
+
+def _start(python: str, engine: Engine, spec: RunSpec, io_dir: Path, python_path: List[Path],
+           fresh: bool = True) -> subprocess.Popen:
+    if fresh:
+        fresh_io(io_dir)
     spec.save(str(io_dir / SPEC))
     argv = [python, "-m", "shared.entry", "--runner", str(engine.runner_path), "--io", str(io_dir)]
     with open(io_dir / LOG, "wb") as log:
         # A session of its own, so a timeout or Ctrl-C stops the runner and all its children.
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=io_dir,
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=io_dir,
                                 env=runner_env(spec.threads, python_path), start_new_session=True)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            return RunResult(engine.id, "timeout", stage=current_stage(io_dir), reason=(
-                f"no result after {timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)"))
-        except BaseException:  # Ctrl-C, SIGTERM: leave no runner behind
-            _kill(proc)
-            raise
+
+
+def wait_process(proc: subprocess.Popen, engine: Engine, io_dir: Path, timeout: float) -> RunResult:
+    """The runner's result once it exits; a timeout or Ctrl-C kills it (and its children)."""
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return RunResult(engine.id, "timeout", stage=current_stage(io_dir), reason=(
+            f"no result after {timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)"))
+    except BaseException:  # Ctrl-C, SIGTERM: leave no runner behind
+        _kill(proc)
+        raise
     return read_result(engine.id, io_dir, code)
+
+
+class ProcessSession(Session):
+    """A runner child process in session mode (the host and venv launchers)."""
+
+    proc: subprocess.Popen
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def collect(self, timeout: float) -> RunResult:
+        return wait_process(self.proc, self.engine, self.io_dir, timeout)
+
+    def kill(self) -> None:
+        _kill(self.proc)
 
 
 def _kill(proc: subprocess.Popen) -> None:

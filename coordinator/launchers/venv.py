@@ -16,7 +16,8 @@ from shared.spec import RunSpec
 
 from ..engines import Engine
 from .base import EnvironmentFailed, LaunchSettings, Launcher
-from .process import last_line, protocol_path, run_process
+from .process import last_line, protocol_path, run_process, start_session
+from .session import Session
 
 READY = ".e2e-ready"
 
@@ -28,6 +29,7 @@ class VenvLauncher(Launcher):
 
     name = "venv"
     preference = 20  # after Docker: an image is the more isolated environment
+    resident = True
 
     def __init__(self, cache: Path, log: Callable[[str], None] = print) -> None:
         self.cache = cache
@@ -86,6 +88,9 @@ class VenvLauncher(Launcher):
 
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
         return run_process(self.python(engine), engine, spec, io_dir, timeout, [protocol_path(self.cache)])
+
+    def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> Session:
+        return start_session(self.python(engine), engine, spec, io_dir, timeout, [protocol_path(self.cache)])
 
     def describe(self) -> dict:
         return {}  # the venvs use the coordinator's Python, which the device section names

@@ -5,6 +5,7 @@ from pathlib import Path
 from .. import sweep
 from ..report import Report
 from ..sections import TensorInfo
+from ..verdict import decide
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
 
 FILE = "report.md"
@@ -15,6 +16,8 @@ def render(report: Report, run_dir: Path) -> str:
     lines = [
         f"# e2e report: {m.name}", "",
         f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
+        "## Decision", "",
+        *[f"- {line}" for line in decide(report).lines()], "",
         *[f"> **Note:** {n}" for n in report.notes], "",
         "## Results", "",
         "| engine | precision | launcher | status | p50 ms | ±95% | p90 ms | p99 ms | mean ms | CV | speed-up vs torch | parity | peak RSS MB | note |",
@@ -22,7 +25,7 @@ def render(report: Report, run_dir: Path) -> str:
     ]
     for r in report.rows():
         lat = r.latency_ms
-        speedup = f"{report.speedup(r):.2f}x" if report.speedup(r) else ""
+        speedup = r.speedup_text() or (f"{report.speedup(r):.2f}x" if report.speedup(r) else "")
         rss = f"{r.resources.peak_rss_mb:.0f}" if r.resources else ""
         note = r.note().replace("|", "\\|")
         lines.append(f"| {r.engine} | {r.where()} | {r.launcher} | {r.status} | "

@@ -1,0 +1,125 @@
+"""The interleaved rounds: every loaded row timed in turn, a short slice each, round after round.
+
+A round gives each row one slice, in an order that rotates from round to round, starting at
+the same test input for every row (so a round's slices are paired, input for input). A slice
+is enough calls to fill `slice_s` (a whole number of passes over the inputs when a pass fits),
+at least one. The rounds stop when every row's ratios to the reference and to the fastest row
+are known to +-target after `MIN_ROUNDS` (converged), when each row has made `calls` calls
+(count, --iterations), or when the budget of timed seconds is spent (budget). One more round
+then ends the run, with the caching audit: after its slice each row times the same input
+repeated as many times; a row much faster on the repeated input may be reusing results.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+from ..launchers.session import Session
+from .round_stats import MIN_ROUNDS, Rounds, known, median, summarise
+
+
+@dataclass
+class Slot:
+    """One loaded row in the rounds."""
+
+    key: str  # the row's label, unique in the run
+    session: Session
+    per_call_ms: float  # from warm-up, then from the slices
+    values: List[Optional[float]] = field(default_factory=list)  # each round's median
+    calls: int = 0
+    timed_s: float = 0.0
+    waits: List[tuple] = field(default_factory=list)  # (waited_s, waiting_cpu_s)
+    settles: List[float] = field(default_factory=list)
+    audit: Optional[float] = None
+    error: Optional[BaseException] = None  # its session broke mid-rounds: its row says so
+    kept: Optional[Rounds] = None  # the reference timed in several groups: its first group's figures
+
+    def slice_calls(self, slice_s: float, inputs: int) -> int:
+        want = max(1, round(slice_s * 1e3 / max(self.per_call_ms, 1e-3)))
+        return max(1, round(want / inputs)) * inputs if want >= inputs else want
+
+    def add(self, reply: dict) -> None:
+        lat = reply["latencies_ms"]
+        self.values.append(median(lat) if lat else None)
+        self.calls += len(lat)
+        self.timed_s += reply["wall_s"]
+        if lat:
+            self.per_call_ms = reply["wall_s"] * 1e3 / len(lat)
+        self.waits.append((reply["waited_s"], reply["waiting_cpu_s"]))
+        self.settles.append(reply["settle_ms"])
+
+
+@dataclass
+class Plan:
+    """How the rounds run (from the bench's configuration)."""
+
+    inputs: int  # test inputs
+    slice_s: float = 0.5
+    target: float = 0.02
+    budget_s: float = 60.0  # timed seconds for the whole group
+    calls: Optional[int] = None  # --iterations: each row makes at least this many calls
+    reference: Optional[str] = None  # the reference row's key, when it is in the group
+
+
+def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = lambda _: None,
+               stopped: Callable[[], bool] = lambda: False) -> Dict[str, Rounds]:
+    """Time `slots` in rounds until the plan's stop rule holds; each row's `Rounds`."""
+    stop, r = "", 0
+    live = list(slots)
+    while live and not stop:
+        _round(live, r, plan)
+        live = [s for s in live if s.error is None]
+        r += 1
+        figures = summarise({s.key: s.values for s in live}, plan.reference, plan.target)
+        timed = sum(s.timed_s for s in slots)
+        if plan.calls is not None:
+            stop = "count" if all(s.calls >= plan.calls for s in live) else ""
+        elif r >= MIN_ROUNDS and all(known(f, plan.target) for f in figures.values()):
+            stop = "converged"
+        elif timed >= plan.budget_s:
+            stop = "budget"
+        if stopped():
+            raise KeyboardInterrupt
+        worst = max((_width(f) for f in figures.values()), default=0.0)
+        progress(f"round {r}: {timed:.0f}/{plan.budget_s:.0f} s timed, widest ratio interval ±{worst:.1%} "
+                 f"(target ±{plan.target:.0%})")
+    if live:
+        _round(live, r, plan, audit=True)
+        live = [s for s in live if s.error is None]
+    figures = summarise({s.key: s.values for s in live}, plan.reference, plan.target)
+    for s in live:
+        f = figures[s.key]
+        f.stop = stop if stop != "converged" or known(f, plan.target) else "budget"
+        waited = [w for w, _ in s.waits if w > 0]
+        cpu = [100.0 * c / w for w, c in s.waits if w > 0]
+        f.waiting_cpu_percent = 100.0 * sum(c for _, c in s.waits) / sum(waited) if waited else 0.0
+        f.waiting_cpu_max_percent = max(cpu, default=0.0)
+        f.settle_ms = median(s.settles) if s.settles else 0.0
+        f.repeated_over_rotated = s.audit
+    return figures
+
+
+def _round(slots: List[Slot], r: int, plan: Plan, audit: bool = False) -> None:
+    """One slice each, in an order rotated by the round, every row starting at the same input."""
+    start = r % plan.inputs
+    order = slots[r % len(slots):] + slots[:r % len(slots)]
+    for slot in order:
+        try:
+            calls = slot.slice_calls(plan.slice_s, plan.inputs)
+            reply = slot.session.time(calls, start, timeout=_patience(slot, calls))
+            slot.add(reply)
+            if audit:
+                rotated = [x for x, i in zip(reply["latencies_ms"], reply["input_index"]) if i == start]
+                repeated = slot.session.time(calls, start, repeat=True, timeout=_patience(slot, calls))
+                if rotated and repeated["latencies_ms"]:
+                    slot.audit = median(repeated["latencies_ms"]) / median(rotated)
+        except Exception as e:  # a runner that dies or hangs mid-rounds ends its own row only
+            slot.error = e
+
+
+def _patience(slot: Slot, calls: int) -> float:
+    """How long a slice may take before its runner is given up: ten times the expected, and a minute."""
+    return min(slot.session.timeout, 60.0 + 10 * calls * slot.per_call_ms / 1e3)
+
+
+def _width(f: Rounds) -> float:
+    widths = [e.halfwidth() for e in (f.vs_reference, f.vs_fastest) if e is not None and e.rounds > 1]
+    return max(widths, default=0.0)

@@ -1,0 +1,132 @@
+"""Statistics over interleaved rounds: what a row's figures are, and how well they are known.
+
+Every loaded row gets a slice of timed calls in each round, on the same inputs. A round's
+value for a row is the median of its slice. Drift between rounds is common to every row (the
+machine, not the engine), so:
+- a row's p50 is the median of its round values, and its interval is a bootstrap over rounds
+  (whole rounds resampled: the drift between them sits inside the interval), never narrower
+  than the gap between the medians of the run's two halves (two half-runs: the run-to-run
+  variation the run itself saw);
+- comparisons are paired: in each round, one row's value over another's; their median and
+  interval over rounds, the same way. A ratio cancels the drift that the absolute figures carry.
+"""
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from shared.records import Record
+
+RESAMPLES = 2000
+MIN_ROUNDS = 6  # before a stop: fewer rounds say little about the drift between them
+AUDIT_FLAG = 0.9  # the caching audit: repeated / rotated under this is flagged
+
+
+@dataclass
+class Estimate(Record):
+    """A median over rounds with its 95% interval."""
+
+    value: float
+    low: float
+    high: float
+    rounds: int = 0
+
+    def halfwidth(self) -> float:
+        """Half the interval relative to the value (inf when unknown)."""
+        return (self.high - self.low) / 2 / self.value if self.value > 0 and self.rounds else math.inf
+
+    def crosses(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    def text(self, digits: int = 2, unit: str = "") -> str:
+        return f"{self.value:.{digits}f}{unit} [{self.low:.{digits}f}–{self.high:.{digits}f}]"
+
+
+@dataclass
+class Rounds(Record):
+    """What the interleaved rounds measured for one row."""
+
+    # each round's median of this row's slice, in ms; None for a round the row had no slice in
+    round_p50_ms: List[Optional[float]] = field(default_factory=list)
+    group: int = 0  # rows loaded together (memory allowing) are one group; each holds the reference
+    p50_ms: Optional[Estimate] = None
+    # speed-up over the reference (PyTorch, fp32), paired per round: reference / this row
+    vs_reference: Optional[Estimate] = None
+    # time over the fastest row's of the group, paired per round (1 for the fastest)
+    vs_fastest: Optional[Estimate] = None
+    fastest: str = ""  # the row vs_fastest is taken against
+    stop: str = ""  # converged: every ratio known to +-target; budget: the time ran out first; count
+    target: float = 0.02
+    paired_spread: float = 0.0  # robust spread of the per-round ratio this row is judged by
+    drift: float = 0.0  # robust spread of the absolute round values: the machine's drift, mostly
+    waiting_cpu_percent: float = 0.0  # CPU used while other rows were timed, % of one core (mean)
+    waiting_cpu_max_percent: float = 0.0  # the same, the worst wait
+    settle_ms: float = 0.0  # median wait after a slice for the runner's own threads to go quiet
+    # the caching audit (MLPerf's): the median over the same input repeated / over the inputs
+    # rotated, input for input; under 0.9 the engine may be reusing results
+    repeated_over_rotated: Optional[float] = None
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(np.median(np.asarray(xs, dtype=float)))
+
+
+def estimate(values: Sequence[float], seed: int = 0) -> Optional[Estimate]:
+    """The median of per-round values with a bootstrap-over-rounds 95% interval, widened to the
+    medians of the first and second half of the rounds."""
+    xs = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(xs) == 0:
+        return None
+    mid = float(np.median(xs))
+    if len(xs) < 2:
+        return Estimate(mid, mid, mid, 1)
+    rng = np.random.default_rng(seed)
+    draws = np.median(xs[rng.integers(0, len(xs), size=(RESAMPLES, len(xs)))], axis=1)
+    low, high = (float(v) for v in np.percentile(draws, [2.5, 97.5]))
+    half = len(xs) // 2
+    halves = [float(np.median(xs[:half])), float(np.median(xs[half:]))]
+    return Estimate(mid, min(low, *halves), max(high, *halves), len(xs))
+
+
+def paired(numerator: Sequence[Optional[float]], denominator: Sequence[Optional[float]]) -> List[float]:
+    """Per-round ratios where both rows had a slice."""
+    return [a / b for a, b in zip(numerator, denominator) if a is not None and b is not None and b > 0]
+
+
+def robust_spread(values: Sequence[float]) -> float:
+    """1.4826 x the median absolute deviation over the median."""
+    xs = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(xs) < 2:
+        return 0.0
+    mid = np.median(xs)
+    return float(1.4826 * np.median(np.abs(xs - mid)) / mid) if mid > 0 else 0.0
+
+
+def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str], target: float
+              ) -> Dict[str, Rounds]:
+    """Each row's figures from every row's round values (one group, rounds aligned)."""
+    out: Dict[str, Rounds] = {}
+    p50 = {k: estimate(v) for k, v in values.items()}
+    known = {k: e for k, e in p50.items() if e is not None}
+    fastest = min(known, key=lambda k: known[k].value) if known else ""
+    for key, rounds in values.items():
+        r = Rounds(round_p50_ms=list(rounds), p50_ms=p50[key], target=target, fastest=fastest,
+                   drift=robust_spread([v for v in rounds if v is not None]))
+        if reference is not None and reference in values:
+            r.vs_reference = estimate(paired(values[reference], rounds))
+        if fastest:
+            r.vs_fastest = estimate(paired(rounds, values[fastest]))
+        partner = reference if reference not in (None, key) else (fastest if fastest != key else None)
+        if partner is not None:
+            r.paired_spread = robust_spread(paired(rounds, values[partner]))
+        else:
+            r.paired_spread = r.drift
+        out[key] = r
+    return out
+
+
+def known(rounds: Rounds, target: float) -> bool:
+    """Whether every ratio this row is compared by is known to +-target."""
+    ratios = [e for e in (rounds.vs_reference, rounds.vs_fastest) if e is not None]
+    return bool(ratios) and all(e.rounds >= MIN_ROUNDS and e.halfwidth() <= target for e in ratios)
