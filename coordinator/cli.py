@@ -45,14 +45,19 @@ def compare(
     out = Console(width=None if sys.stdout.isatty() else 160)
     for line in differences(a, b):
         out.print(Text("warning: " + line, style="yellow"))
-    table = Table("engine", "precision", "status", "p50 A ms", "p50 B ms", "change [95% CI]", "parity", "regression")
+    table = Table("engine", "precision", "status", "p50 A ms", "p50 B ms", "change [95% CI]", "vs torch A -> B",
+                  "parity", "regression")
     for c in changes:
         change = "" if c.p50_change is None else f"{c.p50_change:+.1%}"
         if c.ratio_ci:
             change += f" [{c.ratio_ci[0] - 1:+.1%}, {c.ratio_ci[1] - 1:+.1%}]"
+        relative = ""
+        if c.relative_ci:  # both interleaved: judged by the time relative to the reference
+            relative = (f"{c.speedup_a:.2f}x -> {c.speedup_b:.2f}x (time {c.relative_change:+.1%} "
+                        f"[{c.relative_ci[0] - 1:+.1%}, {c.relative_ci[1] - 1:+.1%}])")
         table.add_row(c.engine, c.precision, c.status_a if c.status_a == c.status_b else f"{c.status_a} -> {c.status_b}",
                       "" if c.p50_a is None else f"{c.p50_a:.2f}", "" if c.p50_b is None else f"{c.p50_b:.2f}",
-                      Text(f"{change}, {c.note}" if c.note else change),
+                      Text(f"{change}, {c.note}" if c.note else change), Text(relative),
                       c.parity_a if c.parity_a == c.parity_b else f"{c.parity_a} -> {c.parity_b}",
                       Text(c.regression, style="bold red"))
     out.print(table)

@@ -2,12 +2,16 @@
 
 A slower p50 is a regression only when it is beyond the threshold *and* significant: the 95%
 bootstrap interval of the ratio of medians (B over A), taken on every timed call, lies above 1.
+Where both runs were interleaved, an engine is judged by its time relative to the reference
+(its paired ratio within each run) instead: absolute times carry the machine's drift between
+the two runs, which the ratios cancel.
 """
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .engines import REFERENCE
 from .report import Report, Row
 
 RESAMPLES = 2000
@@ -29,11 +33,21 @@ class Change:
     parity_b: str
     regression: str  # why this is a regression, or ""
     ratio_ci: Optional[Tuple[float, float]] = None  # 95% bootstrap interval of p50 B / p50 A
+    # both runs interleaved: the speed-up over the reference in A and in B (paired within each run),
+    # and the interval of B's time relative to the reference over A's
+    speedup_a: Optional[float] = None
+    speedup_b: Optional[float] = None
+    relative_ci: Optional[Tuple[float, float]] = None
     note: str = ""  # how the speed verdict was reached, where it is not plain: NOT_SIGNIFICANT, NO_SAMPLES
 
     @property
     def p50_change(self) -> Optional[float]:
         return self.p50_b / self.p50_a - 1 if self.p50_a and self.p50_b else None
+
+    @property
+    def relative_change(self) -> Optional[float]:
+        """B's time relative to the reference over A's, minus one (both runs interleaved)."""
+        return self.speedup_a / self.speedup_b - 1 if self.speedup_a and self.speedup_b else None
 
 
 def compare_runs(a: Report, b: Report, threshold: float) -> List[Change]:
@@ -99,7 +113,20 @@ def _change(old: Optional[Row], new: Optional[Row], threshold: float) -> Change:
     reasons = []
     if c.status_a == "ok" and c.status_b != "ok":
         reasons.append(f"was ok, now {c.status_b}")
-    if c.p50_change is not None:
+    a_ref = old.rounds.vs_reference if old and old.rounds and old.engine != REFERENCE else None
+    b_ref = new.rounds.vs_reference if new and new.rounds and new.engine != REFERENCE else None
+    if a_ref is not None and b_ref is not None and b_ref.low > 0:
+        c.speedup_a, c.speedup_b = a_ref.value, b_ref.value
+        c.relative_ci = (a_ref.low / b_ref.high, a_ref.high / b_ref.low)
+        rel = c.relative_change or 0.0
+        if rel > threshold and c.relative_ci[0] > 1:
+            reasons.append(f"time relative to {REFERENCE} {rel:+.1%}")
+        elif rel > threshold:
+            c.note = NOT_SIGNIFICANT
+        if c.p50_change is not None and abs(c.p50_change) > threshold and abs(rel) <= threshold:
+            c.note = (f"p50 moved {c.p50_change:+.1%} but the ratio to {REFERENCE} {rel:+.1%}: "
+                      "the machine drifted, not the engine")
+    elif c.p50_change is not None:
         samples_a, samples_b = _samples(old), _samples(new)
         if samples_a and samples_b:
             c.ratio_ci = ratio_ci(samples_a, samples_b)

@@ -83,6 +83,9 @@ class BenchConfig:
     calibration: Optional[Path] = option("Folder of images int8 quantization calibrates on.", None,
                                          shown="the test inputs")
     limit: Optional[int] = option("Use the first N images of --dataset.", None)
+    accuracy_budget: Optional[float] = option("With --dataset: a row whose outputs fail parity may still be the "
+                                              "verdict when its task metric drops by at most this (e.g. 0.005 mAP).",
+                                              None)
     input_size: Optional[Tuple[int, int]] = option("HxW of the test inputs, e.g. 480x640.", None,
                                                    shown="per model")
     opset: int = option("ONNX opset of the export (an engine that loads only older ones gets its own).", 17)

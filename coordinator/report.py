@@ -22,6 +22,7 @@ from .sections import DataInfo, Device, ModelInfo, Section, Setup
 # 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
 # their machine kind and node, and `machines` describes each node
 REPORT_SCHEMA_VERSION = 3
+WAITING_CPU_NOTE = 5.0  # % of a core a waiting runner uses before its row says so
 
 
 @dataclass
@@ -156,6 +157,8 @@ class Row(RunResult):
                  f"may reuse results: {self.rounds.repeated_over_rotated:.2f}x the time on a repeated input"
                  if self.rounds and self.rounds.repeated_over_rotated and self.rounds.repeated_over_rotated < AUDIT_FLAG
                  else "",
+                 f"used {self.rounds.waiting_cpu_percent:.0f}% of a core while others were timed"
+                 if self.rounds and self.rounds.waiting_cpu_percent > WAITING_CPU_NOTE else "",
                  self.spread()]
         return "; ".join(p for p in parts if p)
 

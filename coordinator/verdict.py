@@ -29,7 +29,9 @@ class Verdict:
         else:
             out = [f"Deploy {self.best.label()}: p50 {self.best.latency_ms.p50:.2f} ms"  # type: ignore[union-attr]
                    + (f", {self.best.speedup_text()} PyTorch's speed" if self.best.speedup_text() else "")
-                   + ", outputs passed parity."]
+                   + (", outputs passed parity." if not self.best.parity or self.best.parity.passed else
+                      f", {self.best.accuracy.metric} within the accuracy budget (drop "  # type: ignore[union-attr]
+                      f"{self.best.accuracy.drop:+.4f}; parity failed).")]
             if self.runner_up is None:
                 out.append("No other row passed parity to compare it with.")
             elif self.margin is not None and self.margin.low <= 1.0:
@@ -43,17 +45,23 @@ class Verdict:
         return out
 
 
-def passing(r: Row) -> bool:
-    """An ok row whose outputs match the reference (the reference itself included)."""
+def passing(r: Row, accuracy_budget: Optional[float] = None) -> bool:
+    """An ok row whose outputs match the reference (the reference itself included), or whose
+    task metric drops by no more than `accuracy_budget` (--accuracy-budget, with --dataset)."""
     if r.status != "ok" or r.latency_ms is None:
         return False
-    return r.parity.passed if r.parity is not None else r.engine == REFERENCE
+    if r.parity is None:
+        return r.engine == REFERENCE
+    within = accuracy_budget is not None and r.accuracy is not None and r.accuracy.drop is not None \
+        and r.accuracy.drop <= accuracy_budget
+    return r.parity.passed or within
 
 
 def decide(report: Report) -> Verdict:
     """The fastest passing row at one request at a time on this machine (the latency scenario,
     batch 1), against the next fastest."""
-    rows = [r for r in report.results if passing(r) and r.scenario == "latency" and r.batch_size == 1
+    budget = report.setup.setting("accuracy_budget")
+    rows = [r for r in report.results if passing(r, budget) and r.scenario == "latency" and r.batch_size == 1
             and not r.machine]
     ranked = sorted(rows, key=lambda r: r.latency_ms.p50)  # type: ignore[union-attr]
     v = Verdict(ranked=ranked, untried=untried(report))

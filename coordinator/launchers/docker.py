@@ -212,7 +212,7 @@ class ContainerSession(Session):
 
     def kill(self) -> None:
         try:
-            self.container.kill()
+            self.container.remove(force=True)  # killed and removed: no container is left behind
         except Exception:  # already gone
             pass
 

@@ -7,7 +7,8 @@ at least one. The rounds stop when every row's ratios to the reference and to th
 are known to +-target after `MIN_ROUNDS` (converged), when each row has made `calls` calls
 (count, --iterations), or when the budget of timed seconds is spent (budget). One more round
 then ends the run, with the caching audit: after its slice each row times the same input
-repeated as many times; a row much faster on the repeated input may be reusing results.
+repeated as many times; a row much faster on the repeated input may be reusing results (not
+with --iterations, which asks for an exact count of calls).
 """
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -81,7 +82,7 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
         worst = max((_width(f) for f in figures.values()), default=0.0)
         progress(f"round {r}: {timed:.0f}/{plan.budget_s:.0f} s timed, widest ratio interval ±{worst:.1%} "
                  f"(target ±{plan.target:.0%})")
-    if live:
+    if live and plan.calls is None:  # --iterations asks for that many calls: no more
         _round(live, r, plan, audit=True)
         live = [s for s in live if s.error is None]
     figures = summarise({s.key: s.values for s in live}, plan.reference, plan.target)
@@ -102,8 +103,13 @@ def _round(slots: List[Slot], r: int, plan: Plan, audit: bool = False) -> None:
     start = r % plan.inputs
     order = slots[r % len(slots):] + slots[:r % len(slots)]
     for slot in order:
+        calls = slot.slice_calls(plan.slice_s, plan.inputs)
+        if plan.calls is not None and not audit:  # --iterations: exactly that many calls in all
+            calls = min(calls, plan.calls - slot.calls)
+            if calls <= 0:
+                slot.values.append(None)  # rounds stay aligned
+                continue
         try:
-            calls = slot.slice_calls(plan.slice_s, plan.inputs)
             reply = slot.session.time(calls, start, timeout=_patience(slot, calls))
             slot.add(reply)
             if audit:

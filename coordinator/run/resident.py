@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from shared.result import RunResult
 
 from ..engines import REFERENCE
+from ..launchers.process import current_stage
 from ..report import Row
 from .interleave import Plan, Slot, run_rounds
 from .launch import launcher_failed
@@ -35,19 +36,25 @@ def run_interleaved(work: Any, queue: list) -> None:
     queue.clear()
     group: List[tuple] = []  # (slot, launch, started)
     number = 0
-    for k, (engine, precision, point) in enumerate(rows):
-        if ctx.stopped:
-            return
-        loaded = _load(work, engine, precision, point, number)
-        if loaded is not None:
-            group.append(loaded)
-        if group and k + 1 < len(rows) and memory_low():
-            ctx.log(f"  memory: {len(group)} runner(s) loaded fill it; timing them as group {number + 1} first")
-            _time_group(work, group, number, keep_reference=True)
-            number += 1
-            group = [g for g in group if g[0].key == REFERENCE_KEY]
-    if group:
-        _time_group(work, group, number, keep_reference=False)
+    try:
+        for k, (engine, precision, point) in enumerate(rows):
+            if ctx.stopped:
+                return
+            loaded = _load(work, engine, precision, point)
+            if loaded is not None:
+                group.append(loaded)
+            if group and k + 1 < len(rows) and memory_low():
+                ctx.log(f"  memory: {len(group)} runner(s) loaded fill it; timing them as group {number + 1} first")
+                _time_group(work, group, number, keep_reference=True)
+                number += 1
+                group = [g for g in group if g[0].key == REFERENCE_KEY]
+        if group:
+            _time_group(work, group, number, keep_reference=False)
+    except BaseException:  # Ctrl-C: no runner is left loaded; the rows not finished are not saved
+        for slot, _, _ in group:
+            if slot.session.result is None:
+                slot.session.abort(RunResult(slot.session.engine.id, "failed", reason="interrupted"))
+        raise
 
 
 REFERENCE_KEY = f"{REFERENCE} fp32"
@@ -58,7 +65,7 @@ def _is_reference(item: tuple) -> bool:
     return engine.id == REFERENCE and precision == "fp32" and point.label() == ""
 
 
-def _load(work: Any, engine: Any, precision: str, point: Any, group: int) -> Optional[tuple]:
+def _load(work: Any, engine: Any, precision: str, point: Any) -> Optional[tuple]:
     """Start the row's runner and wait until it is ready; a row that ends before (skipped,
     unsupported, failed at load) is added at once and None returned."""
     ctx = work.ctx
@@ -86,7 +93,7 @@ def _load(work: Any, engine: Any, precision: str, point: Any, group: int) -> Opt
     try:
         ready = session.ready()
     except BaseException as e:  # no answer in time, or Ctrl-C
-        result = session.abort(RunResult(engine.id, "timeout", stage="run", reason=(
+        result = session.abort(RunResult(engine.id, "timeout", stage=current_stage(launch.io_dir), reason=(
             f"not ready after {ctx.cfg.timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)")))
         if not isinstance(e, Exception):
             raise
@@ -114,12 +121,7 @@ def _time_group(work: Any, group: List[tuple], number: int, keep_reference: bool
         if not ctx.console_is_terminal:
             ctx.log(f"  {text}")
 
-    try:
-        figures = run_rounds(slots, plan, progress, stopped=lambda: ctx.stopped)
-    except BaseException:  # Ctrl-C: leave no runner behind; these rows did not finish
-        for slot in slots:
-            slot.session.abort(RunResult(slot.session.engine.id, "failed", reason="interrupted"))
-        raise
+    figures = run_rounds(slots, plan, progress, stopped=lambda: ctx.stopped)
     for slot, launch, started in group:
         if keep_reference and slot.key == REFERENCE_KEY:  # timed again with the next group
             slot.kept = slot.kept or figures.get(slot.key)  # its row's figures: its first group's

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from .. import sweep
 from ..report import Report
+from ..run.round_stats import AUDIT_FLAG
 from ..sections import TensorInfo
 from ..verdict import decide
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
@@ -46,6 +47,7 @@ def render(report: Report, run_dir: Path) -> str:
         f"or {s.get('warmup_time', '-')} s at most, " + (f"a fixed {s['iterations']} timed calls" if s.get("iterations")
         else f"timed calls until p50 is known to ±{s.get('target_ci', 0):.0%} (95% interval) or "
              f"{s.get('max_time', '-')} s") + f", minimum time {s['min_time']} s, repeats {s.get('repeats', 1)}",
+        f"- schedule: {_schedule(s)}",
         f"- {setup.copy_policy}; timed region: {setup.timed_region}",
         "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in (setup.phase_seconds or {}).items()),
         "", "## Device", "",
@@ -88,6 +90,23 @@ def render(report: Report, run_dir: Path) -> str:
                          f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
                          f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
                          f"{ms(r.first_inference_ms)} ms; timed loop: {r.stop_text()}")
+    rounded = [r for r in report.results if r.rounds]
+    if rounded:  # the interleaved schedule: how each row's figures were reached
+        lines += ["", "## Interleaved rounds", "",
+                  "Each row's p50 is the median of its per-round medians; intervals are a bootstrap over rounds, "
+                  "never narrower than the gap between the run's two halves; ratios are paired within rounds. "
+                  "Waiting CPU: what the runner used while the others were timed (% of one core); settle: the "
+                  "wait after its slice for its own threads to go quiet; audit: its time on one input repeated "
+                  f"over its time on the inputs in turn (under {AUDIT_FLAG} it may be reusing results).", "",
+                  "| row | rounds | stop | p50 ms [95%] | vs torch [95%] | vs fastest [95%] | paired spread | drift "
+                  "| waiting CPU mean / max | settle ms | audit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rounded:
+            o = r.rounds
+            est = lambda e: e.text() if e else "-"  # noqa: E731
+            lines.append(f"| {r.label()} | {len(o.round_p50_ms)} (group {o.group + 1}) | {o.stop} | {est(o.p50_ms)} | "
+                         f"{est(o.vs_reference)} | {est(o.vs_fastest)} | {o.paired_spread:.1%} | {o.drift:.1%} | "
+                         f"{o.waiting_cpu_percent:.1f}% / {o.waiting_cpu_max_percent:.1f}% | {o.settle_ms:.0f} | "
+                         + (f"{o.repeated_over_rotated:.3f}" if o.repeated_over_rotated else "-") + " |")
     configured = [r for r in report.results if r.settings]
     if configured:  # what each engine ran with, read back from it: threads, providers, tuning...
         lines += ["", "## Engine settings", ""]
@@ -108,6 +127,14 @@ def render(report: Report, run_dir: Path) -> str:
                   "timed on the host per row, inference the engine's p50)", ""]
         lines += [f"- **{r.engine}**: {phases_text(r)}" for r in phased]
     return "\n".join(lines) + "\n"
+
+
+def _schedule(settings: dict) -> str:
+    if settings.get("schedule", "sequential") == "sequential" or settings.get("hosts"):
+        return "sequential: one row after another, each in its own time window"
+    return (f"interleaved: every row loaded, then timed in rounds of {settings.get('slice_time')} s slices in a "
+            f"rotating order, until every ratio is known to ±{settings.get('target_ratio', 0):.0%} or "
+            f"{settings.get('max_time')} s of timed calls per row")
 
 
 def _machines(report: Report) -> list:

@@ -69,11 +69,14 @@ def test_every_fault_ends_as_a_row_naming_its_cause(fault, launcher_ready, tmp_p
     assert "ort" in (out / "report.html").read_text() and (out / "report.md").is_file()
 
 
+@pytest.mark.parametrize("schedule", ["sequential", "interleaved"])
 @pytest.mark.parametrize("launcher_ready", LAUNCHERS, indirect=True)
-def test_sigterm_stops_the_engine_keeps_the_rows_and_resume_finishes(launcher_ready, tmp_path, cache):
+def test_sigterm_stops_the_engine_keeps_the_rows_and_resume_finishes(launcher_ready, schedule, tmp_path, cache):
+    """Sequential: openvino's row is done before ort hangs, and kept. Interleaved: openvino is
+    loaded and waiting, nothing measured yet; its runner is stopped too, and no row is kept."""
     launcher, out = launcher_ready, tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "E2E_FAULT": "ort=hang"}
-    args = bench_args(out, cache, launcher)
+    args = bench_args(out, cache, launcher, "--schedule", schedule)
     args[args.index("ort,openvino")] = "openvino,ort"  # one row done before the hang
     proc = subprocess.Popen([sys.executable, "-c", "from coordinator.cli import main; main()", *args],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -86,15 +89,16 @@ def test_sigterm_stops_the_engine_keeps_the_rows_and_resume_finishes(launcher_re
     output = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130, output
     report = json.loads((out / "report.json").read_text())
-    assert report["interrupted"] and [r["engine"] for r in report["results"]] == ["openvino"]
+    kept = ["openvino"] if schedule == "sequential" else []
+    assert report["interrupted"] and [r["engine"] for r in report["results"]] == kept
     assert any("--resume" in n for n in report["notes"])
-    assert not leftovers(io_dir, launcher)
+    assert not leftovers(io_dir, launcher) and not leftovers(out / "logs" / "openvino-fp32", launcher)
 
     result = CliRunner().invoke(app, ["bench", "--resume", str(out)])  # no fault this time
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert not report["interrupted"]
-    assert [(r["engine"], r["status"]) for r in report["results"]] == [("openvino", "ok"), ("ort", "ok")]
+    assert sorted((r["engine"], r["status"]) for r in report["results"]) == [("openvino", "ok"), ("ort", "ok")]
 
 
 def leftovers(io_dir: Path, launcher: str) -> list:

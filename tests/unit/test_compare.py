@@ -121,3 +121,25 @@ def _cli(tmp_path, a, b):
         (tmp_path / name).mkdir()
         r.save(str(tmp_path / name / "report.json"))
     return CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+
+
+def interleaved(engine, values, reference):
+    """A row of an interleaved run: its per-round medians beside the reference's."""
+    from coordinator.run.round_stats import summarise
+
+    r = row(engine, samples=values)
+    r.rounds = summarise({"torch fp32": reference, engine: values}, "torch fp32", 0.02)[engine]
+    return r
+
+
+def test_interleaved_runs_compare_ratios_and_say_when_only_the_machine_moved():
+    fast = [40.0 * (1 + 0.002 * k) for k in range(12)]
+    slow = [60.0 * (1 + 0.002 * k) for k in range(12)]
+    a = report(interleaved("ort", fast, slow))
+    drifted = report(interleaved("ort", [x * 1.4 for x in fast], [x * 1.4 for x in slow]))  # every engine 40% slower
+    [c] = compare_runs(a, drifted, 0.10)
+    assert c.p50_change > 0.35 and abs(c.relative_change) < 0.01 and not c.regression
+    assert "the machine drifted, not the engine" in c.note
+    worse = report(interleaved("ort", [x * 1.3 for x in fast], slow))  # ort alone 30% slower
+    [c] = compare_runs(a, worse, 0.10)
+    assert c.relative_change > 0.25 and c.relative_ci[0] > 1 and "relative to torch" in c.regression

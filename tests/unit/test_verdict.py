@@ -1,0 +1,63 @@
+"""The decision a report opens with."""
+from dataclasses import replace
+
+from coordinator.parity import Parity
+from coordinator.report import Row
+from coordinator.run.round_stats import summarise
+from coordinator.verdict import decide
+from shared import Latency
+from tests.fixtures.reports import report_v1
+
+
+def rows(values, cpu_flags=()):
+    figures = summarise(values, "torch fp32", 0.02)
+    out = []
+    for key, rounds in values.items():
+        engine = key.split()[0]
+        r = Row(engine=engine, status="ok", precision="fp32", precision_requested="fp32",
+                latency_ms=Latency.from_values(rounds), rounds=figures[key],
+                parity=None if engine == "torch" else Parity(True, "tensor", "fp32", 1e-3, 1e-3))
+        out.append(r)
+    base = report_v1(results=out)
+    return replace(base, device=replace(base.device, cpu_flags=list(cpu_flags)))
+
+
+def test_the_fastest_passing_row_wins_by_a_paired_margin():
+    drift = [1.0, 1.2, 0.9, 1.1, 1.25, 0.95, 1.05, 1.15]
+    report = rows({"torch fp32": [60 * d for d in drift], "ort fp32": [40 * d for d in drift],
+                   "openvino fp32": [30 * d for d in drift]}, cpu_flags=["avx512_bf16", "amx_int8"])
+    v = decide(report)
+    assert v.best.engine == "openvino" and v.runner_up.engine == "ort" and v.paired
+    assert abs(v.margin.value - 40 / 30) < 1e-9 and v.margin.low > 1  # drift cancels in the pairing
+    text = "\n".join(v.lines())
+    assert text.startswith("Deploy openvino fp32") and "1.33x faster than the runner-up, ort fp32" in text
+    assert "no bf16 row ran" in text and "no int8 row ran" in text
+
+
+def test_two_rows_within_the_noise_are_indistinguishable():
+    drift = [1.0, 1.2, 0.9, 1.1, 1.25, 0.95, 1.05, 1.15]
+    noise = [1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01, 0.99]
+    report = rows({"torch fp32": [60 * d for d in drift], "ort fp32": [40 * d for d in drift],
+                   "openvino fp32": [40 * d * e for d, e in zip(drift, noise)]})
+    v = decide(report)
+    assert v.margin.low <= 1 <= v.margin.high
+    assert any(line.startswith("Indistinguishable here from") for line in v.lines())
+
+
+def test_a_row_that_fails_parity_is_never_the_verdict():
+    report = rows({"torch fp32": [60.0] * 8, "ort fp32": [40.0] * 8})
+    report.results[1].parity = Parity(False, "tensor", "fp32", 1e-3, 1e-3)
+    v = decide(report)
+    assert v.best.engine == "torch" and v.runner_up is None
+
+
+def test_an_accuracy_budget_admits_a_row_that_fails_parity_but_keeps_its_task_metric():
+    from coordinator.accuracy import Accuracy
+
+    report = rows({"torch fp32": [60.0] * 8, "ort fp32": [40.0] * 8})
+    report.results[1].parity = Parity(False, "tensor", "fp32", 1e-3, 1e-3)
+    report.results[1].accuracy = Accuracy(metric="top-1", value=0.754, reference=0.756, drop=0.002)
+    assert decide(report).best.engine == "torch"
+    report.setup.config["accuracy_budget"] = 0.005
+    v = decide(report)
+    assert v.best.engine == "ort" and "within the accuracy budget" in v.lines()[0]
