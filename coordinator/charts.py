@@ -4,6 +4,7 @@ import math
 from typing import List, Optional, Sequence, Tuple
 
 WIDTH, BAR, GAP, LABEL = 720, 22, 8, 170
+LABEL_CHARS = 24  # what fits in LABEL pixels at 12 px
 COLORS = {"ok": "#2f7ed8", "reference": "#7a7a7a"}
 
 
@@ -77,6 +78,36 @@ def speedup(rows: Sequence[Tuple[str, float]], title: str) -> str:
     return _svg(height, parts, f"{title}: 1.0 is the reference")
 
 
+def ranked_speedup(rows: Sequence[Tuple[str, float, Optional[Tuple[float, float]]]], title: str) -> str:
+    """The decision's chart: a bar per (label, speed-up, (low, high) or None), in the order given
+    (fastest first), the 95% interval as a whisker where it is known, the reference at 1.0 dashed."""
+    if not rows:
+        return ""
+    top = max([1.0] + [max(v, ci[1]) if ci else v for _, v, ci in rows]) * 1.1
+    scale = (WIDTH - LABEL - 130) / top  # room on the right for "2.38x [1.87–2.40]"
+    height = len(rows) * (BAR + GAP) + 40
+    parts = [_title(title)]
+    for i, (label, value, ci) in enumerate(rows):
+        y = 30 + i * (BAR + GAP)
+        mid = y + BAR / 2
+        color = "#1e7d32" if i == 0 else "#27ae60" if value >= 1 else "#c0392b"
+        end = value * scale
+        parts += [_label(label, y),
+                  f'<rect x="{LABEL}" y="{y}" width="{end:.1f}" height="{BAR}" fill="{color}"/>']
+        text = f"{value:.2f}x"
+        if ci is not None:
+            low, high = LABEL + ci[0] * scale, LABEL + ci[1] * scale
+            parts += [f'<line x1="{low:.1f}" x2="{high:.1f}" y1="{mid}" y2="{mid}" stroke="#333"/>'] + [
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 4}" y2="{y + BAR - 4}" stroke="#333"/>' for x in (low, high)]
+            end, text = max(end, ci[1] * scale), f"{text} [{ci[0]:.2f}–{ci[1]:.2f}]"
+        parts.append(f'<text x="{LABEL + end + 6:.1f}" y="{mid + 4}" font-size="12">{text}</text>')
+    parts.append(f'<line x1="{LABEL + scale:.1f}" x2="{LABEL + scale:.1f}" y1="24" y2="{height - 10}" '
+                 'stroke="#555" stroke-dasharray="4 3"/>'
+                 f'<text x="{LABEL + scale:.1f}" y="{height - 1}" font-size="11" text-anchor="middle">PyTorch 1.0x</text>')
+    return _svg(height, parts, f"{title}: speed-up against PyTorch, fastest first; whiskers are 95% intervals "
+                               "paired within rounds; the dashed line is PyTorch")
+
+
 def error_by_depth(points: Sequence[Tuple[int, Optional[float]]], first: Optional[int], title: str) -> str:
     """Per depth of the graph, the worst tensor's error as a multiple of the tolerance, on a log
     scale, with the tolerance (1x) and the first divergent node's depth marked; None (shapes
@@ -122,7 +153,11 @@ def _title(text: str) -> str:
 
 
 def _label(text: str, y: float) -> str:
-    return f'<text x="{LABEL - 8}" y="{y + BAR / 2 + 4}" font-size="12" text-anchor="end">{escape(text)}</text>'
+    """A row's label, right-aligned before its bar; a long one is cut (it would run off the left
+    edge) and whole in a tooltip."""
+    shown = escape(text) if len(text) <= LABEL_CHARS else \
+        f"<title>{escape(text)}</title>{escape(text[:LABEL_CHARS - 1])}…"
+    return f'<text x="{LABEL - 8}" y="{y + BAR / 2 + 4}" font-size="12" text-anchor="end">{shown}</text>'
 
 
 def _ms(value: float) -> str:

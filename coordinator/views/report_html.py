@@ -5,24 +5,28 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .. import charts, pictures, sweep
+from ..engines import REFERENCE
 from ..report import Report, Row
+from ..verdict import decide
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
 
 FILE = "report.html"
 TEMPLATES = Path(__file__).parents[1] / "templates"
 PICTURE_WIDTH = 340
+STATUS_ORDER = ("ok", "unsupported", "failed", "timeout", "skipped")
+SHORT_NOTE = 40  # characters of a note shown in the results table; the rest behind <details>
 
 
 def render(report: Report, run_dir: Path) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
-    rows = report.rows()
+    rows = _ranked(report)
     labels = {id(r): r.label() for r in rows}
     s = report.setup
     return env.get_template("report.html.j2").render(
         report=report, model=report.model, rows=[_row(r, report.speedup(r)) for r in rows],
-        verdicts=[_verdict(r, report.speedup(r), labels[id(r)]) for r in rows],
+        decision=_decision(report),
         charts=[_charts(report, kind, labels) for kind in report.machine_kinds()],
         curves=_curves(report),
         sweep=_sweep(report),
@@ -39,6 +43,28 @@ def render(report: Report, run_dir: Path) -> str:
                           {"operators": ", ".join(f"{k} {v}" for k, v in report.model.operators.items())}),
         data=_pairs(report.data.to_dict()),
     )
+
+
+def _ranked(report: Report) -> List[Row]:
+    """The rows as the page lists them: per machine kind, ok rows first, then by status, each
+    status fastest first (p50; rows without one keep the order they ran in)."""
+    kinds = report.machine_kinds()
+    return sorted(report.results, key=lambda r: (kinds.index(r.machine), STATUS_ORDER.index(r.status),
+                                                 r.latency_ms.p50 if r.latency_ms else float("inf")))
+
+
+def _decision(report: Report) -> Dict[str, Any]:
+    """The page's opening: the verdict in sentences and the passing rows' speed-ups, fastest first."""
+    v = decide(report)
+    bars = []
+    for r in v.ranked:
+        # the interval paired within rounds; PyTorch's own is 1 by definition, nothing to draw
+        e = r.rounds.vs_reference if r.rounds and r.engine != REFERENCE else None
+        x = report.speedup(r)
+        if x:
+            bars.append((r.label(), x, (e.low, e.high) if e else None))
+    return {"lines": v.lines(),
+            "chart": charts.ranked_speedup(bars, "Passing rows, fastest first: speed-up against PyTorch")}
 
 
 def _charts(report: Report, kind: str, labels: Dict[int, str]) -> Dict[str, str]:
@@ -88,13 +114,15 @@ def _mb(value: Optional[float]) -> str:
 def _row(r: Row, speedup: Optional[float]) -> Dict[str, Any]:
     lat, res = r.latency_ms, r.resources
     note = r.note()
+    # "1.52x [1.50–1.54]": the cell may wrap between the two, never inside the interval
+    speed, _, interval = (r.speedup_text() or (f"{speedup:.2f}x" if speedup else "")).partition(" ")
     return {
         "engine": r.engine, "precision": r.where(), "launcher": r.launcher, "status": r.status,
         "ok": r.status == "ok", "p50": ms(lat and lat.p50), "p90": ms(lat and lat.p90), "p99": ms(lat and lat.p99),
         "mean": ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
         "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
-        "speedup": f"{speedup:.2f}x" if speedup else "", "parity": r.verdict(), "note": note,
+        "speedup": speed, "interval": interval, "parity": r.verdict(), "note": note, "short_note": _short(note),
         "start": ms(r.start_overhead_s), "first": ms(r.first_inference_ms), "phases": phases_text(r),
         **{k: ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "",
@@ -104,16 +132,11 @@ def _row(r: Row, speedup: Optional[float]) -> Dict[str, Any]:
     }
 
 
-def _verdict(r: Row, speedup: Optional[float], label: str) -> Dict[str, str]:
-    if r.status == "ok" and r.latency_ms:
-        parity = {"passed": "outputs match PyTorch", "FAILED": "outputs DIFFER from PyTorch",
-                  "reference": "the reference"}.get(r.verdict(), "outputs not compared")
-        speed = f", {speedup:.2f}x PyTorch's speed" if speedup and r.engine != "torch" else ""
-        return {"label": label, "css": "fail" if r.verdict() == "FAILED" else "pass",
-                "text": f"runs, {parity}{speed} (p50 {r.latency_ms.p50:.2f} ms)"}
-    what = {"unsupported": "cannot run this model", "skipped": "not run", "timeout": "timed out",
-            "failed": "failed"}[r.status]
-    return {"label": label, "css": r.status, "text": f"{what} — {r.summary()}"}
+def _short(note: str) -> str:
+    """A note's gist for the table cell: the head of each part ("imprecise; noisy", "at convert
+    [Conv]"), cut to SHORT_NOTE characters."""
+    head = "; ".join(part.split(":")[0].strip() for part in note.split("; "))
+    return head if len(head) <= SHORT_NOTE else head[:SHORT_NOTE - 1].rstrip() + "…"
 
 
 def _divergence(r: Row, label: str) -> Dict[str, Any]:
