@@ -104,7 +104,7 @@ class Row(RunResult):
     def speedup_text(self) -> str:
         """Interleaved: the paired speed-up over the reference with its interval, "1.52x [1.50–1.54]"."""
         e = self.rounds.vs_reference if self.rounds else None
-        return f"{e.value:.2f}x [{e.low:.2f}–{e.high:.2f}]" if e is not None and self.engine != REFERENCE else ""
+        return e.text(unit="x") if e is not None and self.engine != REFERENCE else ""
 
     def imprecise(self) -> bool:
         """An ok row whose median (sequential) or ratios (interleaved) are not known to the

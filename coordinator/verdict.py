@@ -34,13 +34,17 @@ class Verdict:
                       f"{self.best.accuracy.drop:+.4f}; parity failed).")]
             if self.runner_up is None:
                 out.append("No other row passed parity to compare it with.")
-            elif self.margin is not None and self.margin.low <= 1.0:
+            elif self.margin is not None and self.margin.known() and self.margin.low <= 1.0:
                 out.append(f"Indistinguishable here from {self.runner_up.label()}: its time is "
                            f"{self.margin.text()}x the best's (the interval crosses 1).")
             elif self.margin is not None:
-                how = "paired within rounds" if self.paired else "from two separate windows: no interval"
+                how = ("paired within rounds" if self.margin.known() else "one round: no interval") if self.paired \
+                    else "from two separate time windows: no interval"
+                interval = f"[{self.margin.low:.2f}–{self.margin.high:.2f}], " if self.margin.known() else ""
                 out.append(f"{self.margin.value:.2f}x faster than the runner-up, {self.runner_up.label()} "
-                           f"([{self.margin.low:.2f}–{self.margin.high:.2f}], {how}).")
+                           f"({interval}{how}).")
+            else:
+                out.append(f"The runner-up, {self.runner_up.label()}, shared no round with it: no paired margin.")
         out += [f"Not tried: {u}" for u in self.untried]
         return out
 

@@ -337,7 +337,9 @@ class Runner:
     def _serve(self, samples: List[Sample], per_call_ms: float) -> "_Slices":
         """Session mode (shared/session.py): say ready, then time the slices asked for until
         told to stop. Each slice starts at the input the coordinator names (every row of a round
-        times the same inputs), or repeats one input (the caching audit). After a slice the
+        times the same inputs), or repeats one input (the caching audit); a `warm` slice is
+        untimed warm-up again (after the other rows loaded, which may have taken minutes and
+        pushed this runner's pages out of memory). After a slice the
         runner waits for its own threads to go quiet before it answers, so that a pool still
         spinning never overlaps the next engine's slice; what it used while waiting is said."""
         channel = self.channel
@@ -356,7 +358,8 @@ class Runner:
             cpu = session.cpu_seconds() - cpu0
             settle_ms = session.settle()
             index = [start if command.get("repeat") else (start + i) % n for i in loop.input_index]
-            if not command.get("repeat"):  # the audit's slices are the audit's, not the row's figures
+            # the audit's slices are the audit's, and a warm-up slice no one's: not the row's figures
+            if not command.get("repeat") and not command.get("warm"):
                 out.latencies_ms += loop.latencies_ms
                 out.input_index += index
                 out.wall_s += loop.wall_s

@@ -13,7 +13,7 @@ blocks on open, and a coordinator that dies leaves the runner an end of file (it
 
 Messages:
   runner:      {"event": "ready", "first_ms": F, "per_call_ms": C}
-  coordinator: {"cmd": "time", "calls": K, "start": I, "repeat": false}
+  coordinator: {"cmd": "time", "calls": K, "start": I, "repeat": false, "warm": false}
   runner:      {"event": "timed", "latencies_ms": [...], "input_index": [...], "wall_s": W,
                 "waited_s": S, "waiting_cpu_s": U, "settle_ms": Q, "slice_cpu_s": V}
   coordinator: {"cmd": "stop", "stop": "converged" | "budget" | "count"}

@@ -58,9 +58,11 @@ class Session(ABC):
         except SessionEnded:
             return None
 
-    def time(self, calls: int, start: int, repeat: bool = False, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """Time `calls` calls from input `start` (or that input `repeat`ed): the runner's reply."""
-        self._send({"cmd": "time", "calls": calls, "start": start, "repeat": repeat})
+    def time(self, calls: int, start: int, repeat: bool = False, warm: bool = False,
+             timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Time `calls` calls from input `start` (or that input `repeat`ed; `warm`: calls not
+        counted in the runner's figures): the runner's reply."""
+        self._send({"cmd": "time", "calls": calls, "start": start, "repeat": repeat, "warm": warm})
         return self._receive(timeout or self.timeout)
 
     def finish(self, stop: str) -> RunResult:

@@ -1,5 +1,7 @@
 """The interleaved rounds: every loaded row timed in turn, a short slice each, round after round.
 
+First, every row gets one untimed warm-up slice (see `_warm`).
+
 A round gives each row one slice, in an order that rotates from round to round, starting at
 the same test input for every row (so a round's slices are paired, input for input). A slice
 is enough calls to fill `slice_s` (a whole number of passes over the inputs when a pass fits),
@@ -64,7 +66,8 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
                stopped: Callable[[], bool] = lambda: False) -> Dict[str, Rounds]:
     """Time `slots` in rounds until the plan's stop rule holds; each row's `Rounds`."""
     stop, r = "", 0
-    live = list(slots)
+    _warm(slots, plan)
+    live = [s for s in slots if s.error is None]
     while live and not stop:
         _round(live, r, plan)
         live = [s for s in live if s.error is None]
@@ -118,6 +121,18 @@ def _round(slots: List[Slot], r: int, plan: Plan, audit: bool = False) -> None:
                 if rotated and repeated["latencies_ms"]:
                     slot.audit = median(repeated["latencies_ms"]) / median(rotated)
         except Exception as e:  # a runner that dies or hangs mid-rounds ends its own row only
+            slot.error = e
+
+
+def _warm(slots: List[Slot], plan: Plan) -> None:
+    """A warm-up slice each, untimed, before the first round: a row loaded first has waited while
+    the others loaded (minutes, environments made meanwhile), and its code and data may have
+    left the caches and memory; its first timed calls would pay for that."""
+    for slot in slots:
+        try:
+            calls = slot.slice_calls(plan.slice_s, plan.inputs)
+            slot.session.time(calls, 0, warm=True, timeout=_patience(slot, calls))
+        except Exception as e:
             slot.error = e
 
 

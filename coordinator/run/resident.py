@@ -144,7 +144,7 @@ def _finish_slot(work: Any, slot: Slot, launch: Any, started: float, figures: An
         row.noisy = figures.paired_spread > ctx.cfg.cv_threshold
         if row.latency_ms is not None and figures.p50_ms is not None:  # the row's p50: the median over rounds
             row.latency_ms.p50 = figures.p50_ms.value
-            row.latency_ms.p50_ci95 = [figures.p50_ms.low, figures.p50_ms.high]
+            row.latency_ms.p50_ci95 = [figures.p50_ms.low, figures.p50_ms.high] if figures.p50_ms.known() else []
     _add(work, row)
 
 

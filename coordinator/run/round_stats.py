@@ -32,15 +32,20 @@ class Estimate(Record):
     high: float
     rounds: int = 0
 
+    def known(self) -> bool:
+        """Whether there is an interval: two rounds at least."""
+        return self.rounds >= 2
+
     def halfwidth(self) -> float:
         """Half the interval relative to the value (inf when unknown)."""
-        return (self.high - self.low) / 2 / self.value if self.value > 0 and self.rounds else math.inf
+        return (self.high - self.low) / 2 / self.value if self.value > 0 and self.known() else math.inf
 
     def crosses(self, x: float) -> bool:
         return self.low <= x <= self.high
 
     def text(self, digits: int = 2, unit: str = "") -> str:
-        return f"{self.value:.{digits}f}{unit} [{self.low:.{digits}f}–{self.high:.{digits}f}]"
+        interval = f"{self.low:.{digits}f}–{self.high:.{digits}f}" if self.known() else "?: one round"
+        return f"{self.value:.{digits}f}{unit} [{interval}]"
 
 
 @dataclass

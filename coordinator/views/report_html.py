@@ -62,7 +62,7 @@ def _decision(report: Report) -> Dict[str, Any]:
         e = r.rounds.vs_reference if r.rounds and r.engine != REFERENCE else None
         x = report.speedup(r)
         if x:
-            bars.append((r.label(), x, (e.low, e.high) if e else None))
+            bars.append((r.label(), x, (e.low, e.high) if e and e.known() else None))
     return {"lines": v.lines(),
             "chart": charts.ranked_speedup(bars, "Passing rows, fastest first: speed-up against PyTorch")}
 
