@@ -6,7 +6,7 @@ interval covers run 2's figure, and, as its last line, the largest |ratio2 / rat
 Goal on a 2-core shared VM: every ratio within +-3% between the runs, every interval covering.
 
     python benchmarks/rank_stability.py [--schedule interleaved|sequential] [--model resnet50]
-                                        [--engines torch,ort,...] [-- extra e2e bench options]
+                                        [--engines torch,ort,...] [--keep DIR] [-- extra e2e bench options]
 
 Interleaved runs give each engine's paired ratio and its interval over rounds. A sequential
 run has no paired ratio: the ratio of the two p50s, its interval from theirs (reference low /
@@ -59,13 +59,15 @@ def main() -> None:
     parser.add_argument("--schedule", default="interleaved", choices=("interleaved", "sequential"))
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--engines", default=ENGINES)
+    parser.add_argument("--keep", type=Path, help="keep the two run directories here (default: removed)")
     parser.add_argument("extra", nargs="*", help="more `e2e bench` options, after --")
     args = parser.parse_args()
     runs, walls = [], []
     with tempfile.TemporaryDirectory(prefix="e2e-rank-") as tmp:
+        root = args.keep or Path(tmp)
         for k in (1, 2):
-            walls.append(bench(args, Path(tmp) / f"run{k}"))
-            runs.append(figures(json.loads((Path(tmp) / f"run{k}" / "report.json").read_text())))
+            walls.append(bench(args, root / f"run{k}"))
+            runs.append(figures(json.loads((root / f"run{k}" / "report.json").read_text())))
     one, two = runs
     print(f"{args.model}, --schedule {args.schedule}: run 1 {walls[0]:.0f} s, run 2 {walls[1]:.0f} s")
     print(f"{'engine':<12} {'run 1 vs torch [95%]':<26} {'run 2 vs torch [95%]':<26} {'covers':<7} ratio2/ratio1")

@@ -34,7 +34,7 @@ from .points import Point, grown, points
 from .tuning import TUNED, best as best_options, candidates, record
 from .progress import watch_progress
 from .run.launch import Launch, launcher_failed
-from .run.resident import run_interleaved
+from .run.resident import is_reference, run_interleaved
 from .report import Report, Row, row_key
 from .sections import ModelInfo, Setup
 from .views import write_report
@@ -113,14 +113,15 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
             queues = {kind: [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
                              if row_key(e.id, p, pt, "", kind) not in done] for kind in kinds}
             work = _Work(ctx, progress, progress.add_task("engines", total=sum(map(len, queues.values()))), done)
-            if not ctx.fleet_nodes and cfg.sequential_because() is None:
+            interleaved = cfg.sequential_because() is None
+            if not ctx.fleet_nodes and interleaved:
                 run_interleaved(work, queues[""])
             elif not ctx.fleet_nodes:
                 work.drain(queues[""], None)
             else:
                 if not ctx._have_reference():  # once, here: the nodes' rows are all compared with it
                     ctx._make_reference()
-                work.on_nodes(queues)
+                work.interleave_on_nodes(queues) if interleaved else work.on_nodes(queues)
                 _unrun(report, queues, run_dir)
     except KeyboardInterrupt:
         ctx.stop()
@@ -216,17 +217,41 @@ class _Work:
                 self.progress.advance(self.task)
         self.ctx.log(line)
 
-    def on_nodes(self, queues: Dict[str, list]) -> None:
-        """Every node drains its kind's queue in a thread of its own; Ray's e2e-bench resource
-        keeps it to one row at a time per node, whoever else uses the cluster."""
-        def drain(queue: list, node: Node) -> None:
+    def interleave_on_nodes(self, queues: Dict[str, list]) -> None:
+        """Interleaved fleet: each kind's rows shared out among its nodes, each node timing its
+        share in rounds (through its NodeHost actor, which holds the node's e2e-bench unit). A
+        node whose share lacks the reference loads it to pair with, so that every row's ratio to
+        the reference is paired on its own node. Rows a lost node could not load go back to
+        their kind's queue (a note says so; --resume runs them)."""
+        reference = engine_registry.discover()[REFERENCE]
+        shares = []
+        for kind, queue in queues.items():
+            nodes = self.ctx.fleet_nodes[kind]
+            partner = reference if any(is_reference(item) for item in queue) else None
+            shares += [(queue[i::len(nodes)], node, partner, queue) for i, node in enumerate(nodes)]
+        for _, _, _, queue in shares:
+            queue.clear()
+
+        def run(share: list, node: Node, partner: Any, queue: list) -> None:
+            launcher = self.ctx.fleet_launchers[node.node_id]
             try:
-                self.drain(queue, node)
+                run_interleaved(self, share, node, partner)
+            finally:
+                launcher.release()
+                with self.lock:
+                    queue += share  # what the node did not load (it left the cluster)
+
+        self.in_threads([(node.label(), lambda a=args: run(*a)) for args in shares for node in [args[1]]])
+
+    def in_threads(self, jobs: List[Tuple[str, Any]]) -> None:
+        """Each job in a thread of its own; a bug in one is raised again here."""
+        def call(job: Any) -> None:
+            try:
+                job()
             except BaseException as e:  # a bug: raised again in the main thread
                 self.failure = e
 
-        threads = [threading.Thread(target=drain, args=(queues[kind], node), daemon=True, name=node.label())
-                   for kind, nodes in self.ctx.fleet_nodes.items() for node in nodes]
+        threads = [threading.Thread(target=call, args=(job,), daemon=True, name=name) for name, job in jobs]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -234,6 +259,12 @@ class _Work:
                 thread.join(0.5)
         if self.failure is not None:
             raise self.failure
+
+    def on_nodes(self, queues: Dict[str, list]) -> None:
+        """Every node drains its kind's queue in a thread of its own; Ray's e2e-bench resource
+        keeps it to one row at a time per node, whoever else uses the cluster."""
+        self.in_threads([(node.label(), lambda q=queues[kind], n=node: self.drain(q, n))
+                         for kind, nodes in self.ctx.fleet_nodes.items() for node in nodes])
 
 
 def _unrun(report: Report, queues: Dict[str, list], run_dir: Path) -> None:
@@ -286,7 +317,9 @@ class _Context:
         if self.fleet is not None:
             self.report.notes[:] = [n for n in self.report.notes if not n.startswith("Fleet:")]
             self.report.notes.append(f"Fleet: Ray {self.fleet.describe()['ray']} at {self.fleet.address}; "
-                                     "one row at a time per node (its e2e-bench resource).")
+                                     + ("each node's rows interleaved in rounds there (the node's e2e-bench unit "
+                                        "held for the run)." if self.cfg.sequential_because() is None else
+                                        "one row at a time per node (its e2e-bench resource)."))
             self.fleet.close()
             self.fleet = None
 
@@ -329,17 +362,22 @@ class _Context:
             variant: str = "", max_time: Optional[float] = None, node: Optional[Node] = None) -> Row:
         """One row; `options` instead of the -o ones, `max_time` instead of --max-time (a search);
         on `node` of the fleet instead of here."""
-        row = self._run(engine, precision, point, options, variant, max_time, node)
-        if node is not None:
-            row.machine, row.node = node.kind, node.label()
-            launcher = self.fleet_launchers[node.node_id]
-            if row.launcher:  # launched: the node says which of its launchers ran it, and on what
-                row.launcher = launcher.ran_with()
-                answer = launcher.answer
-                if answer.get("device"):
-                    with self.lock:
-                            self.report.machines.setdefault(node.kind, {})[node.label()] = {
-                            **answer["device"], **({"launchers": answer["runtime"]} if answer.get("runtime") else {})}
+        return self.on_node(self._run(engine, precision, point, options, variant, max_time, node), node)
+
+    def on_node(self, row: Row, node: Optional[Node]) -> Row:
+        """A fleet row: its machine kind and node, the node's launcher that ran it, and the node's
+        device section (from the node's answer to this row)."""
+        if node is None:
+            return row
+        row.machine, row.node = node.kind, node.label()
+        launcher = self.fleet_launchers[node.node_id]
+        if row.launcher:  # launched: the node says which of its launchers ran it, and on what
+            row.launcher = launcher.ran_with()
+            answer = launcher.answer
+            if answer.get("device"):
+                with self.lock:
+                    self.report.machines.setdefault(node.kind, {})[node.label()] = {
+                        **answer["device"], **({"launchers": answer["runtime"]} if answer.get("runtime") else {})}
         return row
 
     def _run(self, engine: Engine, precision: str, point: Point, options: Optional[Dict[str, Any]],

@@ -62,7 +62,7 @@ class BenchConfig:
     iterations: Optional[int] = option("A fixed count of timed calls.", None,
                                        shown="until the median is known to --target-ci")
     min_time: Optional[float] = option("Seconds of timed calls at least.", None, shown="1, or 0 with --iterations")
-    max_time: float = option("Seconds of timed calls per row at most: the row's budget when the median is not "
+    max_time: float = option("Sequential: seconds of timed calls per row at most: the row's budget when the median is not "
                              "known to --target-ci sooner.", 60.0)
     target_ci: float = option("Stop once the 95% confidence interval of the median is within +- this fraction "
                               "of it.", 0.01)
@@ -71,6 +71,9 @@ class BenchConfig:
                            "ratios paired within rounds (holds on a drifting machine); sequential: one row after "
                            "another, each in its own window.", "interleaved")
     slice_time: float = option("Interleaved: seconds of timed calls per row per round (one call at least).", 0.5)
+    rounds_budget: float = option("Interleaved: seconds of timed calls per loaded row at most; the rounds stop "
+                                  "when the rows have spent it together, if --target-ratio was not reached first.",
+                                  30.0)
     target_ratio: float = option("Interleaved: stop once every row's ratio to the reference and to the fastest "
                                  "row is known to +- this fraction (95% interval over rounds).", 0.02)
     threads: Optional[int] = option("Threads for every engine.", None, shown="physical cores")
@@ -113,8 +116,6 @@ class BenchConfig:
         """Why this bench's rows run one after the other rather than interleaved (None: interleaved)."""
         if self.schedule == "sequential":
             return "--schedule sequential"
-        if self.hosts:
-            return "fleet mode: a node runs one row at a time"
         if self.tune:
             return "--tune searches each row's options one loop at a time"
         if "auto" in self.concurrency and "throughput" in self.scenarios:
@@ -142,8 +143,8 @@ class BenchConfig:
             raise UsageError("--tune-time must be > 0 seconds")
         if self.schedule not in SCHEDULES:
             raise UsageError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if self.slice_time <= 0 or not 0 < self.target_ratio < 1:
-            raise UsageError("--slice-time must be > 0 seconds and --target-ratio in (0, 1)")
+        if self.slice_time <= 0 or self.rounds_budget <= 0 or not 0 < self.target_ratio < 1:
+            raise UsageError("--slice-time and --rounds-budget must be > 0 seconds and --target-ratio in (0, 1)")
         if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
             raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
         from .points import check

@@ -20,7 +20,7 @@ from .. import images
 from ..engines import Engine
 from .base import LaunchSettings, Launcher
 from .process import current_stage, fresh_io, read_result
-from .session import Session
+from .session import PipeSession
 
 IMAGE_UID = 1000  # the `e2e` user of every runner image
 PIDS_LIMIT = 1024
@@ -139,7 +139,7 @@ class DockerLauncher(Launcher):
         container = self.client.containers.run(**self.container_options(engine, spec, io_dir))
         return self._collect(container, engine, io_dir, lambda: container.wait(timeout=timeout)["StatusCode"], timeout)
 
-    def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> Session:
+    def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> PipeSession:
         """The container stays up between slices; the pipes are in its /io mount."""
         options = self.container_options(engine, spec.replace(session=True), io_dir)
         make_pipes(str(io_dir))
@@ -179,7 +179,7 @@ class DockerLauncher(Launcher):
             container.remove(force=True)
 
 
-class ContainerSession(Session):
+class ContainerSession(PipeSession):
     """A runner container kept up between slices. A thread waits on the container's exit (a
     blocking call to the daemon: nothing polls while other rows are timed)."""
 

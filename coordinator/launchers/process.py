@@ -17,7 +17,7 @@ from shared.result import RunResult
 from shared.spec import RunSpec
 
 from ..engines import Engine
-from .session import Session
+from .session import PipeSession
 
 SHARED_DIR = Path(shared.__file__).parent
 
@@ -100,7 +100,7 @@ def wait_process(proc: subprocess.Popen, engine: Engine, io_dir: Path, timeout: 
     return read_result(engine.id, io_dir, code)
 
 
-class ProcessSession(Session):
+class ProcessSession(PipeSession):
     """A runner child process in session mode (the host and venv launchers)."""
 
     proc: subprocess.Popen

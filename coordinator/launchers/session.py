@@ -25,16 +25,45 @@ class SessionTimeout(Exception):
 
 
 class Session(ABC):
-    """One runner in session mode. `ready()`, then `time()` as often as wanted, then `finish()`."""
+    """One runner in session mode. `ready()`, then `time()` as often as wanted, then `finish()`
+    (or `abort()`). A launcher that keeps runners resident returns one from `Launcher.start`."""
 
     def __init__(self, engine: Engine, io_dir: Path, timeout: float) -> None:
         self.engine, self.io_dir, self.timeout = engine, io_dir, timeout
+        self.result: Optional[RunResult] = None  # once finished
+
+    @abstractmethod
+    def ready(self) -> Optional[Dict[str, Any]]:
+        """The runner's `ready` (loaded, warmed up, parity outputs taken), or None when it ended
+        first (its result, from `finish`, says why: unsupported, failed, skipped)."""
+
+    @abstractmethod
+    def time(self, calls: int, start: int, repeat: bool = False, warm: bool = False,
+             timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Time `calls` calls from input `start` (or that input `repeat`ed; `warm`: calls not
+        counted in the runner's figures): the runner's reply. Raises when the runner cannot answer."""
+
+    @abstractmethod
+    def finish(self, stop: str) -> RunResult:
+        """Tell the runner to stop and write its result; the result (also kept in `.result`), with
+        the runner's files in `io_dir`."""
+
+    @abstractmethod
+    def abort(self, result: RunResult) -> RunResult:
+        """End the session with `result` (a slice that timed out, Ctrl-C): the runner is killed."""
+
+
+class PipeSession(Session):
+    """A runner on this machine's kernel, spoken to through the io folder's pipes
+    (shared/session.py): a child process, or a container with the folder mounted."""
+
+    def __init__(self, engine: Engine, io_dir: Path, timeout: float) -> None:
+        super().__init__(engine, io_dir, timeout)
         # Read-write, so that neither end blocks on open and the runner sees end of file only
         # when this process is gone.
         self._control = os.open(io_dir / CONTROL, os.O_RDWR)
         self._reply = os.open(io_dir / REPLY, os.O_RDWR | os.O_NONBLOCK)
         self._buffer = b""
-        self.result: Optional[RunResult] = None  # once finished
 
     # -- what a launcher says -----------------------------------------------------------
     @abstractmethod
@@ -51,8 +80,6 @@ class Session(ABC):
 
     # -- the protocol -------------------------------------------------------------------
     def ready(self) -> Optional[Dict[str, Any]]:
-        """The runner's `ready` (loaded, warmed up, parity outputs taken), or None when it ended
-        first (its result says why: unsupported, failed, skipped)."""
         try:
             return self._receive(self.timeout)
         except SessionEnded:
@@ -60,13 +87,10 @@ class Session(ABC):
 
     def time(self, calls: int, start: int, repeat: bool = False, warm: bool = False,
              timeout: Optional[float] = None) -> Dict[str, Any]:
-        """Time `calls` calls from input `start` (or that input `repeat`ed; `warm`: calls not
-        counted in the runner's figures): the runner's reply."""
         self._send({"cmd": "time", "calls": calls, "start": start, "repeat": repeat, "warm": warm})
         return self._receive(timeout or self.timeout)
 
     def finish(self, stop: str) -> RunResult:
-        """Tell the runner to stop and write its result; the result (also kept in `.result`)."""
         if self.result is None:
             try:
                 if self.alive():
@@ -78,7 +102,6 @@ class Session(ABC):
         return self.result
 
     def abort(self, result: RunResult) -> RunResult:
-        """End the session with `result` (a slice that timed out, Ctrl-C): the runner is killed."""
         self.kill()
         self.result = result
         self.close()

@@ -13,7 +13,7 @@ repeated as many times; a row much faster on the repeated input may be reusing r
 with --iterations, which asks for an exact count of calls).
 """
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..launchers.session import Session
 from .round_stats import MIN_ROUNDS, Rounds, known, median, summarise
@@ -34,6 +34,9 @@ class Slot:
     audit: Optional[float] = None
     error: Optional[BaseException] = None  # its session broke mid-rounds: its row says so
     kept: Optional[Rounds] = None  # the reference timed in several groups: its first group's figures
+    launch: Any = None  # the row's Launch (coordinator/run/launch.py)
+    started: float = 0.0  # when its runner was started (the wall clock)
+    partner: bool = False  # the reference loaded only to pair with: no row of its own
 
     def slice_calls(self, slice_s: float, inputs: int) -> int:
         want = max(1, round(slice_s * 1e3 / max(self.per_call_ms, 1e-3)))

@@ -1,13 +1,15 @@
-"""The interleaved schedule of one machine: load every row's runner (as many as memory holds),
-time them together in rounds (`interleave.py`), then end each runner and make its row.
+"""The interleaved schedule: load every row's runner (as many as memory holds), time them
+together in rounds (`interleave.py`), then end each runner and make its row. On this machine,
+or on one fleet node (its rows, through the node's NodeHost actor).
 
-Rows load one at a time, nothing else timed meanwhile: a runner converts, compiles, warms up
-and takes its parity outputs, says ready, and waits. When available memory falls under a
-margin the rows loaded so far are timed as a group and ended before more load; every later
-group loads the reference again, so that each group's ratios are to the same reference.
+Rows load one at a time, nothing timed meanwhile: a runner converts, compiles, warms up and
+takes its parity outputs, says ready, and waits. When available memory falls under a margin
+the rows loaded so far are timed as a group and ended before more load; every later group
+loads the reference again, so that each group's ratios are to the same reference. A fleet node
+whose rows do not include the reference loads it as a partner: timed with them, no row of its own.
 """
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from shared.result import RunResult
 
@@ -20,6 +22,8 @@ from .launch import launcher_failed
 # Stop loading more rows into a group when available memory would fall under this share of it.
 MEMORY_MARGIN = 0.15
 MEMORY_MARGIN_MIN_BYTES = 2 << 30
+REFERENCE_KEY = f"{REFERENCE} fp32"
+PARTNER = "partner"  # the io folder's variant of a reference loaded only to pair with
 
 
 def memory_low() -> bool:
@@ -29,53 +33,65 @@ def memory_low() -> bool:
     return vm.available < max(MEMORY_MARGIN * vm.total, MEMORY_MARGIN_MIN_BYTES)
 
 
-def run_interleaved(work: Any, queue: list) -> None:
-    """Every (engine, precision, point) of `queue`, interleaved; rows added to the report as they end."""
+def run_interleaved(work: Any, queue: list, node: Any = None, partner: Optional[Any] = None) -> None:
+    """Every (engine, precision, point) of `queue`, interleaved, rows added to the report as they
+    end; on `node` of the fleet when given, with `partner` (the reference engine) loaded to pair
+    with when the queue lacks the reference. Rows a lost node could not load are left in `queue`."""
     ctx = work.ctx
-    rows = sorted(queue, key=lambda item: not _is_reference(item))  # the reference loads first
+    rows = sorted(queue, key=lambda item: not is_reference(item))  # the reference loads first
     queue.clear()
-    group: List[tuple] = []  # (slot, launch, started)
+    if partner is not None and not any(is_reference(item) for item in rows):
+        rows.insert(0, (partner, "fp32", None))
+    group: List[Slot] = []
     number = 0
     try:
-        for k, (engine, precision, point) in enumerate(rows):
+        while rows:
             if ctx.stopped:
                 return
-            loaded = _load(work, engine, precision, point)
-            if loaded is not None:
-                group.append(loaded)
-            if group and k + 1 < len(rows) and memory_low():
+            if node is not None and ctx.fleet_launchers[node.node_id].lost:  # what is left stays unrun
+                queue += [item for item in rows if item[2] is not None]
+                break
+            engine, precision, point = rows.pop(0)
+            slot = _load(work, engine, precision, point, node)
+            if slot is not None:
+                group.append(slot)
+            if group and rows and memory_low():
                 ctx.log(f"  memory: {len(group)} runner(s) loaded fill it; timing them as group {number + 1} first")
-                _time_group(work, group, number, keep_reference=True)
+                _time_group(work, group, number, node, keep_reference=True)
                 number += 1
-                group = [g for g in group if g[0].key == REFERENCE_KEY]
+                group = [s for s in group if s.key == REFERENCE_KEY]
         if group:
-            _time_group(work, group, number, keep_reference=False)
+            _time_group(work, group, number, node, keep_reference=False)
     except BaseException:  # Ctrl-C: no runner is left loaded; the rows not finished are not saved
-        for slot, _, _ in group:
+        for slot in group:
             if slot.session.result is None:
                 slot.session.abort(RunResult(slot.session.engine.id, "failed", reason="interrupted"))
         raise
 
 
-REFERENCE_KEY = f"{REFERENCE} fp32"
-
-
-def _is_reference(item: tuple) -> bool:
+def is_reference(item: tuple) -> bool:
     engine, precision, point = item
-    return engine.id == REFERENCE and precision == "fp32" and point.label() == ""
+    return engine.id == REFERENCE and precision == "fp32" and (point is None or point.label() == "")
 
 
-def _load(work: Any, engine: Any, precision: str, point: Any) -> Optional[tuple]:
+def _load(work: Any, engine: Any, precision: str, point: Any, node: Any) -> Optional[Slot]:
     """Start the row's runner and wait until it is ready; a row that ends before (skipped,
-    unsupported, failed at load) is added at once and None returned."""
+    unsupported, failed at load) is added at once and None returned. `point` None: the partner."""
     ctx = work.ctx
-    where = " ".join(p for p in (precision, point.label()) if p)
-    work.progress.update(work.task, description=f"[bold]{engine.id}[/] at {where}: loading", refresh=True)
-    if not ctx.console_is_terminal:
-        ctx.log(f"  {engine.id:<9} {where:<5} loading")
-    launch = ctx.launch(engine, precision, point)
+    partner = point is None
+    if partner:
+        from ..points import Point
+
+        point = Point()
+    where = " ".join(p for p in (precision, point.label(), f"@{node.kind}" if node else "") if p)
+    if node is None:
+        work.progress.update(work.task, description=f"[bold]{engine.id}[/] at {where}: loading", refresh=True)
+    if not ctx.console_is_terminal or node is not None:
+        ctx.log(f"  {engine.id:<9} {where:<5} loading" + (" (the reference, to pair with)" if partner else ""))
+    launch = ctx.launch(engine, precision, point, variant=PARTNER if partner else "", node=node)
     if isinstance(launch, Row):
-        work.add(launch, f"  {engine.id:<9} {where:<5} {launch.status:<11} {launch.summary()}")
+        if not partner:
+            _add(work, ctx.on_node(launch, node))
         return None
     started = time.time()
     if not launch.launcher.resident:  # runs alone, in its own window
@@ -83,12 +99,13 @@ def _load(work: Any, engine: Any, precision: str, point: Any) -> Optional[tuple]
             result = launch.launcher.run(engine, launch.spec, launch.io_dir, ctx.cfg.timeout)
         except Exception as e:
             result = launcher_failed(engine, launch.launcher, e)
-        _add(work, ctx.finish(launch, result, started), note="sequential: its launcher cannot keep it loaded")
+        _add(work, ctx.on_node(ctx.finish(launch, result, started, node), node),
+             note="sequential: its launcher cannot keep it loaded")
         return None
     try:
         session = launch.launcher.start(engine, launch.spec, launch.io_dir, ctx.cfg.timeout)
     except Exception as e:
-        _add(work, ctx.finish(launch, launcher_failed(engine, launch.launcher, e), started))
+        _end(work, launch, launcher_failed(engine, launch.launcher, e), started, node, partner)
         return None
     try:
         ready = session.ready()
@@ -97,47 +114,52 @@ def _load(work: Any, engine: Any, precision: str, point: Any) -> Optional[tuple]
             f"not ready after {ctx.cfg.timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)")))
         if not isinstance(e, Exception):
             raise
-        _add(work, ctx.finish(launch, result, started))
+        _end(work, launch, result, started, node, partner)
         return None
     if ready is None:  # it ended first: its result says why
-        _add(work, ctx.finish(launch, session.finish(""), started))
+        _end(work, launch, session.finish(""), started, node, partner)
         return None
-    key = REFERENCE_KEY if _is_reference((engine, precision, point)) else f"{engine.id} {where}"
-    return Slot(key, session, float(ready.get("per_call_ms") or 1.0)), launch, started
+    key = REFERENCE_KEY if is_reference((engine, precision, point)) else f"{engine.id} {where}"
+    slot = Slot(key, session, float(ready.get("per_call_ms") or 1.0))
+    slot.launch, slot.started, slot.partner = launch, started, partner
+    return slot
 
 
-def _time_group(work: Any, group: List[tuple], number: int, keep_reference: bool) -> None:
+def _time_group(work: Any, group: List[Slot], number: int, node: Any, keep_reference: bool) -> None:
     """The rounds of one group, then each runner ended and its row added. With `keep_reference`
     the reference stays loaded for the next group (its row is made in its first group only)."""
     ctx, cfg = work.ctx, work.ctx.cfg
-    slots = [slot for slot, _, _ in group]
-    reference = REFERENCE_KEY if any(s.key == REFERENCE_KEY for s in slots) else None
+    reference = REFERENCE_KEY if any(s.key == REFERENCE_KEY for s in group) else None
     plan = Plan(inputs=ctx.data.info.count or 1, slice_s=cfg.slice_time, target=cfg.target_ratio,
-                budget_s=cfg.max_time * len(slots), calls=cfg.iterations, reference=reference)
-    title = f"{len(slots)} row(s) in rounds" + (f" (group {number + 1})" if number else "")
+                budget_s=cfg.rounds_budget * len(group), calls=cfg.iterations, reference=reference)
+    title = f"{len(group)} row(s) in rounds" + (f" (group {number + 1})" if number else "") + \
+        (f" @{node.kind} ({node.label()})" if node else "")
 
     def progress(text: str) -> None:
-        work.progress.update(work.task, description=f"[bold]{title}[/]: {text}", refresh=True)
-        if not ctx.console_is_terminal:
-            ctx.log(f"  {text}")
+        if node is None:
+            work.progress.update(work.task, description=f"[bold]{title}[/]: {text}", refresh=True)
+        if not ctx.console_is_terminal or node is not None:
+            ctx.log(f"  {title}: {text}")
 
-    figures = run_rounds(slots, plan, progress, stopped=lambda: ctx.stopped)
-    for slot, launch, started in group:
+    figures = run_rounds(group, plan, progress, stopped=lambda: ctx.stopped)
+    for slot in group:
         if keep_reference and slot.key == REFERENCE_KEY:  # timed again with the next group
             slot.kept = slot.kept or figures.get(slot.key)  # its row's figures: its first group's
             slot.values, slot.waits, slot.settles, slot.calls, slot.timed_s = [], [], [], 0, 0.0
             continue
-        _finish_slot(work, slot, launch, started, slot.kept or figures.get(slot.key), number)
+        _finish_slot(work, slot, slot.kept or figures.get(slot.key), number, node)
 
 
-def _finish_slot(work: Any, slot: Slot, launch: Any, started: float, figures: Any, group: int) -> None:
-    ctx = work.ctx
+def _finish_slot(work: Any, slot: Slot, figures: Any, group: int, node: Any) -> None:
+    ctx, launch = work.ctx, slot.launch
     if slot.error is not None:
         result = slot.session.abort(RunResult(launch.engine.id, "failed", stage="run", reason=(
             f"during the interleaved rounds: {type(slot.error).__name__}: {' '.join(str(slot.error).split())[:300]}")))
     else:
         result = slot.session.finish(figures.stop if figures else "budget")
-    row = ctx.finish(launch, result, started)
+    if slot.partner:
+        return
+    row = ctx.finish(launch, result, slot.started, node)
     if figures is not None and row.status == "ok":
         figures.group = group if slot.kept is None else 0
         row.rounds = figures
@@ -145,10 +167,16 @@ def _finish_slot(work: Any, slot: Slot, launch: Any, started: float, figures: An
         if row.latency_ms is not None and figures.p50_ms is not None:  # the row's p50: the median over rounds
             row.latency_ms.p50 = figures.p50_ms.value
             row.latency_ms.p50_ci95 = [figures.p50_ms.low, figures.p50_ms.high] if figures.p50_ms.known() else []
-    _add(work, row)
+    _add(work, ctx.on_node(row, node))
 
 
-def _add(work: Any, row: Any, note: str = "") -> None:
+def _end(work: Any, launch: Any, result: RunResult, started: float, node: Any, partner: bool) -> None:
+    """A row that ended before the rounds: added as it is (a partner adds none)."""
+    if not partner:
+        _add(work, work.ctx.on_node(work.ctx.finish(launch, result, started, node), node))
+
+
+def _add(work: Any, row: Row, note: str = "") -> None:
     if note:
         row.settings["schedule"] = note
     work.add(row, f"  {row.engine:<9} {row.where():<5} {row.status:<11} {row.summary()}")

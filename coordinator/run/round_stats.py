@@ -1,14 +1,19 @@
 """Statistics over interleaved rounds: what a row's figures are, and how well they are known.
 
 Every loaded row gets a slice of timed calls in each round, on the same inputs. A round's
-value for a row is the median of its slice. Drift between rounds is common to every row (the
-machine, not the engine), so:
-- a row's p50 is the median of its round values, and its interval is a bootstrap over rounds
-  (whole rounds resampled: the drift between them sits inside the interval), never narrower
-  than the gap between the medians of the run's two halves (two half-runs: the run-to-run
-  variation the run itself saw);
-- comparisons are paired: in each round, one row's value over another's; their median and
-  interval over rounds, the same way. A ratio cancels the drift that the absolute figures carry.
+value for a row is the median of its slice. Drift between rounds is mostly common to every row
+(the machine, not the engine), so:
+- a row's p50 is the 20%-trimmed mean of its round values: robust to a stray round, and smooth
+  where a shared machine flips between states (measured here: a row's rounds at 28 or at 35 ms
+  for a minute at a time), where a median jumps from one state to the other as their share
+  changes;
+- its interval is a moving-block bootstrap over rounds (blocks of about sqrt(rounds)
+  consecutive rounds: the machine's states last many rounds, and rounds resampled one by one
+  would treat them as independent), never narrower than the gap between the values of the
+  run's two halves (two half-runs: the run-to-run variation the run itself saw);
+- comparisons are paired: in each round, one row's value over another's, estimated the same way.
+  A ratio cancels the drift that is common to both rows; an engine that a machine state slows
+  more than another keeps a ratio that depends on the state, and the interval shows it.
 """
 import math
 from dataclasses import dataclass, field
@@ -19,13 +24,14 @@ import numpy as np
 from shared.records import Record
 
 RESAMPLES = 2000
-MIN_ROUNDS = 6  # before a stop: fewer rounds say little about the drift between them
+MIN_ROUNDS = 10  # before a stop: fewer rounds say little about the drift between them
+TRIM = 0.2  # the share of rounds dropped at each end of a trimmed mean
 AUDIT_FLAG = 0.9  # the caching audit: repeated / rotated under this is flagged
 
 
 @dataclass
 class Estimate(Record):
-    """A median over rounds with its 95% interval."""
+    """A figure over rounds (a trimmed mean) with its 95% interval."""
 
     value: float
     low: float
@@ -77,21 +83,31 @@ def median(xs: Sequence[float]) -> float:
     return float(np.median(np.asarray(xs, dtype=float)))
 
 
-def estimate(values: Sequence[float], seed: int = 0) -> Optional[Estimate]:
-    """The median of per-round values with a bootstrap-over-rounds 95% interval, widened to the
-    medians of the first and second half of the rounds."""
+def trimmed_mean(xs: np.ndarray, cut: float = TRIM) -> np.ndarray:
+    """The mean of the middle values (a `cut` share dropped at each end), along the last axis."""
+    xs = np.sort(xs, axis=-1)
+    k = int(math.floor(cut * xs.shape[-1]))
+    return np.mean(xs[..., k:xs.shape[-1] - k], axis=-1)
+
+
+def estimate(values: Sequence[Optional[float]], seed: int = 0) -> Optional[Estimate]:
+    """The trimmed mean of per-round values, with a moving-block bootstrap 95% interval widened
+    to the trimmed means of the first and second half of the rounds."""
     xs = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if len(xs) == 0:
         return None
-    mid = float(np.median(xs))
+    mid = float(trimmed_mean(xs))
     if len(xs) < 2:
         return Estimate(mid, mid, mid, 1)
+    n = len(xs)
+    block = max(1, int(math.ceil(math.sqrt(n))))
     rng = np.random.default_rng(seed)
-    draws = np.median(xs[rng.integers(0, len(xs), size=(RESAMPLES, len(xs)))], axis=1)
-    low, high = (float(v) for v in np.percentile(draws, [2.5, 97.5]))
-    half = len(xs) // 2
-    halves = [float(np.median(xs[:half])), float(np.median(xs[half:]))]
-    return Estimate(mid, min(low, *halves), max(high, *halves), len(xs))
+    starts = rng.integers(0, n - block + 1, size=(RESAMPLES, int(math.ceil(n / block))))
+    picks = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(RESAMPLES, -1)[:, :n]
+    low, high = (float(v) for v in np.percentile(trimmed_mean(xs[picks]), [2.5, 97.5]))
+    half = n // 2
+    halves = [float(trimmed_mean(xs[:half])), float(trimmed_mean(xs[half:]))]
+    return Estimate(mid, min(low, *halves), max(high, *halves), n)
 
 
 def paired(numerator: Sequence[Optional[float]], denominator: Sequence[Optional[float]]) -> List[float]:
@@ -112,6 +128,7 @@ def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str]
               ) -> Dict[str, Rounds]:
     """Each row's figures from every row's round values (one group, rounds aligned)."""
     out: Dict[str, Rounds] = {}
+    reference = reference if reference in values else None  # it may have left the rounds (its runner died)
     p50 = {k: estimate(v) for k, v in values.items()}
     known = {k: e for k, e in p50.items() if e is not None}
     fastest = min(known, key=lambda k: known[k].value) if known else ""

@@ -93,7 +93,7 @@ def render(report: Report, run_dir: Path) -> str:
     rounded = [r for r in report.results if r.rounds]
     if rounded:  # the interleaved schedule: how each row's figures were reached
         lines += ["", "## Interleaved rounds", "",
-                  "Each row's p50 is the median of its per-round medians; intervals are a bootstrap over rounds, "
+                  "Each row's p50 is the trimmed mean of its per-round medians; intervals are a block bootstrap over rounds, "
                   "never narrower than the gap between the run's two halves; ratios are paired within rounds. "
                   "Waiting CPU: what the runner used while the others were timed (% of one core); settle: the "
                   "wait after its slice for its own threads to go quiet; audit: its time on one input repeated "
@@ -134,7 +134,7 @@ def _schedule(settings: dict) -> str:
         return "sequential: one row after another, each in its own time window"
     return (f"interleaved: every row loaded, then timed in rounds of {settings.get('slice_time')} s slices in a "
             f"rotating order, until every ratio is known to ±{settings.get('target_ratio', 0):.0%} or "
-            f"{settings.get('max_time')} s of timed calls per row")
+            f"{settings.get('rounds_budget')} s of timed calls per row")
 
 
 def _machines(report: Report) -> list:

@@ -117,7 +117,7 @@ def test_the_default_run_directory_from_another_working_directory(tmp_path, cach
     shutil.copy(DEFAULT_IMAGES / "chelsea.jpg", tmp_path / "photos")
     result = CliRunner().invoke(app, ["bench", "--model", "resnet18", "--weights", "random", "--engines", "torch,ort",
                                       "--device", "cpu", "--launcher", "venv", "--images", "photos",
-                                      "--max-time", "2", "--cache-dir", str(cache)])
+                                      "--rounds-budget", "2", "--cache-dir", str(cache)])
     assert result.exit_code == 0, result.output
     [run] = (tmp_path / "runs").iterdir()
     assert run.name.endswith("-resnet18")

@@ -156,7 +156,7 @@ def test_a_node_killed_mid_row_fails_that_row_and_resume_runs_the_missing_ones(c
     out = tmp_path / "fleet"
     # rows that take 20 s each (a median never known to 1e-6), so the kill lands inside one
     proc = bench(out, venvs, "--max-time", "20", "--target-ci", "0.000001", "--hosts", "all-kinds",
-                 "--ray-address", cluster.address, wait=False, env=cluster.auth)
+                 "--schedule", "sequential", "--ray-address", cluster.address, wait=False, env=cluster.auth)
     lines = []
     for line in proc.stdout:
         lines.append(line)
@@ -182,3 +182,26 @@ def test_a_node_killed_mid_row_fails_that_row_and_resume_runs_the_missing_ones(c
     assert len(after) == 4, [(r["machine"], r["engine"], r["status"]) for r in after]
     missing = [r for r in after if (r["machine"], r["engine"]) not in got]
     assert len(missing) == 1 and missing[0]["status"] == "ok" and missing[0]["node"] != killed[0]["node"], missing
+
+
+def test_a_node_killed_mid_rounds_fails_its_rows_naming_it_while_the_other_node_finishes(cluster, venvs, tmp_path):
+    """Interleaved (the default): each node's rows are loaded there at once by the node's actor and
+    timed in rounds; a node that dies takes its loaded rows with it, the other kind's complete."""
+    out = tmp_path / "fleet"
+    # rounds that go on for 2 x 20 s (ratios never known to 1e-6), so the kill lands among them
+    proc = bench(out, venvs, "--rounds-budget", "20", "--target-ratio", "0.000001", "--slice-time", "0.2",
+                 "--hosts", "all-kinds", "--ray-address", cluster.address, wait=False, env=cluster.auth)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "in rounds @cpu-b" in line and "round 2:" in line:
+            cluster.kill("b")
+            break
+    output = "".join(lines) + proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, output
+    got = rows(out)
+    for engine in ("torch", "ort"):
+        a, b = got[("cpu-a", engine)], got[("cpu-b", engine)]
+        assert a["status"] == "ok" and a["rounds"]["stop"] == "budget", output
+        assert b["status"] == "failed" and b["node"] in b["reason"] and "died" in b["reason"], b["reason"]
+    assert got[("cpu-a", "ort")]["rounds"]["vs_reference"]["rounds"] >= 2  # paired with torch on its own node

@@ -6,30 +6,35 @@ import pytest
 from typer.testing import CliRunner
 
 from coordinator.cli import app
+from coordinator.run.round_stats import MIN_ROUNDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache):
-    out = tmp_path / "run"
+def bench(out, cache, *extra):
+    """torch and ort on a tiny CNN: the report, and what the terminal showed."""
     result = CliRunner().invoke(app, [
         "bench", "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort", "--weights", "random",
-        "--device", "cpu", "--launcher", "venv", "--max-time", "4", "--slice-time", "0.1", "--out", str(out),
-        "--cache-dir", str(cache)])
+        "--device", "cpu", "--launcher", "venv", "--out", str(out), "--cache-dir", str(cache), *extra])
     assert result.exit_code == 0, result.output
-    report = json.loads((out / "report.json").read_text())
+    return json.loads((out / "report.json").read_text()), result
+
+
+def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache):
+    out = tmp_path / "run"
+    report, result = bench(out, cache, "--rounds-budget", "4", "--slice-time", "0.1")
     rows = {r["engine"]: r for r in report["results"]}
     torch, ort = rows["torch"], rows["ort"]
     assert torch["status"] == ort["status"] == "ok", (torch["reason"], ort["reason"])
     assert report["setup"]["config"]["schedule"] == "interleaved"
     t, o = torch["rounds"], ort["rounds"]
     # one slice each per round, the same rounds: the figures are paired
-    assert len(t["round_p50_ms"]) == len(o["round_p50_ms"]) >= 7  # MIN_ROUNDS (6) + the audit round
+    assert len(t["round_p50_ms"]) == len(o["round_p50_ms"]) >= MIN_ROUNDS + 1  # and the audit round
     assert o["stop"] in ("converged", "budget") and o["vs_reference"]["rounds"] == len(o["round_p50_ms"])
     ratio = [a / b for a, b in zip(t["round_p50_ms"], o["round_p50_ms"])]
     assert sorted(ratio)[len(ratio) // 2] == pytest.approx(o["vs_reference"]["value"], rel=0.05)
     assert o["vs_reference"]["low"] <= o["vs_reference"]["value"] <= o["vs_reference"]["high"]
-    assert ort["latency_ms"]["p50"] == o["p50_ms"]["value"]  # the row's p50: the median over rounds
+    assert ort["latency_ms"]["p50"] == o["p50_ms"]["value"]  # the row's p50: over rounds
     assert ort["parity"]["passed"]
     for r in (t, o):  # each waiting runner's CPU was measured, and the caching audit ran
         assert r["waiting_cpu_percent"] >= 0 and r["settle_ms"] >= 0 and r["repeated_over_rotated"] > 0
@@ -41,12 +46,7 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
 
 
 def test_the_sequential_schedule_keeps_one_window_per_row(tmp_path, cache):
-    out = tmp_path / "run"
-    result = CliRunner().invoke(app, [
-        "bench", "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort", "--weights", "random",
-        "--device", "cpu", "--launcher", "venv", "--iterations", "5", "--schedule", "sequential", "--out", str(out),
-        "--cache-dir", str(cache)])
-    assert result.exit_code == 0, result.output
-    rows = {r["engine"]: r for r in json.loads((out / "report.json").read_text())["results"]}
+    report, result = bench(tmp_path / "run", cache, "--iterations", "5", "--schedule", "sequential")
+    rows = {r["engine"]: r for r in report["results"]}
     assert all(r["rounds"] is None and r["latency_ms"]["count"] == 5 for r in rows.values())
     assert "Deploy" in result.output

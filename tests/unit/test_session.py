@@ -73,3 +73,18 @@ def test_two_runners_in_rounds_have_paired_figures(tmp_path):
     assert a.vs_reference.value == 1.0 and b.vs_reference is not None and b.stop in ("converged", "budget")
     assert b.repeated_over_rotated is not None  # the caching audit ran
     assert a.waiting_cpu_percent < 20  # a waiting numpy runner does not spin
+
+
+def test_a_throughput_slice_keeps_its_requests_in_flight(tmp_path):
+    save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
+    spec = RunSpec(engine="numpy", model_path=str(tmp_path / "unused.onnx"), inputs_path=str(tmp_path / "inputs.npz"),
+                   warmup=1, threads=2, scenario="throughput", concurrency=2)
+    session = start_session(sys.executable, ENGINE, spec, tmp_path / "io", 60, [protocol_path(tmp_path / "cache")])
+    try:
+        assert session.ready() is not None
+        reply = session.time(20, start=0)
+        assert len(reply["latencies_ms"]) == 20
+    finally:
+        result = session.finish("count")
+    assert result.status == "ok", result.reason
+    assert result.concurrency == 2 and result.throughput_per_s > 0 and result.latency_ms.count == 20
