@@ -128,7 +128,11 @@ def _change(old: Optional[Row], new: Optional[Row], threshold: float) -> Change:
                       "the machine drifted, not the engine")
     elif c.p50_change is not None:
         samples_a, samples_b = _samples(old), _samples(new)
-        if samples_a and samples_b:
+        a_p50 = old.rounds.p50_ms if old and old.rounds else None
+        b_p50 = new.rounds.p50_ms if new and new.rounds else None
+        if a_p50 is not None and b_p50 is not None and a_p50.known() and b_p50.known() and a_p50.low > 0:
+            c.ratio_ci = (b_p50.low / a_p50.high, b_p50.high / a_p50.low)  # interleaved: p50s over rounds
+        elif samples_a and samples_b:
             c.ratio_ci = ratio_ci(samples_a, samples_b)
         else:
             c.note = NO_SAMPLES  # an older report: the threshold alone decides

@@ -86,6 +86,8 @@ class BenchConfig:
     calibration: Optional[Path] = option("Folder of images int8 quantization calibrates on.", None,
                                          shown="the test inputs")
     limit: Optional[int] = option("Use the first N images of --dataset.", None)
+    price_per_hour: Optional[float] = option("What this machine costs per hour: the verdict gives each throughput "
+                                             "row's cost per 1,000 inferences.", None)
     accuracy_budget: Optional[float] = option("With --dataset: a row whose outputs fail parity may still be the "
                                               "verdict when its task metric drops by at most this (e.g. 0.005 mAP).",
                                               None)

@@ -1,7 +1,7 @@
 """The decision a report opens with: which row to deploy, by how much it wins, and what this
 hardware favours that no row tried. A pure function of the report."""
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from .engines import REFERENCE
 from .report import Report, Row
@@ -21,6 +21,9 @@ class Verdict:
     paired: bool = False
     ranked: List[Row] = field(default_factory=list)  # passing rows, fastest first
     untried: List[str] = field(default_factory=list)  # what the hardware favours and no row ran
+    # latency against fidelity: the ok rows no other row beats on both (any precision, parity or not)
+    front: List[Row] = field(default_factory=list)
+    costs: List[str] = field(default_factory=list)  # --price-per-hour: per 1,000 inferences, per throughput row
 
     def lines(self) -> List[str]:
         """The verdict in words, one sentence a line."""
@@ -45,8 +48,48 @@ class Verdict:
                            f"({interval}{how}).")
             else:
                 out.append(f"The runner-up, {self.runner_up.label()}, shared no round with it: no paired margin.")
+        if len(self.front) > 1:
+            out.append("Pareto front of latency against fidelity (no other row is both faster and closer to "
+                       "PyTorch): " + "; ".join(f"{r.label()} {r.latency_ms.p50:.2f} ms, {fidelity(r)[1]}"  # type: ignore
+                                              for r in self.front) + ".")
+        out += self.costs
         out += [f"Not tried: {u}" for u in self.untried]
         return out
+
+
+def fidelity(r: Row) -> Tuple[float, str]:
+    """How far a row's outputs are from PyTorch's, as one number (lower is closer) and in words."""
+    p = r.parity
+    if p is None:
+        return 0.0, "the reference"
+    if p.detection is not None:
+        d = p.detection
+        if d.fidelity_map is not None:
+            return 1 - d.fidelity_map, f"fidelity mAP {d.fidelity_map:.3f}"
+        return 1 - d.matched_fraction, f"{d.matched_fraction:.0%} of boxes matched"
+    if p.classification is not None:
+        return 1 - p.classification.min_cosine, f"min cosine {p.classification.min_cosine:.5f}"
+    worst = max((o.max_abs for o in p.outputs if o.max_abs is not None), default=None)
+    if worst is None:
+        return float("inf"), "not compared"
+    return worst, f"max abs diff {worst:.1e}"
+
+
+def pareto_front(rows: List[Row]) -> List[Row]:
+    """The rows no other row beats on both latency and fidelity, fastest first."""
+    scored = [(r.latency_ms.p50, fidelity(r)[0], r) for r in rows if r.latency_ms is not None]  # type: ignore
+    front = [r for t, f, r in scored if not any((t2 <= t and f2 <= f) and (t2 < t or f2 < f) for t2, f2, _ in scored)]
+    return sorted(front, key=lambda r: r.latency_ms.p50)  # type: ignore[union-attr]
+
+
+def costs(report: Report, price_per_hour: Optional[float]) -> List[str]:
+    """--price-per-hour: what 1,000 inferences cost at each throughput row's samples/s."""
+    if not price_per_hour:
+        return []
+    rows = sorted((r for r in report.results if r.status == "ok" and r.scenario == "throughput" and r.throughput_per_s),
+                  key=lambda r: -r.throughput_per_s)  # type: ignore[operator]
+    return [f"At {price_per_hour:g} per hour, {r.label()} costs {price_per_hour / 3600 * 1000 / r.throughput_per_s:.4g} "
+            f"per 1,000 inferences ({r.throughput_per_s:.1f}/s)." for r in rows]  # type: ignore[operator]
 
 
 def passing(r: Row, accuracy_budget: Optional[float] = None) -> bool:
@@ -68,7 +111,10 @@ def decide(report: Report) -> Verdict:
     rows = [r for r in report.results if passing(r, budget) and r.scenario == "latency" and r.batch_size == 1
             and not r.machine]
     ranked = sorted(rows, key=lambda r: r.latency_ms.p50)  # type: ignore[union-attr]
-    v = Verdict(ranked=ranked, untried=untried(report))
+    same_point = [r for r in report.results if r.status == "ok" and r.scenario == "latency" and r.batch_size == 1
+                  and not r.machine and (r.parity is not None or r.engine == REFERENCE)]
+    v = Verdict(ranked=ranked, untried=untried(report), front=pareto_front(same_point),
+                costs=costs(report, report.setup.setting("price_per_hour")))
     if not ranked:
         return v
     v.best = ranked[0]

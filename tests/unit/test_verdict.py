@@ -61,3 +61,25 @@ def test_an_accuracy_budget_admits_a_row_that_fails_parity_but_keeps_its_task_me
     report.setup.config["accuracy_budget"] = 0.005
     v = decide(report)
     assert v.best.engine == "ort" and "within the accuracy budget" in v.lines()[0]
+
+
+def test_the_pareto_front_keeps_what_no_row_beats_on_both_latency_and_fidelity():
+    from coordinator.parity import TensorParity
+
+    report = rows({"torch fp32": [60.0] * 8, "ort fp32": [40.0] * 8, "openvino fp32": [30.0] * 8,
+                   "mnn fp32": [50.0] * 8})
+    diffs = {"ort": 1e-6, "openvino": 1e-3, "mnn": 1e-3}  # mnn: slower than openvino and no closer
+    for r in report.results:
+        if r.engine in diffs:
+            r.parity.outputs = [TensorParity("y", True, max_abs=diffs[r.engine])]
+    v = decide(report)
+    assert [r.engine for r in v.front] == ["openvino", "ort", "torch"]
+    assert any(line.startswith("Pareto front of latency against fidelity") for line in v.lines())
+
+
+def test_a_price_per_hour_gives_the_cost_of_1000_inferences_per_throughput_row():
+    report = rows({"torch fp32": [60.0] * 8})
+    r = report.results[0]
+    r.scenario, r.throughput_per_s = "throughput", 100.0
+    report.setup.config["price_per_hour"] = 3.6
+    assert "costs 0.01 per 1,000 inferences" in "\n".join(decide(report).lines())
