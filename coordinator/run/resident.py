@@ -55,7 +55,7 @@ def run_interleaved(work: Any, queue: list, node: Any = None, partner: Optional[
             slot = _load(work, engine, precision, point, node)
             if slot is not None:
                 group.append(slot)
-            if group and rows and memory_low():
+            if any(s.key != REFERENCE_KEY for s in group) and rows and memory_low():
                 ctx.log(f"  memory: {len(group)} runner(s) loaded fill it; timing them as group {number + 1} first")
                 _time_group(work, group, number, node, keep_reference=True)
                 number += 1
