@@ -86,13 +86,13 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any) -> Opti
     where = " ".join(p for p in (precision, point.label(), f"@{node.kind}" if node else "") if p)
     if node is None:
         work.progress.update(work.task, description=f"[bold]{engine.id}[/] at {where}: loading", refresh=True)
-    if not ctx.console_is_terminal or node is not None:
-        ctx.log(f"  {engine.id:<9} {where:<5} loading" + (" (the reference, to pair with)" if partner else ""))
     launch = ctx.launch(engine, precision, point, variant=PARTNER if partner else "", node=node)
-    if isinstance(launch, Row):
+    if isinstance(launch, Row):  # skipped: nothing to load
         if not partner:
             _add(work, ctx.on_node(launch, node))
         return None
+    if not ctx.console_is_terminal or node is not None:
+        ctx.log(f"  {engine.id:<9} {where:<5} loading" + (" (the reference, to pair with)" if partner else ""))
     started = time.time()
     if not launch.launcher.resident:  # runs alone, in its own window
         try:
