@@ -244,8 +244,9 @@ def test_a_full_disk_under_the_cache_ends_in_one_line(small_disk, tmp_path):
 
 def test_a_full_disk_under_the_run_keeps_the_rows_measured_and_resume_finishes(small_disk, shared_cache):
     out = small_disk / "run"
-    proc = bench(out, shared_cache, "--timeout", "8", env={"E2E_FAULT": "ort=hang"}, wait=False,
-                 engines="torch,ort", precision="fp32")
+    # sequential: the torch row ends (and is saved) before ort hangs; interleaved, both would be loaded first
+    proc = bench(out, shared_cache, "--timeout", "8", "--schedule", "sequential", env={"E2E_FAULT": "ort=hang"},
+                 wait=False, engines="torch,ort", precision="fp32")
     deadline = time.time() + 300
     while not (out / "report.json").is_file():  # the torch row is saved: now the disk fills up
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
