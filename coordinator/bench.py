@@ -228,7 +228,8 @@ class _Work:
         for kind, queue in queues.items():
             nodes = self.ctx.fleet_nodes[kind]
             partner = reference if any(is_reference(item) for item in queue) else None
-            shares += [(queue[i::len(nodes)], node, partner, queue) for i, node in enumerate(nodes)]
+            shares += [(queue[i::len(nodes)], node, partner, queue) for i, node in enumerate(nodes)
+                       if queue[i::len(nodes)]]  # a node with no row of its own takes no partner either
         for _, _, _, queue in shares:
             queue.clear()
 
@@ -241,7 +242,7 @@ class _Work:
                 with self.lock:
                     queue += share  # what the node did not load (it left the cluster)
 
-        self.in_threads([(node.label(), lambda a=args: run(*a)) for args in shares for node in [args[1]]])
+        self.in_threads([(args[1].label(), lambda a=args: run(*a)) for args in shares])
 
     def in_threads(self, jobs: List[Tuple[str, Any]]) -> None:
         """Each job in a thread of its own; a bug in one is raised again here."""

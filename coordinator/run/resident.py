@@ -159,14 +159,15 @@ def _finish_slot(work: Any, slot: Slot, figures: Any, group: int, node: Any) -> 
         result = slot.session.finish(figures.stop if figures else "budget")
     if slot.partner:
         return
+    ok = figures is not None and result.status == "ok" and result.latency_ms is not None
+    if ok and figures.p50_ms is not None:  # the row's p50 is its figure over rounds, before anything reads it
+        result.latency_ms.p50 = figures.p50_ms.value
+        result.latency_ms.p50_ci95 = [figures.p50_ms.low, figures.p50_ms.high] if figures.p50_ms.known() else []
     row = ctx.finish(launch, result, slot.started, node)
-    if figures is not None and row.status == "ok":
+    if ok and row.status == "ok":
         figures.group = group if slot.kept is None else 0
         row.rounds = figures
         row.noisy = figures.paired_spread > ctx.cfg.cv_threshold
-        if row.latency_ms is not None and figures.p50_ms is not None:  # the row's p50: the median over rounds
-            row.latency_ms.p50 = figures.p50_ms.value
-            row.latency_ms.p50_ci95 = [figures.p50_ms.low, figures.p50_ms.high] if figures.p50_ms.known() else []
     _add(work, ctx.on_node(row, node))
 
 

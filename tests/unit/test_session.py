@@ -56,7 +56,7 @@ def test_a_runner_that_hangs_is_given_up(tmp_path):
     with pytest.raises(SessionTimeout):
         session._receive(1.0)
     session.kill()
-    assert not session.alive() or session.proc.wait(5) is not None
+    assert not session.alive()  # killed with its process group
 
 
 def test_two_runners_in_rounds_have_paired_figures(tmp_path):
