@@ -76,6 +76,9 @@ class BenchConfig:
                                   30.0)
     target_ratio: float = option("Interleaved: stop once every row's ratio to the reference and to the fastest "
                                  "row is known to +- this fraction (95% interval over rounds).", 0.02)
+    processes: int = option("Interleaved: runner processes each row is timed in, side by side in the rounds; its "
+                            "figure is over all of them and its interval includes the gap between them (the "
+                            "reference runs in 2 at least).", 1)
     threads: Optional[int] = option("Threads for every engine.", None, shown="physical cores")
     out: Optional[Path] = option("Run directory.", None, shown="runs/<time>-<model> in the current directory")
     weights: str = option("'pretrained', 'random' (seeded) or a checkpoint path.", "pretrained")
@@ -145,6 +148,8 @@ class BenchConfig:
             raise UsageError("--tune-time must be > 0 seconds")
         if self.schedule not in SCHEDULES:
             raise UsageError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.processes < 1:
+            raise UsageError("--processes must be 1 or more")
         if self.slice_time <= 0 or self.rounds_budget <= 0 or not 0 < self.target_ratio < 1:
             raise UsageError("--slice-time and --rounds-budget must be > 0 seconds and --target-ratio in (0, 1)")
         if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:

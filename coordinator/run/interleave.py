@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..launchers.session import Session
-from .round_stats import MIN_ROUNDS, Rounds, known, median, summarise
+from .round_stats import MIN_ROUNDS, Rounds, combine, known, median, summarise
 
 
 @dataclass
 class Slot:
-    """One loaded row in the rounds."""
+    """One loaded runner in the rounds: a row's process."""
 
-    key: str  # the row's label, unique in the run
+    key: str  # the process's label, unique in the run (a row's first process: the row's label)
     session: Session
     per_call_ms: float  # from warm-up, then from the slices
     values: List[Optional[float]] = field(default_factory=list)  # each round's median
@@ -37,6 +37,11 @@ class Slot:
     launch: Any = None  # the row's Launch (coordinator/run/launch.py)
     started: float = 0.0  # when its runner was started (the wall clock)
     partner: bool = False  # the reference loaded only to pair with: no row of its own
+    row: str = ""  # the row's label (several processes of a row share it); the key when empty
+    copy: int = 1  # which of the row's processes: only the first ends in the row
+
+    def row_key(self) -> str:
+        return self.row or self.key
 
     def slice_calls(self, slice_s: float, inputs: int) -> int:
         want = max(1, round(slice_s * 1e3 / max(self.per_call_ms, 1e-3)))
@@ -67,7 +72,8 @@ class Plan:
 
 def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = lambda _: None,
                stopped: Callable[[], bool] = lambda: False) -> Dict[str, Rounds]:
-    """Time `slots` in rounds until the plan's stop rule holds; each row's `Rounds`."""
+    """Time `slots` in rounds until the plan's stop rule holds; each row's `Rounds` (by row key).
+    The stop rule reads the rounds alone: more rounds cannot narrow the gap between processes."""
     stop, r = "", 0
     _warm(slots, plan)
     live = [s for s in slots if s.error is None]
@@ -75,7 +81,7 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
         _round(live, r, plan)
         live = [s for s in live if s.error is None]
         r += 1
-        figures = summarise({s.key: s.values for s in live}, plan.reference, plan.target)
+        figures = summarise(combine(_by_row(live))[0], plan.reference, plan.target)
         timed = sum(s.timed_s for s in slots)
         if plan.calls is not None:
             stop = "count" if all(s.calls >= plan.calls for s in live) else ""
@@ -91,9 +97,13 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
     if live and plan.calls is None:  # --iterations asks for that many calls: no more
         _round(live, r, plan, audit=True)
         live = [s for s in live if s.error is None]
-    figures = summarise({s.key: s.values for s in live}, plan.reference, plan.target)
+    values, spread = combine(_by_row(live))
+    counts = {row: len(runs) for row, runs in _by_row(live).items()}
+    figures = summarise(values, plan.reference, plan.target, counts, spread)
     for s in live:
-        f = figures[s.key]
+        if s.copy > 1:
+            continue
+        f = figures[s.row_key()]
         f.stop = stop if stop != "converged" or known(f, plan.target) else "budget"
         waited = [w for w, _ in s.waits if w > 0]
         cpu = [100.0 * c / w for w, c in s.waits if w > 0]
@@ -102,6 +112,16 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
         f.settle_ms = median(s.settles) if s.settles else 0.0
         f.repeated_over_rotated = s.audit
     return figures
+
+
+def _by_row(slots: List[Slot]) -> Dict[str, List[List[Optional[float]]]]:
+    """Each row's processes' round values; a row whose first process has left keeps none."""
+    rows: Dict[str, List[List[Optional[float]]]] = {}
+    firsts = {s.row_key() for s in slots if s.copy == 1}
+    for s in slots:
+        if s.row_key() in firsts:
+            rows.setdefault(s.row_key(), []).append(s.values)
+    return rows
 
 
 def _round(slots: List[Slot], r: int, plan: Plan, audit: bool = False) -> None:

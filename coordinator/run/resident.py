@@ -7,6 +7,8 @@ takes its parity outputs, says ready, and waits. When available memory falls und
 the rows loaded so far are timed as a group and ended before more load; every later group
 loads the reference again, so that each group's ratios are to the same reference. A fleet node
 whose rows do not include the reference loads it as a partner: timed with them, no row of its own.
+The reference loads in two processes at least, every row in --processes (round_stats.py: a
+process's own gap is part of what a figure is known to); only a row's first process makes its row.
 """
 import time
 from typing import Any, List, Optional
@@ -24,6 +26,7 @@ MEMORY_MARGIN = 0.15
 MEMORY_MARGIN_MIN_BYTES = 2 << 30
 REFERENCE_KEY = f"{REFERENCE} fp32"
 PARTNER = "partner"  # the io folder's variant of a reference loaded only to pair with
+REFERENCE_PROCESSES = 2  # at least: the run sees how far one process moves the figure every ratio shares
 
 
 def memory_low() -> bool:
@@ -55,11 +58,12 @@ def run_interleaved(work: Any, queue: list, node: Any = None, partner: Optional[
             slot = _load(work, engine, precision, point, node)
             if slot is not None:
                 group.append(slot)
-            if any(s.key != REFERENCE_KEY for s in group) and rows and memory_low():
+                group += _copies(work, slot, engine, precision, point, node)
+            if any(s.row_key() != REFERENCE_KEY for s in group) and rows and memory_low():
                 ctx.log(f"  memory: {len(group)} runner(s) loaded fill it; timing them as group {number + 1} first")
                 _time_group(work, group, number, node, keep_reference=True)
                 number += 1
-                group = [s for s in group if s.key == REFERENCE_KEY]
+                group = [s for s in group if s.row_key() == REFERENCE_KEY]
         if group:
             _time_group(work, group, number, node, keep_reference=False)
     except BaseException:  # Ctrl-C: no runner is left loaded; the rows not finished are not saved
@@ -74,25 +78,43 @@ def is_reference(item: tuple) -> bool:
     return engine.id == REFERENCE and precision == "fp32" and (point is None or point.label() == "")
 
 
-def _load(work: Any, engine: Any, precision: str, point: Any, node: Any) -> Optional[Slot]:
+def _copies(work: Any, first: Slot, engine: Any, precision: str, point: Any, node: Any) -> List[Slot]:
+    """The row's further processes (--processes; two for the reference at least), loaded as its
+    first was. One that fails to load is left out: the row is timed in the processes that loaded."""
+    wanted = work.ctx.cfg.processes
+    if first.row_key() == REFERENCE_KEY:
+        wanted = max(wanted, REFERENCE_PROCESSES)
+    copies = []
+    for k in range(2, wanted + 1):
+        slot = _load(work, engine, precision, point, node, copy=k)
+        if slot is not None:
+            slot.row, slot.partner = first.row_key(), True
+            copies.append(slot)
+    return copies
+
+
+def _load(work: Any, engine: Any, precision: str, point: Any, node: Any, copy: int = 1) -> Optional[Slot]:
     """Start the row's runner and wait until it is ready; a row that ends before (skipped,
-    unsupported, failed at load) is added at once and None returned. `point` None: the partner."""
+    unsupported, failed at load) is added at once and None returned. `point` None: the partner.
+    `copy` > 1: a further process of a row already loaded (no row of its own, whatever happens)."""
     ctx = work.ctx
-    partner = point is None
-    if partner:
+    partner = point is None or copy > 1
+    variant = "-".join(v for v in (PARTNER if point is None else "", f"process{copy}" if copy > 1 else "") if v)
+    if point is None:
         from ..points import Point
 
         point = Point()
     where = " ".join(p for p in (precision, point.label(), f"@{node.kind}" if node else "") if p)
     if node is None:
         work.progress.update(work.task, description=f"[bold]{engine.id}[/] at {where}: loading", refresh=True)
-    launch = ctx.launch(engine, precision, point, variant=PARTNER if partner else "", node=node)
+    launch = ctx.launch(engine, precision, point, variant=variant, node=node)
     if isinstance(launch, Row):  # skipped: nothing to load
         if not partner:
             _add(work, ctx.on_node(launch, node))
         return None
     if not ctx.console_is_terminal or node is not None:
-        ctx.log(f"  {engine.id:<9} {where:<5} loading" + (" (the reference, to pair with)" if partner else ""))
+        ctx.log(f"  {engine.id:<9} {where:<5} loading" + (f" (process {copy})" if copy > 1 else
+                                                               " (the reference, to pair with)" if partner else ""))
     started = time.time()
     if not launch.launcher.resident:  # runs alone, in its own window
         try:
@@ -120,7 +142,7 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any) -> Opti
         _end(work, launch, session.finish(""), started, node, partner)
         return None
     key = REFERENCE_KEY if is_reference((engine, precision, point)) else f"{engine.id} {where}"
-    slot = Slot(key, session, float(ready.get("per_call_ms") or 1.0))
+    slot = Slot(key + (f" #{copy}" if copy > 1 else ""), session, float(ready.get("per_call_ms") or 1.0), copy=copy)
     slot.launch, slot.started, slot.partner = launch, started, partner
     return slot
 
@@ -130,9 +152,10 @@ def _time_group(work: Any, group: List[Slot], number: int, node: Any, keep_refer
     the reference stays loaded for the next group (its row is made in its first group only)."""
     ctx, cfg = work.ctx, work.ctx.cfg
     reference = REFERENCE_KEY if any(s.key == REFERENCE_KEY for s in group) else None
+    rows = {s.row_key() for s in group}  # the budget is per row, whatever its processes
     plan = Plan(inputs=ctx.data.info.count or 1, slice_s=cfg.slice_time, target=cfg.target_ratio,
-                budget_s=cfg.rounds_budget * len(group), calls=cfg.iterations, reference=reference)
-    title = f"{len(group)} row(s) in rounds" + (f" (group {number + 1})" if number else "") + \
+                budget_s=cfg.rounds_budget * len(rows), calls=cfg.iterations, reference=reference)
+    title = f"{len(rows)} row(s) in rounds" + (f" (group {number + 1})" if number else "") + \
         (f" @{node.kind} ({node.label()})" if node else "")
 
     def progress(text: str) -> None:
@@ -143,11 +166,11 @@ def _time_group(work: Any, group: List[Slot], number: int, node: Any, keep_refer
 
     figures = run_rounds(group, plan, progress, stopped=lambda: ctx.stopped)
     for slot in group:
-        if keep_reference and slot.key == REFERENCE_KEY:  # timed again with the next group
-            slot.kept = slot.kept or figures.get(slot.key)  # its row's figures: its first group's
+        if keep_reference and slot.row_key() == REFERENCE_KEY:  # timed again with the next group
+            slot.kept = slot.kept or figures.get(slot.row_key())  # its row's figures: its first group's
             slot.values, slot.waits, slot.settles, slot.calls, slot.timed_s = [], [], [], 0, 0.0
             continue
-        _finish_slot(work, slot, slot.kept or figures.get(slot.key), number, node)
+        _finish_slot(work, slot, slot.kept or figures.get(slot.row_key()), number, node)
 
 
 def _finish_slot(work: Any, slot: Slot, figures: Any, group: int, node: Any) -> None:

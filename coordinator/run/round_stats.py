@@ -13,17 +13,25 @@ value for a row is the median of its slice. Drift between rounds is mostly commo
   run's two halves (two half-runs: the run-to-run variation the run itself saw);
 - comparisons are paired: in each round, one row's value over another's, estimated the same way.
   A ratio cancels the drift that is common to both rows; an engine that a machine state slows
-  more than another keeps a ratio that depends on the state, and the interval shows it.
+  more than another keeps a ratio that depends on the state, and the interval shows it;
+- a process is not the same as another: the same row in two runner processes, timed in the same
+  rounds, kept a gap of a few % (measured here: every ratio of a run moved 3-7% the same way,
+  the reference's process alone had run faster). No schedule inside one process sees that, so
+  the reference runs in two processes at least (any row may, --processes). A row's round value
+  is the geometric mean over its processes; the spread between processes, pooled over the rows
+  that have several, is a floor under every interval (a row's own process, and the rows it is
+  compared to, each add it).
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from shared.records import Record
 
 RESAMPLES = 2000
+Z95 = 1.96
 MIN_ROUNDS = 10  # before a stop: fewer rounds say little about the drift between them
 TRIM = 0.2  # the share of rounds dropped at each end of a trimmed mean
 AUDIT_FLAG = 0.9  # the caching audit: repeated / rotated under this is flagged
@@ -48,6 +56,12 @@ class Estimate(Record):
 
     def crosses(self, x: float) -> bool:
         return self.low <= x <= self.high
+
+    def widen(self, halfwidth: float) -> None:
+        """At least +-halfwidth (relative, on a log scale) around the value."""
+        if halfwidth > 0 and self.value > 0:
+            self.low = min(self.low, self.value * math.exp(-halfwidth))
+            self.high = max(self.high, self.value * math.exp(halfwidth))
 
     def text(self, digits: int = 2, unit: str = "") -> str:
         interval = f"{self.low:.{digits}f}–{self.high:.{digits}f}" if self.known() else "?: one round"
@@ -74,6 +88,10 @@ class Rounds(Record):
     waiting_cpu_percent: float = 0.0  # CPU used while other rows were timed, % of one core (mean)
     waiting_cpu_max_percent: float = 0.0  # the same, the worst wait
     settle_ms: float = 0.0  # median wait after a slice for the runner's own threads to go quiet
+    processes: int = 1  # runner processes the row was timed in (its round value: their geometric mean)
+    # the spread of one process's figure, pooled over the run's rows with several (relative, one
+    # standard deviation): a floor under every interval
+    process_spread: float = 0.0
     # the caching audit (MLPerf's): the median over the same input repeated / over the inputs
     # rotated, input for input; under 0.9 the engine may be reusing results
     repeated_over_rotated: Optional[float] = None
@@ -124,10 +142,38 @@ def robust_spread(values: Sequence[float]) -> float:
     return float(1.4826 * np.median(np.abs(xs - mid)) / mid) if mid > 0 else 0.0
 
 
-def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str], target: float
-              ) -> Dict[str, Rounds]:
-    """Each row's figures from every row's round values (one group, rounds aligned)."""
+def combine(processes: Dict[str, List[List[Optional[float]]]]) -> Tuple[Dict[str, List[Optional[float]]], float]:
+    """Each row's round values (the geometric mean over its processes' values in that round), and
+    the spread between processes: the standard deviation of a process's log offset from its row
+    (the trimmed mean over rounds), pooled over the rows with several processes; 0 without any."""
+    values: Dict[str, List[Optional[float]]] = {}
+    squares, freedom = 0.0, 0
+    for row, runs in processes.items():
+        combined = []
+        for rnd in zip(*runs):
+            ok = [v for v in rnd if v is not None and v > 0]
+            combined.append(float(np.exp(np.mean(np.log(ok)))) if len(ok) == len(rnd) else None)
+        values[row] = combined
+        if len(runs) < 2:
+            continue
+        offsets = []
+        for run in runs:
+            logs = [math.log(v / c) for v, c in zip(run, combined) if v is not None and c is not None]
+            if logs:
+                offsets.append(float(trimmed_mean(np.asarray(logs))))
+        if len(offsets) >= 2:
+            squares += sum(o * o for o in offsets)  # offsets sum to about zero: one degree used
+            freedom += len(offsets) - 1
+    return values, math.sqrt(squares / freedom) if freedom else 0.0
+
+
+def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str], target: float,
+              processes: Optional[Dict[str, int]] = None, process_spread: float = 0.0) -> Dict[str, Rounds]:
+    """Each row's figures from every row's round values (one group, rounds aligned). With
+    `process_spread`, every interval is at least what a process alone can move its figure by:
+    a row in n processes adds spread/sqrt(n), and a ratio adds both rows' shares."""
     out: Dict[str, Rounds] = {}
+    processes = processes or {}
     reference = reference if reference in values else None  # it may have left the rounds (its runner died)
     p50 = {k: estimate(v) for k, v in values.items()}
     known = {k: e for k, e in p50.items() if e is not None}
@@ -144,6 +190,15 @@ def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str]
             r.paired_spread = robust_spread(paired(rounds, values[partner]))
         else:
             r.paired_spread = r.drift
+        r.processes, r.process_spread = processes.get(key, 1), process_spread
+        if process_spread > 0:
+            share = {k: process_spread ** 2 / processes.get(k, 1) for k in (key, reference, fastest) if k}
+            if r.p50_ms is not None:
+                r.p50_ms.widen(Z95 * math.sqrt(share[key]))
+            if r.vs_reference is not None and key != reference:
+                r.vs_reference.widen(Z95 * math.sqrt(share[key] + share[reference]))
+            if r.vs_fastest is not None and key != fastest:
+                r.vs_fastest.widen(Z95 * math.sqrt(share[key] + share[fastest]))
         out[key] = r
     return out
 

@@ -94,19 +94,27 @@ def render(report: Report, run_dir: Path) -> str:
     if rounded:  # the interleaved schedule: how each row's figures were reached
         lines += ["", "## Interleaved rounds", "",
                   "Each row's p50 is the trimmed mean of its per-round medians; intervals are a block bootstrap over rounds, "
-                  "never narrower than the gap between the run's two halves; ratios are paired within rounds. "
+                  "never narrower than the gap between the run's two halves, nor than the gap between processes "
+                  "(the reference runs in two processes at least: a process alone can be a few % faster or slower "
+                  "for its whole life); ratios are paired within rounds. "
                   "Waiting CPU: what the runner used while the others were timed (% of one core); settle: the "
                   "wait after its slice for its own threads to go quiet; audit: its time on one input repeated "
                   f"over its time on the inputs in turn (under {AUDIT_FLAG} it may be reusing results).", "",
-                  "| row | rounds | stop | p50 ms [95%] | vs torch [95%] | vs fastest [95%] | paired spread | drift "
-                  "| waiting CPU mean / max | settle ms | audit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| row | rounds | processes | stop | p50 ms [95%] | vs torch [95%] | vs fastest [95%] | paired spread "
+                  "| drift | waiting CPU mean / max | settle ms | audit |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rounded:
             o = r.rounds
             est = lambda e: e.text() if e else "-"  # noqa: E731
-            lines.append(f"| {r.label()} | {len(o.round_p50_ms)} (group {o.group + 1}) | {o.stop} | {est(o.p50_ms)} | "
+            lines.append(f"| {r.label()} | {len(o.round_p50_ms)} (group {o.group + 1}) | {o.processes} | {o.stop} | "
+                         f"{est(o.p50_ms)} | "
                          f"{est(o.vs_reference)} | {est(o.vs_fastest)} | {o.paired_spread:.1%} | {o.drift:.1%} | "
                          f"{o.waiting_cpu_percent:.1f}% / {o.waiting_cpu_max_percent:.1f}% | {o.settle_ms:.0f} | "
                          + (f"{o.repeated_over_rotated:.3f}" if o.repeated_over_rotated else "-") + " |")
+        spreads = sorted({r.rounds.process_spread for r in rounded if r.rounds.process_spread > 0})
+        if spreads:
+            lines += ["", "Gap between processes of one row (one standard deviation of a process's figure, from the "
+                      "rows timed in several): " + ", ".join(f"{x:.1%}" for x in spreads) + "; every interval above "
+                      "includes it."]
     configured = [r for r in report.results if r.settings]
     if configured:  # what each engine ran with, read back from it: threads, providers, tuning...
         lines += ["", "## Engine settings", ""]
@@ -134,7 +142,8 @@ def _schedule(settings: dict) -> str:
         return "sequential: one row after another, each in its own time window"
     return (f"interleaved: every row loaded, then timed in rounds of {settings.get('slice_time')} s slices in a "
             f"rotating order, until every ratio is known to ±{settings.get('target_ratio', 0):.0%} or "
-            f"{settings.get('rounds_budget')} s of timed calls per row")
+            f"{settings.get('rounds_budget')} s of timed calls per row; each row in {settings.get('processes', 1)} "
+            f"runner process(es), the reference in 2 at least")
 
 
 def _machines(report: Report) -> list:

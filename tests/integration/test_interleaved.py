@@ -1,6 +1,7 @@
 """The default schedule end to end: two real engines loaded at once, timed in rounds, compared by
 paired ratios, and the verdict at the top of every view."""
 import json
+import math
 
 import pytest
 from typer.testing import CliRunner
@@ -36,6 +37,12 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
     assert o["vs_reference"]["low"] <= o["vs_reference"]["value"] <= o["vs_reference"]["high"]
     assert ort["latency_ms"]["p50"] == o["p50_ms"]["value"]  # the row's p50: over rounds
     assert ort["parity"]["passed"]
+    # the reference ran in two processes, side by side in the rounds: their gap widens every interval
+    assert t["processes"] == 2 and o["processes"] == 1 and t["process_spread"] == o["process_spread"] > 0
+    assert (out / "logs" / "torch-fp32-process2" / "result.json").exists()
+    floor = 1.96 * o["process_spread"] * 1.5 ** 0.5
+    e = o["vs_reference"]
+    assert e["low"] <= e["value"] * math.exp(-floor) * 1.0001 and e["high"] >= e["value"] * math.exp(floor) * 0.9999
     for r in (t, o):  # each waiting runner's CPU was measured, and the caching audit ran
         assert r["waiting_cpu_percent"] >= 0 and r["settle_ms"] >= 0 and r["repeated_over_rotated"] > 0
     verdict = "Deploy ort fp32" if o["vs_reference"]["value"] > 1 else "Deploy torch fp32"

@@ -2,7 +2,7 @@
 and cancels in the paired ratio."""
 import numpy as np
 
-from coordinator.run.round_stats import MIN_ROUNDS, estimate, known, paired, summarise
+from coordinator.run.round_stats import MIN_ROUNDS, combine, estimate, known, paired, summarise
 
 
 def drifting(seed=1, rounds=20, ratio=1.5, jitter=0.005):
@@ -39,3 +39,21 @@ def test_too_few_rounds_are_never_known():
 
 def test_ratios_pair_only_rounds_both_rows_ran():
     assert paired([2.0, None, 6.0], [1.0, 1.0, None]) == [2.0]
+
+
+def test_a_row_in_two_processes_is_their_geometric_mean_and_their_gap_is_in_every_interval():
+    fast, slow = drifting()
+    # the reference in two processes, one 6% slower for its whole life: the same rounds, the same drift
+    values, spread = combine({"torch": [slow, [v * 1.06 for v in slow]], "ort": [fast]})
+    assert np.allclose(values["torch"], [v * 1.06 ** 0.5 for v in slow])
+    assert abs(spread - np.log(1.06) / np.sqrt(2)) < 1e-3  # two offsets of +-3%: one degree of freedom
+    alone = summarise(values, "torch", 0.02, {"torch": 2, "ort": 1})
+    floored = summarise(values, "torch", 0.02, {"torch": 2, "ort": 1}, spread)
+    assert alone["ort"].vs_reference.halfwidth() < 0.01  # the rounds alone cannot see the gap
+    half = floored["ort"].vs_reference.halfwidth()
+    assert 1.96 * spread * np.sqrt(1.5) * 0.95 < half < 1.96 * spread * np.sqrt(1.5) * 1.1
+    assert floored["ort"].processes == 1 and floored["torch"].processes == 2
+    assert floored["torch"].vs_reference.halfwidth() == 0  # a row over itself is exactly 1
+    # a process that left mid-run (None) leaves the round to the others only if all had one
+    values, _ = combine({"torch": [[1.0, 2.0], [1.0, None]]})
+    assert values["torch"] == [1.0, None]
