@@ -1,12 +1,19 @@
 """The virtualenv launcher: one environment per engine, made on first use from its pinned
-requirements and reused while they and the Python stay the same."""
+requirements and reused while they and the Python stay the same.
+
+uv makes them (pip when uv cannot be found), with the user's pip settings carried over
+(`pipconf.py`), and installs by hard links from its cache inside e2e's cache: a file that
+several environments install (PyTorch's 5 GB above all) is stored once on disk."""
 import csv
 import hashlib
+import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
 
@@ -19,7 +26,8 @@ from .base import EnvironmentFailed, LaunchSettings, Launcher
 from .process import last_line, protocol_path, run_process, start_session
 from .session import Session
 
-READY = ".e2e-ready"
+READY = ".e2e-ready"  # written last; holds the tool that made the environment
+NO_DEPS = "requirements-nodeps.txt"  # installed without their dependencies (pnnx's wheel requires torch; its binary does not)
 
 
 class VenvLauncher(Launcher):
@@ -35,6 +43,9 @@ class VenvLauncher(Launcher):
         self.cache = cache
         self.log = log
         self.checked: Set[str] = set()  # engines whose environment this process found whole
+        self.failed: Dict[str, EnvironmentFailed] = {}  # made ahead in a thread and failed: said once, not retried
+        self.guard = threading.Lock()
+        self.making: Dict[str, threading.Lock] = {}  # one thread makes an environment; the others wait for it
 
     @classmethod
     def create(cls, settings: LaunchSettings) -> "VenvLauncher":
@@ -54,7 +65,9 @@ class VenvLauncher(Launcher):
         (TorchScript's and Inductor's are both torch + torchvision, 5.5 GB each otherwise). Named
         after the first package pinned, keyed by every pin."""
         pins = requirement_lines(engine.requirements_path)
-        key = hashlib.sha256("\n".join(sorted(pins) + [sys.version]).encode()).hexdigest()[:12]
+        unpinned = engine.requirements_path.with_name(NO_DEPS)
+        extra = [f"--no-deps {line}" for line in requirement_lines(unpinned)] if unpinned.is_file() else []
+        key = hashlib.sha256("\n".join(sorted(pins) + sorted(extra) + [sys.version]).encode()).hexdigest()[:12]
         label = re.split(r"[<>=!~\[; ]", pins[0], maxsplit=1)[0].lower() if pins else engine.id
         return self.cache / "venvs" / f"{label}-{key}"
 
@@ -62,7 +75,21 @@ class VenvLauncher(Launcher):
         return str(self.env_dir(engine) / "bin" / "python")
 
     def prepare(self, engine: Engine) -> None:
+        """Make the engine's environment unless it is whole. Thread-safe: a bench makes its
+        environments ahead in threads (`envs.py`) and a row's own call waits for that one."""
         folder = self.env_dir(engine)
+        with self.guard:
+            making = self.making.setdefault(folder.name, threading.Lock())
+        with making:
+            if engine.id in self.failed:
+                raise self.failed[engine.id]
+            try:
+                self._prepare(engine, folder)
+            except EnvironmentFailed as e:
+                self.failed[engine.id] = e
+                raise
+
+    def _prepare(self, engine: Engine, folder: Path) -> None:
         if engine.id in self.checked:
             return
         with atomic.locked(str(folder)):  # two runs may create the same environment at once
@@ -74,16 +101,21 @@ class VenvLauncher(Launcher):
             if why != atomic.ABSENT:
                 self.log(f"The {engine.id} environment in {folder} is {why}: creating it again")
             shutil.rmtree(folder, ignore_errors=True)
-            self.log(f"Creating the {engine.id} environment from {engine.requirements_path.name} "
+            install = install_plan(folder, engine.requirements_path, self.cache)
+            self.log(f"Creating the {engine.id} environment from {engine.requirements_path.name} with {install.tool} "
                      f"(once; cached in {folder})...")
             log_path = folder.with_suffix(".log")
             with open(log_path, "wb") as log:
-                for argv in _install_commands(folder, engine.requirements_path):
-                    if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
-                        raise EnvironmentFailed(f"could not create the {engine.id} environment: "
+                log.write(f"made by {install.tool}\n".encode())
+                log.flush()
+                for argv in install.commands:
+                    log.write(("$ " + " ".join(argv) + "\n").encode())
+                    log.flush()
+                    if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=install.env).returncode != 0:
+                        raise EnvironmentFailed(f"could not create the {engine.id} environment with {install.tool}: "
                                                 f"{last_line(log_path)} (full log: {log_path})")
             faults.kill_at("venv")  # the hook: installed, not yet marked ready
-            atomic.write_text(str(folder / READY), "")
+            atomic.write_text(str(folder / READY), install.tool + "\n")
             self.checked.add(engine.id)
 
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
@@ -97,7 +129,17 @@ class VenvLauncher(Launcher):
 
     def provenance(self, engine: Engine) -> str:
         requirements = hashlib.sha256(engine.requirements_path.read_bytes()).hexdigest()[:12]
-        return f"{self.env_dir(engine)} (requirements.txt sha256 {requirements}, Python {platform.python_version()})"
+        folder = self.env_dir(engine)
+        return (f"{folder} (requirements.txt sha256 {requirements}, Python {platform.python_version()}, "
+                f"made by {made_by(folder)})")
+
+
+def made_by(folder: Path) -> str:
+    """The tool that made an environment, as its ready mark says (empty: made before it said)."""
+    try:
+        return (folder / READY).read_text().strip() or "pip or uv (not recorded)"
+    except OSError:
+        return "unknown (not made)"
 
 
 def requirement_lines(path: Path) -> List[str]:
@@ -106,14 +148,48 @@ def requirement_lines(path: Path) -> List[str]:
     return [line for line in lines if line]
 
 
-def _install_commands(folder: Path, requirements: Path) -> List[List[str]]:
+@dataclass
+class Install:
+    tool: str  # "uv 0.x.y" or "pip"
+    commands: List[List[str]]
+    env: Dict[str, str] = field(default_factory=dict)
+
+
+def uv_binary() -> Optional[str]:
+    """uv from its wheel (a dependency of e2e), else from PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def install_plan(folder: Path, requirements: Path, cache: Path) -> Install:
+    """The commands that make `folder` from `requirements`: uv with pip's settings and hard links
+    from its cache in `cache/uv` (same file system as the environments, so links can be made),
+    else venv + pip. E2E_INSTALLER=pip forces pip."""
     python = str(folder / "bin" / "python")
-    uv = shutil.which("uv")
+    unpinned = requirements.with_name(NO_DEPS)
+    uv = uv_binary() if os.environ.get("E2E_INSTALLER", "uv") != "pip" else None
     if uv:
-        return [[uv, "venv", "--quiet", "--python", sys.executable, str(folder)],
-                [uv, "pip", "install", "--quiet", "--python", python, "-r", str(requirements)]]
-    return [[sys.executable, "-m", "venv", str(folder)],
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)]]
+        from . import pipconf
+
+        settings = pipconf.read()
+        env = {**os.environ, **settings.uv_environment(), "UV_CACHE_DIR": str(cache / "uv"),
+               "UV_LINK_MODE": "hardlink", "UV_PYTHON_DOWNLOADS": "never"}
+        version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout.split()
+        install = [uv, "pip", "install", "--quiet", "--python", python, *settings.uv_arguments()]
+        commands = [[uv, "venv", "--quiet", "--python", sys.executable, str(folder)],
+                    install + ["-r", str(requirements)]]
+        if unpinned.is_file():
+            commands.append(install + ["--no-deps", "-r", str(unpinned)])
+        return Install(f"uv {version[1] if len(version) > 1 else ''}".strip(), commands, env)
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    commands = [[sys.executable, "-m", "venv", str(folder)], pip + ["-r", str(requirements)]]
+    if unpinned.is_file():
+        commands.append(pip + ["--no-deps", "-r", str(unpinned)])
+    return Install("pip", commands, dict(os.environ))
 
 
 def broken(folder: Path, requirements: Path) -> Optional[str]:
@@ -130,7 +206,8 @@ def broken(folder: Path, requirements: Path) -> Optional[str]:
     for site in folder.glob("lib/python*/site-packages"):
         for info in site.glob("*.dist-info"):
             installed[_normal(info.name.split("-")[0])] = info
-    for name in _pinned(requirements):
+    unpinned = requirements.with_name(NO_DEPS)
+    for name in _pinned(requirements) + (_pinned(unpinned) if unpinned.is_file() else []):
         info = installed.get(_normal(name))
         if info is None:
             return f"missing {name}"
