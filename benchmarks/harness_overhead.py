@@ -6,6 +6,7 @@ the ORT runner's `infer_impl`, exactly what a bench row measures), call by call 
 order so that drift hits both alike. Prints each ratio of medians, the worst last. Goal: <= 1.01.
 
     python benchmarks/harness_overhead.py [--blocks 10] [--calls 50]   # blocks x calls samples each
+    python benchmarks/harness_overhead.py --smoke                      # the tiny model, a few calls
 
 It runs in the ort runner's virtualenv (made on first use), as the runner itself does.
 """
@@ -19,11 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def prepare_models(folder: Path) -> dict:
-    """In the coordinator's environment: the two ONNX files and their inputs."""
+def prepare_models(folder: Path, smoke: bool = False) -> dict:
+    """In the coordinator's environment: the two ONNX files and their inputs (the tiny one alone
+    with `smoke`)."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper
@@ -42,6 +46,8 @@ def prepare_models(folder: Path) -> dict:
     tiny.ir_version = 8
     onnx.save(tiny, str(folder / "tiny.onnx"))
     save_samples(str(folder / "tiny.npz"), [{"x": np.ones((1, 64), np.float32)}])
+    if smoke:
+        return {"tiny": (folder / "tiny.onnx", folder / "tiny.npz")}
     cache = Path(os.environ.get("E2E_CACHE_DIR") or Path.home() / ".cache" / "e2e")
     resnet = export.prepare(models.resolve("resnet50"), "random", 0, 17, cache, log=lambda m: None)
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
@@ -97,7 +103,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--child", nargs=2, action="append", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke and not args.child:
+        args.blocks, args.calls = 2, 5
     if args.child:  # inside the ort environment
         ratios = [measure_overhead(m, i, args.blocks, args.calls, args.threads) for m, i in args.child]
         print(f"harness overhead (worst ratio of medians, e2e / bare): {max(ratios):.4f}")
@@ -112,7 +121,7 @@ def main() -> None:
     engine = discover()["ort"]
     launcher.prepare(engine)
     with tempfile.TemporaryDirectory() as tmp:
-        pairs = prepare_models(Path(tmp))
+        pairs = prepare_models(Path(tmp), args.smoke)
         argv = [launcher.python(engine), __file__, "--blocks", str(args.blocks), "--calls", str(args.calls),
                 "--threads", str(args.threads)]
         for model, inputs in pairs.values():

@@ -8,6 +8,7 @@ wall time. Goal on a 2-core machine: <= 6 minutes, every ok row's median known t
 flagged imprecise.
 
     python benchmarks/main_job.py [-- extra e2e bench options]
+    python benchmarks/main_job.py --smoke     # the tiny model on torch and ort, a short budget
 """
 import json
 import shutil
@@ -17,18 +18,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
+
 COMMAND = ["bench", "--model", "faster_rcnn", "--engines", "all"]  # the README's first command
 COLD_S = 15.0  # seconds of export or environment making that say a run was not warm (a warm run without
 # network still spends ~6 s importing torch and failing to download the pretrained weights)
 
 
-def run(extra: list) -> tuple:
+SMOKE = ["bench", "--model", _smoke.TINY, "--engines", "torch,ort", "--weights", "random", "--rounds-budget", "1",
+         "--slice-time", "0.05"]
+
+
+def run(command: list, extra: list) -> tuple:
     """One run in a fresh working directory: (wall seconds, report.json as a dict, exit code)."""
     beside = Path(sys.executable).parent / "e2e"  # this interpreter's environment, activated or not
     e2e = str(beside) if beside.is_file() else shutil.which("e2e") or sys.exit("e2e is not installed: pip install -e .")
     with tempfile.TemporaryDirectory() as cwd:
         start = time.perf_counter()
-        code = subprocess.run([e2e, *COMMAND, *extra], cwd=cwd, stdout=subprocess.DEVNULL).returncode
+        code = subprocess.run([e2e, *command, *extra], cwd=cwd, stdout=subprocess.DEVNULL, env=_smoke.env()).returncode
         wall = time.perf_counter() - start
         reports = list(Path(cwd).glob("runs/*/report.json"))
         if not reports:
@@ -37,13 +44,15 @@ def run(extra: list) -> tuple:
 
 
 def main() -> None:
-    extra = sys.argv[2:] if sys.argv[1:2] == ["--"] else sys.argv[1:]
-    wall, report, code = run(extra)
+    smoke = sys.argv[1:2] == ["--smoke"]
+    command = SMOKE if smoke else COMMAND
+    extra = sys.argv[2:] if sys.argv[1:2] in (["--"], ["--smoke"]) else sys.argv[1:]
+    wall, report, code = run(command, extra)
     phases = report["setup"]["phase_seconds"]
     if phases["export_s"] > COLD_S or phases["environments_s"] > COLD_S:
         print(f"first run was cold (export {phases['export_s']:.0f} s, environments "
               f"{phases['environments_s']:.0f} s, wall {wall:.0f} s): running again", flush=True)
-        wall, report, code = run(extra)
+        wall, report, code = run(command, extra)
     for r in report["results"]:
         lat, m = r["latency_ms"], r["measurement"]
         if lat is None:

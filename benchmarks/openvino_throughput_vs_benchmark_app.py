@@ -15,6 +15,7 @@ requests each used and the load average, then, as its last line, the median of t
 ratios (e2e over benchmark_app; robust to a load change mid-run). Goal: within 5% of 1.
 
     python benchmarks/openvino_throughput_vs_benchmark_app.py [--rounds 4] [--seconds 15] [--batch 1]
+    python benchmarks/openvino_throughput_vs_benchmark_app.py --smoke   # two 1 s rounds
 """
 import argparse
 import json
@@ -25,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import List, Tuple
+
+import _smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,7 +76,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="e2e's budget; benchmark_app always uses the machine's cores with a hint")
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds = 2, 1
     from coordinator.engines import discover
     from coordinator.launchers import VenvLauncher
     from coordinator.launchers.process import protocol_path, runner_env

@@ -12,6 +12,7 @@ then the median of the rounds' ratios (robust to a load change mid-run) and, as 
 the ratio of the medians over rounds. Goal: <= 1.03. `--runner FILE` measures another version.
 
     python benchmarks/openvino_vs_benchmark_app.py [--rounds 6] [--iterations 100] [--threads 2]
+    python benchmarks/openvino_vs_benchmark_app.py --smoke   # two short rounds
 
 `-ip f32`: without it benchmark_app feeds image inputs as u8 (a Convert it adds in front of the
 graph), so the two would not run the same model; e2e feeds the model's own f32 input.
@@ -25,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import List
+
+import _smoke
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (1, 3, 224, 224)
@@ -86,7 +89,10 @@ def main() -> None:
     parser.add_argument("--runner", type=Path, default=ROOT / "runners" / "openvino" / "runner.py",
                         help="the runner file to measure (another version of it, to compare)")
     parser.add_argument("--u8", action="store_true", help="let benchmark_app feed u8 (its default), not f32")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.iterations, args.warmup, args.seconds = 2, 5, 1, 1
     sys.path.insert(0, str(ROOT))
     from coordinator.engines import discover
     from coordinator.launchers import VenvLauncher

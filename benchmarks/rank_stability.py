@@ -7,6 +7,7 @@ Goal on a 2-core shared VM: every ratio within +-3% between the runs, every inte
 
     python benchmarks/rank_stability.py [--schedule interleaved|sequential] [--model resnet50]
                                         [--engines torch,ort,...] [--keep DIR] [-- extra e2e bench options]
+    python benchmarks/rank_stability.py --smoke   # the tiny model on torch and ort, a short budget
 
 Interleaved runs give each engine's paired ratio and its interval over rounds. A sequential
 run has no paired ratio: the ratio of the two p50s, its interval from theirs (reference low /
@@ -21,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+import _smoke
+
 ENGINES = "torch,ort,openvino,torchscript,mnn,ncnn,litert,inductor"
 Figure = Tuple[float, float, float]  # speed-up over torch, and its interval
 
@@ -30,7 +33,7 @@ def bench(args: argparse.Namespace, out: Path) -> float:
             "--engines", args.engines, "--weights", "random", "--schedule", args.schedule, "--out", str(out),
             *args.extra]
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=_smoke.env())
     if done.returncode != 0:
         sys.exit(f"e2e bench failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
     return time.perf_counter() - start
@@ -61,7 +64,11 @@ def main() -> None:
     parser.add_argument("--engines", default=ENGINES)
     parser.add_argument("--keep", type=Path, help="keep the two run directories here (default: removed)")
     parser.add_argument("extra", nargs="*", help="more `e2e bench` options, after --")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.model, args.engines = _smoke.TINY, "torch,ort"
+        args.extra += ["--rounds-budget", "1", "--slice-time", "0.05"]
     runs, walls = [], []
     with tempfile.TemporaryDirectory(prefix="e2e-rank-") as tmp:
         root = args.keep or Path(tmp)

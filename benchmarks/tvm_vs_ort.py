@@ -7,6 +7,7 @@ takes about that on a 2-core CPU); the records are cached, so a second run only 
 `--trials 0` measures the untuned build.
 
     python benchmarks/tvm_vs_ort.py [--trials 650] [--timeout 7200] [--launcher venv] [--iterations 10]
+    python benchmarks/tvm_vs_ort.py --smoke   # the tiny model, untuned, a few calls
 """
 import argparse
 import json
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import _smoke
 
 TRIALS = 650  # about 10 minutes of tuning for resnet50 on a 2-core CPU (0.9 s a trial)
 
@@ -25,14 +28,18 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--trials", type=int, default=TRIALS, help="MetaSchedule trials; 0: untuned")
     parser.add_argument("--timeout", type=int, default=7200, help="seconds for each row, tuning included")
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.model, args.trials, args.warmup, args.iterations = _smoke.TINY, 0, 1, 3
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         done = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench",
-                               "--model", "resnet50", "--engines", "ort,tvm", "--weights", "random", "--device", "cpu",
+                               "--model", args.model, "--engines", "ort,tvm", "--weights", "random", "--device", "cpu",
                                "--launcher", args.launcher, "--warmup", str(args.warmup),
                                "--iterations", str(args.iterations), "--timeout", str(args.timeout), "-o", f"tvm.trials={args.trials}",
-                               "--out", str(out)], capture_output=True, text=True)
+                               "--out", str(out)], capture_output=True, text=True, env=_smoke.env())
         if done.returncode != 0:
             sys.exit(f"e2e bench failed ({done.returncode}):\n{done.stderr[-2000:]}")
         rows = {r["engine"]: r for r in json.loads((out / "report.json").read_text())["results"]}

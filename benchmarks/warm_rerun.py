@@ -12,6 +12,7 @@ engine calls (`run`: the first inference, the warm-up, the timed loops), and pri
 the second last, as the script's figure. Goal: <= 1.1.
 
     python benchmarks/warm_rerun.py [--model resnet50] [--engines torch,ort,openvino] [--launcher venv]
+    python benchmarks/warm_rerun.py --smoke   # the tiny model on torch and ort, a few calls
 """
 import argparse
 import json
@@ -21,13 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import _smoke
+
 
 def bench(args: argparse.Namespace, out: Path) -> float:
     argv = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--model", args.model,
             "--engines", args.engines, "--launcher", args.launcher, "--weights", args.weights,
             "--warmup", str(args.warmup), "--iterations", str(args.iterations), "--out", str(out)]
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=_smoke.env())
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"e2e bench failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -42,7 +45,10 @@ def main() -> None:
     parser.add_argument("--weights", default="random", help="as e2e bench (random: no download is tried)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--smoke", action="store_true", help=_smoke.HELP)
     args = parser.parse_args()
+    if args.smoke:
+        args.model, args.engines, args.warmup, args.iterations = _smoke.TINY, "torch,ort", 1, 5
 
     with tempfile.TemporaryDirectory() as tmp:
         print(f"first run (fills the caches): {bench(args, Path(tmp) / 'cold'):.1f} s")

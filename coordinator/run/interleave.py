@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..launchers.session import Session
-from .round_stats import MIN_ROUNDS, Rounds, combine, known, median, summarise
+import numpy as np
+
+from .round_stats import MIN_ROUNDS, Rounds, combine, known, median, summarise, trimmed_mean
 
 
 @dataclass
@@ -100,6 +102,10 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
     values, spread = combine(_by_row(live))
     counts = {row: len(runs) for row, runs in _by_row(live).items()}
     figures = summarise(values, plan.reference, plan.target, counts, spread)
+    for row, runs in _by_row(live).items():
+        if len(runs) > 1:
+            figures[row].process_p50_ms = [float(trimmed_mean(np.asarray([v for v in run if v is not None])))
+                                           for run in runs if any(v is not None for v in run)]
     for s in live:
         if s.copy > 1:
             continue

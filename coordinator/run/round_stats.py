@@ -92,6 +92,7 @@ class Rounds(Record):
     # the spread of one process's figure, pooled over the run's rows with several (relative, one
     # standard deviation): a floor under every interval
     process_spread: float = 0.0
+    process_p50_ms: List[float] = field(default_factory=list)  # each process's trimmed mean, with several
     # the caching audit (MLPerf's): the median over the same input repeated / over the inputs
     # rotated, input for input; under 0.9 the engine may be reusing results
     repeated_over_rotated: Optional[float] = None
