@@ -24,6 +24,7 @@ from . import __version__, dataset, engines as engine_registry, export, host, mo
 from .config import BenchConfig
 from .divergence import Divergence
 from .engines import REFERENCE, Engine
+from .environments import Ahead, cancelled_on_error
 from .errors import DISK_FULL, UsageError, disk_full
 from .explain import explain_row
 from .fleet.cluster import Node
@@ -40,6 +41,7 @@ from .sections import ModelInfo, Setup
 from .views import write_report
 
 
+@cancelled_on_error  # environments started ahead are ended if the bench stops before it needs them
 def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Report:
     """Run every (engine, precision) of `cfg`; with `resume`, only those not yet in its rows."""
     selected = engine_registry.select(cfg.engines)
@@ -58,6 +60,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
     fleet = join_fleet(cfg) if cfg.hosts else None  # before the export: a wrong cluster fails at once
+    # sized against the free disk (one line if they cannot fit), then made while the model exports
+    ahead = None if cfg.hosts else Ahead(selected, cfg.launcher, cfg.device or "cpu", cfg.cache_dir, log)
     started = time.perf_counter()
     phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
 
@@ -96,6 +100,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         report.notes.append(f"Rows ran one after the other ({why}): each row's figures are of its own time window, "
                             "and rows compared across windows differ by the machine's drift too.")
     ctx = _Context(cfg, run_dir, artifact, data, report, log, phases)
+    if ahead is not None:  # the launchers that are making the environments; none is made under a clock
+        ctx.launchers = ahead.launchers
+        phases["environments_s"] += ahead.wait()
     ctx.console_is_terminal = console.is_terminal
     if fleet is not None:
         ctx.join_fleet(*fleet)

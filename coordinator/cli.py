@@ -70,8 +70,10 @@ def _add_subcommands() -> None:
     from .cli_cache import app as cache_app
     from .cli_explain import explain
     from .cli_images import app as images_app
+    from .cli_setup import setup
 
     app.command()(bench)
+    app.command()(setup)
     app.command()(explain)
     app.add_typer(images_app, name="images")
     app.add_typer(cache_app, name="cache")

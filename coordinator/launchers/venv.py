@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from shared import atomic, faults
 from shared.result import RunResult
@@ -46,6 +46,7 @@ class VenvLauncher(Launcher):
         self.failed: Dict[str, EnvironmentFailed] = {}  # made ahead in a thread and failed: said once, not retried
         self.guard = threading.Lock()
         self.making: Dict[str, threading.Lock] = {}  # one thread makes an environment; the others wait for it
+        self.stopping = threading.Event()  # set: installs under way are ended, and none starts (a bench that failed)
 
     @classmethod
     def create(cls, settings: LaunchSettings) -> "VenvLauncher":
@@ -111,12 +112,26 @@ class VenvLauncher(Launcher):
                 for argv in install.commands:
                     log.write(("$ " + " ".join(argv) + "\n").encode())
                     log.flush()
-                    if subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=install.env).returncode != 0:
+                    if self._install(argv, log, install.env) != 0:
                         raise EnvironmentFailed(f"could not create the {engine.id} environment with {install.tool}: "
                                                 f"{last_line(log_path)} (full log: {log_path})")
             faults.kill_at("venv")  # the hook: installed, not yet marked ready
             atomic.write_text(str(folder / READY), install.tool + "\n")
             self.checked.add(engine.id)
+
+    def _install(self, argv: List[str], log: Any, env: Dict[str, str]) -> int:
+        """One install command's exit status; ended early when `stopping` is set."""
+        if self.stopping.is_set():
+            raise EnvironmentFailed("cancelled: the bench stopped before its environments were made")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        while True:
+            try:
+                return process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if self.stopping.is_set():
+                    process.terminate()
+                    process.wait()
+                    raise EnvironmentFailed("cancelled: the bench stopped before its environments were made") from None
 
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
         return run_process(self.python(engine), engine, spec, io_dir, timeout, [protocol_path(self.cache)])

@@ -1,0 +1,46 @@
+"""Environments are sized before any is made: a disk too small for the engines asked is refused
+in one line, naming those that would fit, and nothing is created."""
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from coordinator import environments
+from coordinator.cli import app
+from coordinator.engines import discover
+
+
+@pytest.fixture
+def small_disk(monkeypatch):
+    """The real refusal path, with the free space the disk reports made small: 1.5 GB."""
+    monkeypatch.setattr(environments, "free_mb", lambda cache: 1500.0)
+
+
+def test_the_plan_counts_pytorch_once():
+    engines = [discover()[e] for e in ("torchscript", "executorch", "ort")]
+    planned = environments.plan(engines, cache=Path("/nonexistent/e2e-cache"))
+    sizes = {p.engine.id: p.mb for p in planned}
+    assert sizes["torchscript"] > environments.TORCH_MB  # the first that pins torch carries it
+    assert sizes["executorch"] < environments.TORCH_MB and sizes["ort"] < 1000
+
+
+@pytest.mark.parametrize("command", [["setup", "--engines", "ort,torchscript,mnn"],
+                                     ["bench", "--model", "resnet18", "--weights", "random",
+                                      "--engines", "ort,torchscript,mnn"]])
+def test_a_disk_too_small_is_refused_before_anything_is_made(command, tmp_path, small_disk):
+    cache = tmp_path / "cache"
+    extra = ["--out", str(tmp_path / "run")] if command[0] == "bench" else []
+    result = CliRunner().invoke(app, [*command, "--cache-dir", str(cache), *extra])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(" ".join(lines).split("error:")) == 2, result.output  # one error, one line (however wrapped)
+    text = " ".join(result.output.split())
+    assert "not enough disk for the engine environments" in text
+    assert "these would fit: ort, mnn" in text and "1.5 GB is free" in text
+    # nothing made: no environment, no export, no uv cache
+    assert not (cache / "venvs").exists() and not (cache / "models").exists() and not (cache / "uv").exists()
+
+
+def test_environments_that_fit_are_not_refused(tmp_path, small_disk):
+    planned = environments.plan([discover()["ort"]], tmp_path)
+    environments.check_space(planned, tmp_path)  # 0.2 GB of 1.5 GB: no error
