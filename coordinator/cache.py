@@ -3,8 +3,10 @@
 An entry is one thing made once and reused: an export (`models/`), test inputs with their
 reference outputs (`data/`), an engine's virtualenv (`venvs/`), a converted model or built
 engine (`engines/<id>/`), TVM tuning records (`engines/tvm/*.tvm-tuning`), the protocol copy
-runners import (`protocol/`), and `partial` leftovers of writers that died (shared/atomic.py
-names them; they are never read). Seals, locks and logs count with their entry.
+runners import (`protocol/`), uv's cache the environments are hard-linked from (`uv/`), and
+`partial` leftovers of writers that died (shared/atomic.py names them; they are never read).
+Seals, locks and logs count with their entry. An entry's `shared` bytes are in files with other
+hard links (uv's cache, other environments): on disk once, whatever the entries that list them.
 """
 import os
 import re
@@ -20,7 +22,7 @@ from .errors import UsageError
 from .launchers.venv import READY, VenvLauncher, broken
 
 # fleet: the files a fleet node received for its rows (coordinator/fleet/node.py), by digest
-KINDS = ("models", "data", "venvs", "engines", "tuning", "protocol", "fleet", "partial")
+KINDS = ("models", "data", "venvs", "uv", "engines", "tuning", "protocol", "fleet", "partial")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -32,6 +34,8 @@ class Entry:
     bytes: int
     age_s: float  # since it was made or last used
     state: str  # "whole", "partial", or what is wrong with it
+    shared: int = 0  # bytes in files hard-linked elsewhere too (uv's cache, another environment)
+    largest: str = ""  # an environment's largest package and its MB: what dominates it
 
 
 def entries(cache: Path, check: bool = True) -> List[Entry]:
@@ -42,8 +46,10 @@ def entries(cache: Path, check: bool = True) -> List[Entry]:
         companions = [p for p in (Path(str(path) + atomic.SEAL), path.with_name(path.name + ".log")) if p.exists()]
         inside = [path / READY, path / atomic.SEAL] if path.is_dir() else []
         age = min(now - p.lstat().st_mtime for p in [path, *companions, *inside] if p.exists())
-        found.append(Entry(kind, path.relative_to(cache).as_posix(), path, sum(_size(p) for p in [path, *companions]),
-                           age, _state(kind, path) if check else ""))
+        sizes = [_sizes(p) for p in [path, *companions]]
+        found.append(Entry(kind, path.relative_to(cache).as_posix(), path, sum(b for b, _ in sizes),
+                           age, _state(kind, path) if check else "", sum(sh for _, sh in sizes),
+                           _largest(path) if kind == "venvs" else ""))
     return sorted(found, key=lambda e: (KINDS.index(e.kind), e.name))
 
 
@@ -76,6 +82,8 @@ def parse_age(text: str) -> float:
 
 
 def _paths(cache: Path) -> Iterator[tuple]:
+    if (cache / "uv").is_dir():
+        yield "uv", cache / "uv"
     for kind in ("models", "data", "venvs", "protocol"):
         for path in _children(cache / kind):
             if not (kind == "models" and path.name == "requests") and not (kind == "venvs" and path.suffix == ".log"):
@@ -107,12 +115,53 @@ def _state(kind: str, path: Path) -> str:
         if engine is None:
             return "stale (not made for this checkout: other requirements, another Python, or another engine)"
         return broken(path, engine.requirements_path) or "whole"
+    if kind == "uv":
+        return "uv's own cache (it checks its entries itself)"
     if kind == "engines" and path.name.endswith(atomic.OWN_CACHE):
         return "the engine's own cache (it checks its entries itself)"
     return atomic.problem(str(path)) or "whole"
 
 
-def _size(path: Path) -> int:
+def on_disk(paths: Sequence[Path]) -> int:
+    """Bytes on disk under `paths`, each hard-linked file counted once (as `du` counts)."""
+    seen, total = set(), 0
+    for path in paths:
+        for f in _files(path):
+            st = f.lstat()
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def _files(path: Path) -> Iterator[Path]:
     if not path.is_dir() or path.is_symlink():
-        return path.lstat().st_size
-    return sum((Path(root) / name).lstat().st_size for root, _, names in os.walk(path) for name in names)
+        yield path
+        return
+    for root, _, names in os.walk(path):
+        for name in names:
+            yield Path(root) / name
+
+
+def _sizes(path: Path) -> tuple:
+    """(bytes, bytes in files with other hard links)."""
+    total = shared = 0
+    for f in _files(path):
+        st = f.lstat()
+        total += st.st_size
+        if st.st_nlink > 1:
+            shared += st.st_size
+    return total, shared
+
+
+def _largest(venv: Path) -> str:
+    """The environment's largest package (its top folder in site-packages) and its MB."""
+    sizes = {}
+    for site in venv.glob("lib/python*/site-packages"):
+        for top in site.iterdir():
+            if top.is_dir() and not top.name.endswith((".dist-info", "__pycache__")):
+                sizes[top.name] = _sizes(top)[0]
+    if not sizes:
+        return ""
+    name = max(sizes, key=lambda k: sizes[k])
+    return f"{name} {sizes[name] / 1e6:.0f} MB"

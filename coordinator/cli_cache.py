@@ -17,24 +17,28 @@ CacheDir = Annotated[Optional[Path], typer.Option(help="The cache [default: $E2E
 
 @app.command("list")
 def list_(cache_dir: CacheDir = None) -> None:
-    """Each entry: kind, size, age (since made or last used), and whether it is whole."""
-    from .cache import entries
+    """Each entry: kind, size (and the part shared by hard links), age (since made or last used),
+    an environment's largest package, and whether it is whole."""
+    from .cache import entries, on_disk
 
     cache = (cache_dir or default_cache()).absolute()
     with user_errors():
         found = entries(cache)
-    table = Table("kind", "entry", "size MB", "age", title=str(cache))
+    table = Table("kind", "entry", "size MB", "shared", "age", title=str(cache))
     table.add_column("state", overflow="fold")
     for e in found:
-        table.add_row(e.kind, e.name, f"{e.bytes / 1e6:.1f}", _age(e.age_s), e.state)
-    Console(width=None if console.is_terminal else 160).print(table)
-    console.print(f"{len(found)} entries, {sum(e.bytes for e in found) / 1e6:.1f} MB", markup=False)
+        table.add_row(e.kind, e.name, f"{e.bytes / 1e6:.1f}", f"{e.shared / 1e6:.1f}" if e.shared else "",
+                      _age(e.age_s), e.state + (f"; largest: {e.largest}" if e.largest else ""))
+    Console(width=None if console.is_terminal else 180).print(table)
+    # shared: in files hard-linked from uv's cache or another environment, stored once
+    console.print(f"{len(found)} entries, {sum(e.bytes for e in found) / 1e6:.1f} MB listed, "
+                  f"{on_disk([e.path for e in found]) / 1e6:.1f} MB on disk (hard links counted once)", markup=False)
 
 
 @app.command()
 def clear(
     kinds: Annotated[Optional[List[str]], typer.Argument(
-        help="models, data, venvs, engines, tuning, protocol, partial [default: all].")] = None,
+        help="models, data, venvs, uv, engines, tuning, protocol, partial [default: all].")] = None,
     older_than: Annotated[Optional[str], typer.Option(help="Only entries unused for this long: 7d, 12h, 30m.")] = None,
     cache_dir: CacheDir = None,
 ) -> None:

@@ -86,3 +86,17 @@ def test_an_engines_own_cache_is_listed_as_such_not_as_damaged(tmp_path):
     result = runner.invoke(app, ["cache", "list", "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     assert "the engine's own cache" in result.output and "not sealed" not in result.output
+
+
+def test_files_hard_linked_from_uv_s_cache_are_shared_and_on_disk_once(tmp_path):
+    cache = tmp_path / "cache"
+    (cache / "uv" / "archive").mkdir(parents=True)
+    (cache / "uv" / "archive" / "lib.so").write_bytes(b"x" * 3_000_000)
+    venv = cache / "venvs" / "ort-123"
+    (venv / "bin").mkdir(parents=True)
+    os.link(cache / "uv" / "archive" / "lib.so", venv / "bin" / "lib.so")  # as uv installs
+    result = runner.invoke(app, ["cache", "list", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    rows = {ln.split("│")[1].strip(): ln.split("│")[3:5] for ln in result.output.splitlines() if "│" in ln}
+    assert [c.strip() for c in rows["venvs"]] == ["3.0", "3.0"] and [c.strip() for c in rows["uv"]] == ["3.0", "3.0"]
+    assert "6.0 MB listed, 3.0 MB on disk (hard links counted once)" in result.output
