@@ -84,6 +84,9 @@ class BenchConfig:
     weights: str = option("'pretrained', 'random' (seeded) or a checkpoint path.", "pretrained")
     seed: int = option("Seed for random weights.", 0)
     images: Optional[Path] = option("Folder of test images.", None, shown="three shipped photographs")
+    inputs: Optional[str] = option("A model factory's example inputs, the test inputs: package.module:function "
+                                   "(returning a tensor, a tuple or a dict of tensors) or a .npz / .pt file of "
+                                   "named tensors.", None, shown="one RGB image of --input-size")
     dataset: Optional[Path] = option("COCO annotations.json (detection) or a folder of class folders "
                                      "(classification): task accuracy per engine.", None)
     calibration: Optional[Path] = option("Folder of images int8 quantization calibrates on.", None,
@@ -186,6 +189,8 @@ class BenchConfig:
             self.model = str(_absolute(self.model))
         if self.weights not in ("pretrained", "random"):
             self.weights = str(_absolute(self.weights))
+        if self.inputs and self.inputs.endswith((".npz", ".pt", ".pth")):
+            self.inputs = str(_absolute(self.inputs))
         if self.out is None:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             self.out = _absolute(Path("runs") / f"{stamp}-{model_name(self.model)}")

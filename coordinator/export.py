@@ -1,29 +1,39 @@
-"""Export once: torch -> ONNX with the TorchScript exporter, cached by content.
+"""Export once: torch -> ONNX, cached by content.
 
-The cache key covers everything the file depends on (factory, weights, input size, opset,
-exporter, torch version), so every engine and every rerun reads the same file. The dynamo
-exporter is not used: it fails on torchvision's detection models (a data-dependent guard in
-batched_nms, torch 2.14).
+The cache key covers everything the file depends on (factory, weights, input size or the user's
+example inputs, opset, exporter, torch version), so every engine and every rerun reads the same
+file. The exporters are tried in turn (coordinator/exporters.py): the TorchScript exporter first
+(the dynamo exporter fails on torchvision's detection models: a data-dependent guard in
+batched_nms, torch 2.14), the dynamo exporter where it fails; export.json says which wrote the
+file and why the others did not.
+
+A factory's model that no family claims is exported through a wrapper of tensors in and a flat
+tuple out: inputs named after its forward's parameters (or the user's dict keys), outputs after
+their place in what it returns (shared.torch_model.flatten).
 """
 import hashlib
 import json
 import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from shared import atomic
 from shared.records import write_json_atomic
+from shared.tensors import save_samples
 
-from . import tasks
+from . import example_inputs, exporters, tasks
 from .errors import UsageError
 from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, factory_root, load_weights
 from .sections import ModelInfo
+from .user_code import UserCodeError, calling, module_root, where
 
 EXPORTER = "torch.onnx.export(dynamo=False)"
 EXPORT_FORMAT = 2  # bump when the export code changes what it writes (2: the card's factory_path)
+EXAMPLE_INPUTS = "example_inputs.npz"  # a factory's inputs as the user gave them: the test inputs
+GIVE_INPUTS = ("give the model's example inputs with --inputs package.module:make_inputs (a function returning "
+               "a tensor, a tuple or a dict of tensors) or --inputs FILE.npz")
 
 
 @dataclass
@@ -61,6 +71,8 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
              "torchvision": _version("torchvision"), "format": EXPORT_FORMAT,
              # the card records where a user's factory module lives: another checkout is another export
              "factory_path": factory_root(model)}
+    if not model.task:  # a factory: exported through the flattening wrapper, on its example inputs
+        parts.update(inputs=example_inputs.identity(model.inputs) if model.inputs else "assumed image", flat=1)
     # A warm rerun finds its export from the request alone: no torch import, no weights read.
     request = cache / "models" / "requests" / f"{_key({**parts, 'weights': _request(weights, seed)})[:24]}.json"
     folder = _indexed(request, cache)
@@ -107,38 +119,46 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
     def make(tmp: str) -> None:
         import torch
 
-        log(f"Exporting {model.name} to ONNX (opset {opset}, TorchScript exporter)...")
+        log(f"Exporting {model.name} to ONNX (opset {opset})...")
         net = build(model, weights, seed)
         h, w = model.input_size
-        family = tasks.get(model.task) if model.task else _guess_family(net, h, w)
         out = Path(tmp)
         out.mkdir(mode=0o755)  # runner containers read it as their own user
         start = time.perf_counter()
-        signature = family.export_signature(h, w)
+        family, signature, example, call = _signature(model, net, h, w, log)
         inputs, outputs = signature.input_names, signature.output_names
-        # The tracer warns a screenful on torchvision detectors; keep it in export.log, not the terminal.
-        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.onnx.export(net, signature.args, str(out / "model.onnx"), dynamo=False, opset_version=opset,
-                              input_names=inputs, output_names=outputs, dynamic_axes=signature.dynamic_axes)
-        (out / "export.log").write_text("".join(
-            warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught))
+        module = net if example is None else exporters.flat_module(net, inputs, call == "keywords")
+        try:
+            done = exporters.export(module, signature.args, out / "model.onnx", opset, inputs, outputs,
+                                    signature.dynamic_axes)
+        except exporters.ExportFailed as e:
+            roots = [r for r in (module_root(model.factory.partition(":")[0]),) if r]
+            at = where(e.errors[-1].__traceback__, roots)
+            raise UserCodeError(f"exporting {model.name} to ONNX failed with every exporter: {'; '.join(e.failures)}"
+                                + (f" (at {at})" if at else "")) from e.errors[-1]
+        (out / "export.log").write_text(done.log)
         seconds = time.perf_counter() - start
         torch.save(net.state_dict(), out / "weights.pt")
+        if example is not None and model.inputs:  # the user's inputs are the test inputs
+            save_samples(str(out / EXAMPLE_INPUTS), [{n: t.numpy() for n, t in zip(inputs, example.tensors)}])
         # How to call the model and read its outputs: the runner does not import the coordinator.
         # factory_path: where a user's factory module lives, for runners in their own environment.
         card = {"factory": model.factory, "factory_path": factory_root(model), "kwargs": factory_kwargs(model),
                 "state_dict": "weights.pt",
                 "task": family.name, "input_names": inputs, "output_names": outputs, **family.torch_card()}
+        if example is not None:
+            card.update(call=call, outputs="flat")
         write_json_atomic(str(out / "torch_model.json"), card)
         info = describe_onnx(out / "model.onnx")
         info.update(onnx_file=str(folder / "model.onnx"),  # where it lives once published
-                    name=model.name, source=model.factory, task=family.name, exporter=EXPORTER,
+                    name=model.name, source=model.factory, task=family.name, exporter=done.exporter,
+                    exporters_not_used=done.not_used, example_inputs=example.source if example else "",
                     torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
         write_json_atomic(str(out / "export.json"), info)
-        log(f"Exported in {seconds:.1f} s: {folder / 'model.onnx'}")
+        why = f" ({'; '.join(done.not_used)})" if done.not_used else ""
+        log(f"Exported in {seconds:.1f} s with {done.exporter}{why}: {folder / 'model.onnx'}")
 
     atomic.ensure(str(folder), make, f"The cached ONNX export of {model.name}", log=log, phase="export")
 
@@ -182,13 +202,38 @@ def describe_onnx(path: Path) -> Dict[str, Any]:
     }
 
 
-def _guess_family(net: Any, h: int, w: int) -> tasks.Task:
-    """A user factory: the family that recognises what it returns for a (1, 3, H, W) batch."""
+def _signature(model: ModelDef, net: Any, h: int, w: int,
+               log: Any) -> Tuple[tasks.Task, tasks.ExportSignature, Optional[example_inputs.ExampleInputs], str]:
+    """(family, export signature, the example inputs of a flat export or None, how the model is
+    called). A zoo model's family gives all; a factory's model is run once on its example inputs
+    (the user's, or one image assumed) and is exported flat unless a family claims its output."""
     import torch
 
-    with torch.no_grad():
-        out = net(torch.rand(1, 3, h, w))
-    return tasks.for_torch_output(out)
+    from shared import torch_model
+
+    if model.task:
+        family = tasks.get(model.task)
+        return family, family.export_signature(h, w), None, family.torch_call
+    module = model.factory.partition(":")[0]
+    if model.inputs:
+        example = example_inputs.load(model.inputs, net)
+        what, hint = f"the model's forward on --inputs {model.inputs}", ""
+    else:
+        example = example_inputs.assumed_image(h, w)
+        log(f"No --inputs: assuming the model takes one RGB image of {h}x{w} (float NCHW, batch 1)")
+        what, hint = f"the model's forward on one RGB image of {h}x{w} (assumed)", GIVE_INPUTS
+    call = "keywords" if example.keywords else "tensors"
+    with torch.no_grad(), calling(what, module, type(net).__module__, hint=hint):
+        out = torch_model.call(net, call, example.tensors, example.names)
+    family = tasks.for_torch_output(out) if not model.inputs else tasks.get(tasks.FALLBACK)
+    if family.name != tasks.FALLBACK:  # a family's own export (a detector built by a factory)
+        return family, family.export_signature(h, w), None, family.torch_call
+    outputs = [name for name, _ in torch_model.flatten(out)]
+    if not outputs:
+        raise UserCodeError(f"{what}: the model returned a {type(out).__name__} holding no tensor")
+    # the batch axis is dynamic where there is one, so that a batched sweep can stack inputs
+    dynamic = {n: {0: "batch"} for n, t in zip(example.names, example.tensors) if t.dim() >= 1}
+    return family, tasks.ExportSignature(tuple(example.tensors), example.names, outputs, dynamic), example, call
 
 
 def _key(parts: Dict[str, Any]) -> str:

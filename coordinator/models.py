@@ -5,13 +5,15 @@ Only `build()` imports torch, so listing models and reading ONNX files stays lig
 import hashlib
 import socket
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from shared import torch_model
 
+from . import example_inputs
 from .errors import UsageError
+from .user_code import calling, extra_hint
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class ModelDef:
     task: str  # a model family in coordinator/tasks/; "" for a factory: guessed from its output
     input_size: Tuple[int, int]  # H, W of the test inputs
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed with weights=None
+    inputs: str = ""  # a factory's example inputs (--inputs): package.module:function or a file
 
     @property
     def torchvision_name(self) -> Optional[str]:
@@ -84,8 +87,12 @@ def model_name(spec: str) -> str:
     return spec if spec in REGISTRY else spec.replace(":", ".")
 
 
-def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None) -> ModelSource:
-    """`faster_rcnn`, `path/to/model.onnx`, or `package.module:factory`."""
+def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None, inputs: Optional[str] = None) -> ModelSource:
+    """`faster_rcnn`, `path/to/model.onnx`, or `package.module:factory` (with `inputs`, its
+    example inputs)."""
+    if inputs and (spec.endswith(".onnx") or spec in REGISTRY):
+        raise UsageError("--inputs gives the example inputs of a model factory (--model package.module:factory); "
+                         f"{spec} takes {'its own' if spec.endswith('.onnx') else 'images'}")
     if spec.endswith(".onnx"):
         path = Path(spec)
         if not path.is_file():
@@ -99,7 +106,10 @@ def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None) -> ModelSou
         raise UsageError(f"unknown model {spec!r}; valid: {', '.join(REGISTRY)}, "
                          "a path ending in .onnx, or package.module:factory")
     if input_size:
-        model = ModelDef(model.name, model.factory, model.task, input_size, model.kwargs)
+        model = replace(model, input_size=input_size)
+    if inputs:
+        example_inputs.check(inputs)
+        model = replace(model, inputs=inputs)
     return ModelSource(model=model)
 
 
@@ -164,15 +174,18 @@ def build(model: ModelDef, weights: Weights, seed: int) -> Any:
     import torch
 
     module_name, _, attr = model.factory.partition(":")
-    try:
-        factory = getattr(torch_model.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise UsageError(f"cannot import model factory {model.factory}: {e}") from None
+    with calling(f"importing the model factory's module {module_name}", module_name):
+        try:
+            factory = getattr(torch_model.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise UsageError(f"cannot import model factory {model.factory}: {e}{extra_hint(e)}") from None
     torch.manual_seed(seed)
     kwargs = factory_kwargs(model)
-    with warnings.catch_warnings(), torch_model.pil_kept():
+    with warnings.catch_warnings(), torch_model.pil_kept(), calling(f"the model factory {model.factory}", module_name):
         warnings.simplefilter("ignore")
         net = factory(**kwargs)
+    if not isinstance(net, torch.nn.Module):
+        raise UsageError(f"the model factory {model.factory} returned a {type(net).__name__}, not a torch.nn.Module")
     if weights.state_dict is not None:
         try:
             net.load_state_dict(weights.state_dict)

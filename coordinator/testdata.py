@@ -9,11 +9,11 @@ import numpy as np
 
 from shared import atomic
 from shared.records import write_json_atomic
-from shared.tensors import save_samples
+from shared.tensors import load_samples, save_samples
 
 from .dataset import Dataset
 from .errors import UsageError
-from .export import Artifact
+from .export import EXAMPLE_INPUTS, Artifact
 from .sections import DataInfo
 
 DEFAULT_IMAGES = Path(__file__).parent / "data" / "images"
@@ -37,6 +37,9 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
     for f in files:
         digest.update(f.name.encode() + f.read_bytes())
     labels = [dataset.kind, dataset.labels, dataset.image_ids] if dataset else None
+    given = artifact.dir / EXAMPLE_INPUTS  # a factory's --inputs: they are the test inputs
+    if given.is_file():
+        digest.update(given.read_bytes())
     digest.update(json.dumps([input_size, artifact.task, labels, PREPROCESS_FORMAT]).encode())
     # Keyed by the ONNX file too: the reference outputs saved here depend on the weights.
     data_dir = cache / "data" / f"{artifact.info.sha256[:16]}-{digest.hexdigest()[:16]}"
@@ -46,7 +49,10 @@ def prepare(artifact: Artifact, images: Optional[Path], input_size: Tuple[int, i
         out = Path(tmp)
         out.mkdir(mode=0o755)
         evaluation: Dict[str, Any] = {}
-        if _takes_images(artifact):
+        if given.is_file():
+            samples, how = load_samples(str(given)), "as given"
+            source, listed = f"the model's example inputs (--inputs {artifact.info.example_inputs})", []
+        elif _takes_images(artifact):
             samples, how, sizes = _preprocess(files, artifact, input_size)
             source = dataset.source if dataset else "shipped photographs (CC0 / public domain)" \
                 if images is None else str(folder)
@@ -124,7 +130,8 @@ def _random_inputs(artifact: Artifact, count: int) -> Tuple[List[Dict[str, np.nd
     """For models that take no image (an ONNX file given as is): seeded standard-normal tensors,
     dynamic dims set to 1."""
     rng = np.random.default_rng(0)
-    dtypes = {"float": np.float32, "double": np.float64, "float16": np.float16, "int64": np.int64, "int32": np.int32}
+    dtypes = {"float": np.float32, "double": np.float64, "float16": np.float16, "int64": np.int64, "int32": np.int32,
+              "bool": np.bool_}
     samples = []
     for _ in range(count):
         sample = {}
@@ -132,9 +139,14 @@ def _random_inputs(artifact: Artifact, count: int) -> Tuple[List[Dict[str, np.nd
             if t.dtype not in dtypes:
                 raise UsageError(f"input {t.name!r} has type {t.dtype}, which e2e cannot make inputs for")
             shape = [d if isinstance(d, int) and d > 0 else 1 for d in t.shape]
-            sample[t.name] = rng.standard_normal(shape).astype(dtypes[t.dtype])
+            if t.dtype == "bool":  # a mask: everything attended to
+                sample[t.name] = np.ones(shape, dtype=bool)
+            elif t.dtype.startswith("int"):  # ids: 0 and 1 are valid in any vocabulary or table
+                sample[t.name] = rng.integers(0, 2, shape).astype(dtypes[t.dtype])
+            else:
+                sample[t.name] = rng.standard_normal(shape).astype(dtypes[t.dtype])
         samples.append(sample)
-    return samples, "standard normal, seed 0, dynamic dims set to 1"
+    return samples, "standard normal (integers 0 or 1, masks all true), seed 0, dynamic dims set to 1"
 
 
 def _load_rgb(path: Path) -> Any:

@@ -17,11 +17,13 @@ from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from .errors import EngineUnavailable, ProtocolError
 
-# `call`: model(*tensors), or model([chw, ...]) as torchvision's detectors take images.
-# `outputs`: a tensor or a tuple of them in output-name order, the first of a list of dicts, or a
-# dict (torchvision's segmenters), each by output name.
-CALLS = ("tensors", "list_of_images")
-OUTPUTS = ("tensors", "first_dict", "dict")
+# `call`: model(*tensors), model(**{input name: tensor}) (a user's inputs given as a dict of the
+# forward's parameters), or model([chw, ...]) as torchvision's detectors take images.
+# `outputs`: a tensor or a tuple of them in output-name order, the first of a list of dicts, a
+# dict (torchvision's segmenters) by output name, or any nesting of tuples, lists and dicts of
+# tensors flattened in order (`flatten`: a user's model of any output structure).
+CALLS = ("tensors", "keywords", "list_of_images")
+OUTPUTS = ("tensors", "first_dict", "dict", "flat")
 
 
 def calling_convention(card: Dict[str, Any]) -> Tuple[str, str]:
@@ -153,13 +155,33 @@ def prepare(runner: Any) -> Tuple[Any, Dict[str, Any], Tuple[Any, ...]]:
     return as_tuple_module(model.to(runner.device), card), card, example
 
 
-def call(model: Any, call_as: str, tensors: Sequence[Any]) -> Any:
-    """The model called as its card says, on tensors in input-name order."""
+def call(model: Any, call_as: str, tensors: Sequence[Any], names: Sequence[str] = ()) -> Any:
+    """The model called as its card says, on tensors in input-name order (`names`)."""
+    if call_as == "keywords":
+        return model(**dict(zip(names, tensors)))
     return model(list(tensors)) if call_as == "list_of_images" else model(*tensors)
+
+
+def flatten(out: Any, prefix: str = "output") -> List[Tuple[str, Any]]:
+    """(name, tensor) for every tensor in a nesting of tuples, lists and dicts, depth first in
+    their own order (a dict's insertion order): a tensor alone is `output`, a tuple's items
+    `output_0`, `output_1`, a dict's values their keys, nested names joined by a dot. Leaves
+    that are not tensors (None, numbers) are left out: an engine has no such output."""
+    if hasattr(out, "shape") and hasattr(out, "dtype"):
+        return [(prefix, out)]
+    if isinstance(out, dict):
+        top = prefix == "output"
+        return [pair for key, value in out.items()
+                for pair in flatten(value, str(key) if top else "{}.{}".format(prefix, key))]
+    if isinstance(out, (tuple, list)):
+        return [pair for i, value in enumerate(out) for pair in flatten(value, "{}_{}".format(prefix, i))]
+    return []
 
 
 def output_tensors(out: Any, outputs: str, names: Sequence[str]) -> List[Any]:
     """The model's outputs as tensors in output-name order."""
+    if outputs == "flat":
+        return [t for _, t in flatten(out)]
     if outputs == "first_dict":
         return [out[0][name] for name in names]
     if outputs == "dict":
@@ -174,6 +196,7 @@ def as_tuple_module(model: Any, card: Dict[str, Any]) -> Any:
 
     call_as, outputs = calling_convention(card)
     names = list(card["output_names"])
+    inputs = list(card.get("input_names", ()))
 
     class TupleOut(nn.Module):
         def __init__(self) -> None:
@@ -181,6 +204,6 @@ def as_tuple_module(model: Any, card: Dict[str, Any]) -> Any:
             self.model = model
 
         def forward(self, *tensors: Any) -> Tuple[Any, ...]:
-            return tuple(output_tensors(call(self.model, call_as, tensors), outputs, names))
+            return tuple(output_tensors(call(self.model, call_as, tensors, inputs), outputs, names))
 
     return TupleOut().eval()

@@ -46,7 +46,7 @@ class TorchRunner(Runner):
 
         with torch.inference_mode():
             tensors = [torch.from_numpy(a).to(self.device) for a in feeds.values()]
-            out = torch_model.call(self.model, self.call, tensors)
+            out = torch_model.call(self.model, self.call, tensors, list(feeds))
             outs = torch_model.output_tensors(out, self.returns, self.output_names)
             return {n: t.cpu().numpy().copy() for n, t in zip(self.output_names, outs)}
 

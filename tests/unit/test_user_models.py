@@ -1,0 +1,118 @@
+"""A model a user brings: whatever their code raises ends in one line (what failed, their
+exception, the last frame in their file) and exit 1, never a traceback; inputs and outputs of
+any structure are named and flattened in a stable order."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from coordinator import example_inputs
+from coordinator.cli import app
+from coordinator.user_code import extra_hint
+from shared import torch_model
+
+FIXTURES = "tests.fixtures.user_models"
+runner = CliRunner()
+
+
+def bench(tmp_path, model, *args):
+    return runner.invoke(app, ["bench", "--model", f"{FIXTURES}:{model}", *args, "--engines", "torch",
+                               "--weights", "random", "--cache-dir", str(tmp_path / "cache"),
+                               "--out", str(tmp_path / "run")])
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert result.output.rstrip().endswith(errors[0]), result.output  # and nothing after it
+    return errors[0]
+
+
+@pytest.mark.parametrize("model, args, expected", [
+    ("factory_raises", [], ["the model factory tests.fixtures.user_models:factory_raises failed: ValueError: "
+                            "no checkpoint configured (at ", "user_models.py:", "in factory_raises)"]),
+    ("not_a_module", [], ["the model factory tests.fixtures.user_models:not_a_module returned a dict, "
+                          "not a torch.nn.Module"]),
+    ("small_video", ["--inputs", f"{FIXTURES}:inputs_raise"],
+     ["the inputs function tests.fixtures.user_models:inputs_raise failed: RuntimeError: dataset not mounted (at ",
+      "in inputs_raise)"]),
+    ("small_video", ["--input-size", "32x32"],
+     ["the model's forward on one RGB image of 32x32 (assumed) failed: RuntimeError: ", "resnet.py:",
+      "give the model's example inputs with --inputs package.module:make_inputs"]),
+    ("unexportable", ["--inputs", f"{FIXTURES}:square_matrices"],
+     ["failed with every exporter: torch.onnx.export(dynamo=False): UnsupportedOperatorError: ",
+      "aten::linalg_eigvals", "torch.onnx.export(dynamo=True): "]),
+])
+def test_a_user_error_is_one_line_and_exit_1(tmp_path, model, args, expected):
+    line = one_error_line(bench(tmp_path, model, *args))
+    for part in expected:
+        assert part in line, line
+    assert not list((tmp_path / "cache").glob("models/*/model.onnx"))  # nothing half-made is published
+
+
+def test_debug_shows_the_users_traceback(tmp_path):
+    result = runner.invoke(app, ["--debug", "bench", "--model", f"{FIXTURES}:factory_raises", "--engines", "torch",
+                                 "--weights", "random", "--cache-dir", str(tmp_path / "cache"),
+                                 "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception.__cause__, ValueError)  # the user's own exception, chained
+
+
+def test_a_missing_optional_package_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ultralytics", None)  # as if not installed
+    result = runner.invoke(app, ["bench", "--model", "yolov8n", "--engines", "torch", "--weights", "random",
+                                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+    assert "pip install 'e2e[yolo]'" in one_error_line(result)
+    assert extra_hint(ModuleNotFoundError("No module named 'transformers'", name="transformers")) == \
+        "; pip install 'e2e[transformers]'"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "resnet18", "--inputs", "x.npz"], "--inputs gives the example inputs of a model factory"),
+    (["--model", f"{FIXTURES}:dict_head", "--inputs", "nowhere.npz"], "--inputs: no such file: /"),
+    (["--model", f"{FIXTURES}:dict_head", "--inputs", "no_colon"], "expected package.module:function or a .npz"),
+])
+def test_bad_inputs_option(tmp_path, args, message):
+    result = runner.invoke(app, ["bench", *args, "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r")])
+    assert message in one_error_line(result)
+
+
+class TwoIn(torch.nn.Module):
+    def forward(self, image1, image2, scale=1.0):
+        return image1 - image2
+
+
+def test_inputs_are_named_after_the_forward_or_the_dict():
+    pair = example_inputs._normalise((torch.zeros(1), torch.ones(1)), TwoIn(), "f")
+    assert pair.names == ["image1", "image2"] and not pair.keywords
+    named = example_inputs._normalise({"image2": np.ones(1, np.int64), "image1": torch.zeros(1)}, TwoIn(), "f")
+    assert named.names == ["image2", "image1"] and named.keywords  # by keyword: any order
+    other = example_inputs._normalise({"a": torch.zeros(1), "b": torch.zeros(1)}, TwoIn(), "f")
+    assert other.names == ["a", "b"] and not other.keywords  # not the forward's names: in order
+    assert named.tensors[0].dtype == torch.int64
+
+
+def test_inputs_from_a_file(tmp_path):
+    np.savez(tmp_path / "x.npz", input_ids=np.arange(4)[None], attention_mask=np.ones((1, 4), bool))
+    got = example_inputs.load(str(tmp_path / "x.npz"), TwoIn())
+    assert got.names == ["input_ids", "attention_mask"] and got.tensors[1].dtype == torch.bool
+    torch.save({"image1": torch.zeros(2)}, tmp_path / "x.pt")
+    assert example_inputs.load(str(tmp_path / "x.pt"), TwoIn()).keywords
+
+
+def test_outputs_of_any_structure_flatten_in_a_stable_order():
+    t = torch.zeros(1)
+    assert [n for n, _ in torch_model.flatten(t)] == ["output"]
+    assert [n for n, _ in torch_model.flatten((t, [t, t]))] == ["output_0", "output_1_0", "output_1_1"]
+    out = {"logits": t, "hidden": (t, t), "aux": {"a": t}, "none": None}
+    assert [n for n, _ in torch_model.flatten(out)] == ["logits", "hidden_0", "hidden_1", "aux.a"]
+
+
+def test_the_torch_runner_calls_by_keyword_and_reads_flat_outputs():
+    card = {"call": "keywords", "outputs": "flat", "input_names": ["image2", "image1"], "output_names": ["output"]}
+    module = torch_model.as_tuple_module(TwoIn(), card)
+    assert module(torch.ones(1), torch.zeros(1))[0].item() == -1.0  # image2=1, image1=0
