@@ -103,6 +103,7 @@ def make(launcher: VenvLauncher, planned: Sequence[Planned], report: Callable[[s
     fails meanwhile exits at once (`cancelled_on_error` ends the installs under way)."""
     waiting = list(planned)
     lock = threading.Lock()
+    started, left = time.perf_counter(), [len(planned)]
 
     def one(p: Planned) -> float:
         started = time.perf_counter()
@@ -131,6 +132,11 @@ def make(launcher: VenvLauncher, planned: Sequence[Planned], report: Callable[[s
                 future.set_result(one(p))
             except BaseException as e:  # handed to whoever waits on it
                 future.set_exception(e)
+            with lock:
+                left[0] -= 1
+                if not left[0]:  # benchmarks/first_run.py reads this line
+                    report(f"  environments: {len(planned)} made in {time.perf_counter() - started:.0f} s, "
+                           f"{workers} at once")
 
     for n in range(min(workers, len(planned))):
         threading.Thread(target=worker, daemon=True, name=f"environment-{n + 1}").start()
