@@ -1,6 +1,6 @@
 """What ppl.nn v0.9.2's x86 engine is given in place of what it lacks or mishandles, each an equivalent
 of what it replaces (runners/openppl/README.md). Found on torchvision's Faster R-CNN at opset 11: each
-one is the next thing that stopped the engine once the ones before it were in place.
+one is the next thing that stopped the engine, or made its output wrong, once the ones before it were in place.
 
 Imports `onnx` lazily; the runner calls `for_x86` on the model before ppl.nn loads it.
 """
@@ -12,7 +12,8 @@ IDENTITY = "Identity readers->its input"
 RESIZE = "Resize half_pixel->pytorch_half_pixel"
 EMPTY_SHAPE = "ConstantOfShape(empty shape)->constant"
 RANGE = "Range int32->int64"
-REWRITES = [RECIPROCAL, IDENTITY, RESIZE, EMPTY_SHAPE, RANGE]
+PAD = "Pad(empty constant_value)->omitted"
+REWRITES = [RECIPROCAL, IDENTITY, RESIZE, EMPTY_SHAPE, RANGE, PAD]
 
 
 def for_x86(model: Any) -> Dict[str, int]:
@@ -37,7 +38,8 @@ def for_x86(model: Any) -> Dict[str, int]:
             RECIPROCAL: _reciprocals_as_divisions(model, types),
             IDENTITY: _identities_bypassed(model),
             RESIZE: _resize_half_pixel(model),
-            RANGE: _int32_ranges(model, types)}
+            RANGE: _int32_ranges(model, types),
+            PAD: _pads_without_empty_value(model)}
     if done[EMPTY_SHAPE]:
         _drop_dead_nodes(model.graph)
     return {name: count for name, count in done.items() if count}
@@ -168,6 +170,23 @@ def _int32_ranges(model: Any, types: Dict[str, int]) -> int:
             count += 1
         if count > before:
             _set_nodes(graph, nodes)
+    return count
+
+
+def _pads_without_empty_value(model: Any) -> int:
+    """torch's export gives Pad an empty-named constant_value (`Pad(x, pads, "")`: 0 by default). ppl.nn
+    makes that input a null tensor, and X86Kernel::CanDoExecute (engines/x86/kernel.cc:41-49), which
+    the x86 Pad kernel does not override, skips any kernel with a null input, silently: the output is
+    allocated and never written, so Faster R-CNN's padded image is whatever the buffer held. ONNX lets
+    trailing optional inputs be left out, which is the same Pad: the kernel then takes its 0 default."""
+    count = 0
+    for graph in graphs(model.graph):
+        for node in graph.node:
+            if _op(node) != "Pad" or not node.input or node.input[-1]:
+                continue
+            while node.input and not node.input[-1]:
+                del node.input[-1]
+            count += 1
     return count
 
 

@@ -1,7 +1,9 @@
 """The OpenPPL runner's rewrites for ppl.nn's x86 engine (runners/openppl/rewrites.py), each on a tiny
 graph of the pattern torchvision's Faster R-CNN has. Checked here without ppl.nn: the rewritten graph
 is valid ONNX, the pattern is gone, and ONNX's reference evaluator gives the same outputs, bit for bit
-(tests/docker/test_openppl.py runs the Reciprocal one in the real image)."""
+(tests/docker/test_openppl.py runs the Reciprocal one in the real image). The Pad one is checked with
+ONNX Runtime too, in the ort engine's environment where e2e has made it."""
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,9 @@ import pytest
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 
+from coordinator.engines import discover
+from coordinator.launchers import VenvLauncher
+from coordinator.launchers.venv import READY
 from tests.unit.test_runner_modules import load_runner
 
 rewrites = load_runner(Path(__file__).parents[2] / "runners" / "openppl" / "rewrites.py")
@@ -112,6 +117,62 @@ def test_an_int32_range_runs_in_int64():
     feeds = {"start": np.array(-3, np.int32), "limit": np.array(2 ** 31 - 1, np.int32), "delta": np.array(2 ** 29, np.int32)}
     assert _rewrite_and_compare(model, feeds) == {rewrites.RANGE: 1}
     assert _ops(model) == ["Cast", "Cast", "Cast", "Range", "Cast"] and model.graph.node[-1].name == "/Range"
+
+
+@pytest.fixture(scope="module")
+def ort_python(cache):
+    """The ort engine's environment, made already (the tests never make it: minutes, and PyPI)."""
+    engine = discover()["ort"]
+    launcher = VenvLauncher(cache)
+    if not (launcher.env_dir(engine) / READY).is_file():
+        pytest.skip("no ort environment yet (`e2e bench --engines ort` or the integration tests make it)")
+    return launcher.python(engine)
+
+
+ORT_RUN = """import sys, numpy as np, onnxruntime as ort
+feeds = dict(np.load(sys.argv[2]))
+for i, path in enumerate(sys.argv[3:]):
+    outputs = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.savez(sys.argv[1] + str(i), *outputs)
+"""
+
+
+def _ort_outputs(python, models, feeds, folder):
+    """Each model's outputs from ONNX Runtime on `feeds`, run in the ort environment."""
+    paths = []
+    for i, model in enumerate(models):
+        paths.append(str(folder / f"model{i}.onnx"))
+        onnx.save(model, paths[-1])
+    np.savez(folder / "feeds.npz", **feeds)
+    subprocess.run([str(python), "-c", ORT_RUN, str(folder / "out"), str(folder / "feeds.npz"), *paths], check=True)
+    return [[got[k] for k in sorted(got.files, key=lambda k: int(k.split("_")[1]))]
+            for got in (np.load(folder / f"out{i}.npz") for i in range(len(models)))]
+
+
+def test_a_pad_loses_its_empty_constant_value(ort_python, tmp_path):
+    # torchvision's transform: the image padded at the end of H and W to a multiple of 32, the pads
+    # computed from its shape at run time, and torch's export names no constant_value ("")
+    image = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, None, None])
+    ints = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Slice", ["shape", "one", "three", "zero"], ["hw"]),
+             helper.make_node("Add", ["hw", "stride_1"], ["hw_up"]), helper.make_node("Div", ["hw_up", "stride"], ["n"]),
+             helper.make_node("Mul", ["n", "stride"], ["padded"]), helper.make_node("Sub", ["padded", "hw"], ["grow"]),
+             helper.make_node("Concat", ["none", "grow"], ["pads"], axis=0),
+             helper.make_node("Pad", ["x", "pads", ""], ["y"], name="/transform/Pad", mode="constant")]
+    model = _model(nodes, [image], [("y", TensorProto.FLOAT, [3, None, None])],
+                   [ints("one", [1]), ints("three", [3]), ints("zero", [0]), ints("stride", [32]),
+                    ints("stride_1", [31]), ints("none", [0, 0, 0, 0])])
+    before = onnx.ModelProto()
+    before.CopyFrom(model)
+    x = np.random.default_rng(0).normal(size=(3, 37, 45)).astype(np.float32)
+    x[0, 0, :4] = [-0.0, 1e-40, np.inf, -3e38]
+    assert _rewrite_and_compare(model, {"x": x}) == {rewrites.PAD: 1}
+    assert list(model.graph.node[-1].input) == ["x", "pads"] and model.graph.node[-1].name == "/transform/Pad"
+    (expected,), (got,) = _ort_outputs(ort_python, [before, model], {"x": x}, tmp_path)
+    assert got.dtype == expected.dtype and got.shape == expected.shape == (3, 64, 64)
+    assert got.tobytes() == expected.tobytes()  # bit for bit, signed zeros and the denormal included
+    assert np.array_equal(got[:, :37, :45], x) and not got[:, 37:].any() and not got[:, :, 45:].any()
 
 
 def test_a_model_without_any_of_them_is_left_as_it_is():
