@@ -72,7 +72,7 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
              # the card records where a user's factory module lives: another checkout is another export
              "factory_path": factory_root(model)}
     if not model.task:  # a factory: exported through the flattening wrapper, on its example inputs
-        parts.update(inputs=example_inputs.identity(model.inputs) if model.inputs else "assumed image", flat=1)
+        parts.update(inputs=example_inputs.identity(model.inputs) if model.inputs else "assumed image", flat=2)
     # A warm rerun finds its export from the request alone: no torch import, no weights read.
     request = cache / "models" / "requests" / f"{_key({**parts, 'weights': _request(weights, seed)})[:24]}.json"
     folder = _indexed(request, cache)
@@ -233,6 +233,8 @@ def _signature(model: ModelDef, net: Any, h: int, w: int,
         raise UserCodeError(f"{what}: the model returned a {type(out).__name__} holding no tensor")
     # the batch axis is dynamic where there is one, so that a batched sweep can stack inputs
     dynamic = {n: {0: "batch"} for n, t in zip(example.names, example.tensors) if t.dim() >= 1}
+    if len(dynamic) == len(example.names):  # every input has one: the outputs are batched alike
+        dynamic.update({n: {0: "batch"} for n, t in torch_model.flatten(out) if t.dim() >= 1})
     return family, tasks.ExportSignature(tuple(example.tensors), example.names, outputs, dynamic), example, call
 
 

@@ -59,9 +59,11 @@ def render(report: Report, run_dir: Path) -> str:
         f"- {m.name} from `{m.source}`, weights: {m.weights.kind} ({m.weights.detail})",
         f"- ONNX opset {m.opset}, {m.exporter}, {m.file_bytes / 2**20:.1f} MiB, sha256 {m.sha256[:16]}…,"
         f" {m.nodes} nodes",
+        *(f"- not exported with {why}" for why in m.exporters_not_used),
         f"- inputs: {', '.join(_tensor(t) for t in m.inputs)}; outputs: {', '.join(_tensor(t) for t in m.outputs)}",
+        *([f"- example inputs: {m.example_inputs}"] if m.example_inputs else []),
         "", "## Test data", "",
-        f"- {data.count} images from {data.source}: {data.preprocessing}",
+        f"- {data.count} {'images' if data.images else 'samples'} from {data.source}: {data.preprocessing}",
         "", "## Outputs (parity with PyTorch)", "",
     ]
     for r in report.results:
