@@ -123,8 +123,9 @@ class ModelInfo(Section):
     source: str  # the factory, or the ONNX file's path
     task: str  # the model family (coordinator/tasks/)
     exporter: str
-    exporters_not_used: List[str] = field(default_factory=list)  # "exporter: why not", tried before `exporter`
-    example_inputs: str = ""  # a factory's: the --inputs given, or what e2e assumed
+    # these two: exports since e2e tried several exporters (None in an older report, kept so)
+    exporters_not_used: Optional[List[str]] = None  # "exporter: why not", tried before `exporter`
+    example_inputs: Optional[str] = None  # a factory's: the --inputs given, or what e2e assumed
     torch: Optional[str] = None  # these four: exports only, not an ONNX file given as is
     export_seconds: Optional[float] = None
     input_size: Optional[List[int]] = None

@@ -59,7 +59,7 @@ def render(report: Report, run_dir: Path) -> str:
         f"- {m.name} from `{m.source}`, weights: {m.weights.kind} ({m.weights.detail})",
         f"- ONNX opset {m.opset}, {m.exporter}, {m.file_bytes / 2**20:.1f} MiB, sha256 {m.sha256[:16]}…,"
         f" {m.nodes} nodes",
-        *(f"- not exported with {why}" for why in m.exporters_not_used),
+        *(f"- not exported with {why}" for why in m.exporters_not_used or ()),
         f"- inputs: {', '.join(_tensor(t) for t in m.inputs)}; outputs: {', '.join(_tensor(t) for t in m.outputs)}",
         *([f"- example inputs: {m.example_inputs}"] if m.example_inputs else []),
         "", "## Test data", "",
