@@ -44,3 +44,30 @@ def test_a_disk_too_small_is_refused_before_anything_is_made(command, tmp_path, 
 def test_environments_that_fit_are_not_refused(tmp_path, small_disk):
     planned = environments.plan([discover()["ort"]], tmp_path)
     environments.check_space(planned, tmp_path)  # 0.2 GB of 1.5 GB: no error
+
+
+def test_environments_are_made_side_by_side_and_a_stopped_bench_ends_them(tmp_path, monkeypatch):
+    """Three at once; `cancel` (a bench that failed before it needed them) ends the installs under way."""
+    import time
+
+    from coordinator.launchers import VenvLauncher, venv
+
+    monkeypatch.setattr(venv, "install_plan", lambda folder, requirements, cache: venv.Install(
+        "fake", [["sleep", "30"]]))
+    launcher = VenvLauncher(tmp_path, log=lambda _: None)
+    engines = [discover()[e] for e in ("ort", "mnn", "openvino", "tvm")]
+    planned = environments.plan(engines, tmp_path)
+    lines = []
+    futures = environments.make(launcher, planned, lines.append)
+    time.sleep(1.0)
+    assert sum(f.running() for f in futures.values()) == environments.WORKERS  # the fourth waits
+    started = time.perf_counter()
+    for future in futures.values():
+        future.cancel()
+    launcher.stopping.set()
+    for future in futures.values():
+        if not future.cancelled():
+            with pytest.raises(Exception, match="cancelled"):
+                future.result(timeout=10)
+    assert time.perf_counter() - started < 5  # the sleeps were ended, not waited for
+    assert not any((tmp_path / "venvs" / p.folder.name / ".e2e-ready").exists() for p in planned)
