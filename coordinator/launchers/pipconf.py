@@ -3,6 +3,7 @@ find-links, trusted hosts, constraints, the certificate bundle and proxies. Mirr
 air-gapped setups configured for pip then keep working when uv makes an environment."""
 import ast
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -83,11 +84,16 @@ def read(environ: Optional[Mapping[str, str]] = None) -> PipSettings:
     """The settings pip would use now: `pip config list`, which includes the PIP_* variables; the
     variables alone when pip cannot be run."""
     environ = os.environ if environ is None else environ
-    try:
-        listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
-                                 env=dict(environ), timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        listing = ""
+    listing = ""
+    # this Python's pip, else the one on PATH (a virtualenv made by uv has none)
+    for pip in ([sys.executable, "-m", "pip"], [shutil.which("pip") or "pip"]):
+        try:
+            listing = subprocess.run([*pip, "config", "list"], capture_output=True, text=True, env=dict(environ),
+                                     timeout=60).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if listing.strip():
+            break
     if not listing.strip():
         listing = "\n".join(f":env:.{k[4:].lower().replace('_', '-')}={v!r}"
                             for k, v in environ.items() if k.startswith("PIP_"))
