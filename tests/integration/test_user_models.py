@@ -1,7 +1,9 @@
 """Models a user brings, through the real venv launcher on ort and openvino, parity passed: a
 vision transformer (exported with the attention fast path off), a video classifier and a
 two-input optical-flow model with their inputs functions, a dict of outputs from token ids and a
-bool mask, and a model only the dynamo exporter writes. Small, seeded-random models."""
+bool mask, a model only the dynamo exporter writes, and transformers' BERT and GPT-2 built from
+their configs (token ids + attention mask). Small, seeded-random models."""
+import importlib.util
 import json
 
 import pytest
@@ -25,11 +27,17 @@ M = "tests.fixtures.user_models"
     ("dict_head", ["--inputs", f"{M}:token_inputs"], exporters.TORCHSCRIPT,
      {"input_ids": ("int64", [1, 8]), "attention_mask": ("bool", [1, 8])}, ["logits", "hidden_0", "hidden_1"]),
     ("dynamo_only", ["--input-size", "32x32"], exporters.DYNAMO, {"input": ("float", [1, 3, 32, 32])}, ["output"]),
+    *(pytest.param(f"coordinator.hf_models:{factory}", ["--inputs", "coordinator.hf_models:token_ids"],
+                   exporters.TORCHSCRIPT, {"input_ids": ("int64", [1, 16]), "attention_mask": ("int64", [1, 16])},
+                   outputs, marks=pytest.mark.skipif(not importlib.util.find_spec("transformers"),
+                                                     reason="pip install 'e2e[transformers]'"))
+      for factory, outputs in (("bert_encoder", ["last_hidden_state", "pooler_output"]),
+                               ("gpt2_decoder", ["last_hidden_state"]))),
 ])
 def test_a_users_model_runs_on_ort_and_openvino_with_parity(tmp_path, cache, model, args, exporter, inputs, outputs):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "bench", "--model", f"{M}:{model}", *args, "--engines", "torch,ort,openvino", "--weights", "random",
+        "bench", "--model", model if ":" in model else f"{M}:{model}", *args, "--engines", "torch,ort,openvino", "--weights", "random",
         "--warmup", "1", "--iterations", "3", "--schedule", "sequential", "--launcher", "venv", "--device", "cpu",
         "--out", str(out), "--cache-dir", str(cache)])
     assert result.exit_code == 0, result.output

@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from coordinator import example_inputs
 from coordinator.cli import app
-from coordinator.user_code import extra_hint
 from shared import torch_model
 
 FIXTURES = "tests.fixtures.user_models"
@@ -67,8 +66,13 @@ def test_a_missing_optional_package_names_the_extra(tmp_path, monkeypatch):
     result = runner.invoke(app, ["bench", "--model", "yolov8n", "--engines", "torch", "--weights", "random",
                                  "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
     assert "pip install 'e2e[yolo]'" in one_error_line(result)
-    assert extra_hint(ModuleNotFoundError("No module named 'transformers'", name="transformers")) == \
-        "; pip install 'e2e[transformers]'"
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    result = runner.invoke(app, ["bench", "--model", "coordinator.hf_models:bert_encoder", "--inputs",
+                                 "coordinator.hf_models:token_ids", "--engines", "torch", "--weights", "random",
+                                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+    line = one_error_line(result)
+    assert "the model factory coordinator.hf_models:bert_encoder failed: ModuleNotFoundError" in line
+    assert line.endswith("pip install 'e2e[transformers]'") and "hf_models.py:" in line
 
 
 @pytest.mark.parametrize("args, message", [
