@@ -62,7 +62,12 @@ def build(card_path: str) -> Tuple[Any, Dict[str, Any]]:
 
     card = read_card(card_path)
     state = torch.load(state_dict_path(card_path, card), map_location="cpu", weights_only=True)
-    return _with_weights(_factory(card), card["kwargs"], state).eval(), card
+    try:
+        return _with_weights(_factory(card), card["kwargs"], state).eval(), card
+    except ModuleNotFoundError as e:  # the factory imports what it needs when called (transformers)
+        raise EngineUnavailable("the model's factory {} needs the package {!r}, which this engine's environment "
+                                "lacks: install it there, or run the engines that take the ONNX file".format(
+                                    card["factory"], e.name)) from None
 
 
 @contextlib.contextmanager
