@@ -95,6 +95,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     elif artifact.info.weights.kind == "random":
         report.notes.append("Weights are seeded random (" + artifact.info.weights.detail + "): speed "
                             "and parity figures are valid, task accuracy is not meaningful.")
+    if not resume and source.model is not None and source.model.note:  # a zoo model not quite its name
+        report.notes.append(source.model.note)
     why = cfg.sequential_because()
     if why and cfg.schedule == "interleaved":
         report.notes.append(f"Rows ran one after the other ({why}): each row's figures are of its own time window, "

@@ -101,7 +101,7 @@ def _normalise(value: Any, net: Any, spec: str) -> ExampleInputs:
         if isinstance(v, np.ndarray):
             return torch.from_numpy(v)
         if isinstance(v, torch.Tensor):
-            return v
+            return v.detach().cpu()  # exported and saved as numpy on the CPU
         raise UserCodeError(f"--inputs {spec}: {name} is a {type(v).__name__}; expected a tensor, a tuple or "
                             "a dict of tensors (or numpy arrays)")
 

@@ -24,6 +24,7 @@ class ModelDef:
     input_size: Tuple[int, int]  # H, W of the test inputs
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed with weights=None
     inputs: str = ""  # a factory's example inputs (--inputs): package.module:function or a file
+    note: str = ""  # what the report must say of the model (a zoo model that is not what its name suggests)
 
     @property
     def torchvision_name(self) -> Optional[str]:
@@ -61,6 +62,11 @@ REGISTRY: Dict[str, ModelDef] = {m.name: m for m in (
     # Ultralytics' network from its YAML, seeded random weights (--weights PATH for a state dict)
     *(ModelDef(n, "ultralytics.nn.tasks:DetectionModel", "yolo", (640, 640), {"cfg": f"{n}.yaml", "verbose": False})
       for n in ("yolov8n", "yolo11n")),
+    # cfg/models/v5/yolov5.yaml at scale n: Ultralytics' YOLOv5 backbone with its v8 head, same host pre/post
+    ModelDef("yolov5n", "ultralytics.nn.tasks:DetectionModel", "yolo", (640, 640),
+             {"cfg": "yolov5n.yaml", "verbose": False},
+             note="yolov5n is Ultralytics' YOLOv5u (cfg/models/v5/yolov5.yaml, scale n): the YOLOv5 backbone with "
+                  "the anchor-free head of YOLOv8, not the original anchor-based YOLOv5"),
     _cls("resnet18", "resnet18"),
     _cls("resnet50", "resnet50"),
     _cls("mobilenet_v3_large", "mobilenet_v3_large"),

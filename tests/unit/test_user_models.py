@@ -120,3 +120,15 @@ def test_the_torch_runner_calls_by_keyword_and_reads_flat_outputs():
     card = {"call": "keywords", "outputs": "flat", "input_names": ["image2", "image1"], "output_names": ["output"]}
     module = torch_model.as_tuple_module(TwoIn(), card)
     assert module(torch.ones(1), torch.zeros(1))[0].item() == -1.0  # image2=1, image1=0
+
+
+def test_yolov5n_is_ultralytics_anchor_free_v5_and_says_so():
+    pytest.importorskip("ultralytics")
+    from coordinator import models
+
+    model = models.REGISTRY["yolov5n"]
+    net = models.build(model, models.Weights("random", "seed=0"), 0)
+    assert type(net.model[-1]).__name__ == "Detect" and hasattr(net.model[-1], "dfl")  # v8's anchor-free head
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 64, 64))[0].shape == (1, 84, 84)  # 4 box + 80 classes, 64 anchors + 16 + 4
+    assert "not the original anchor-based YOLOv5" in model.note
