@@ -23,10 +23,11 @@ WORKERS = 3  # at once: creation waits on the network and the disk, not on the C
 RESERVE_MB = 1000  # kept free for the export, the inputs, the converted models and the run folder
 # PyTorch with its CUDA libraries, as pip resolves torch on Linux: stored once by hard links
 TORCH_MB = 5400
-# Each environment's own files beside that, in MB on disk, measured here (Python 3.11, x86_64,
-# made by uv); GPU engines' figures are estimates from their wheels' sizes (no GPU here).
-KNOWN_MB = {"ort": 215, "openvino": 530, "tvm": 615, "iree": 615, "mnn": 190, "ncnn": 200, "litert": 2580,
-            "triton": 480, "torchscript": 180, "inductor": 180, "executorch": 730, "ort_cuda": 3600,
+# Each environment's own files beside that, in MB, measured here (`e2e setup --engines all`:
+# Python 3.11, x86_64, uv; the ten took 9.5 GB on disk together); GPU engines' figures are
+# estimates from their wheels' sizes (no GPU here).
+KNOWN_MB = {"ort": 160, "openvino": 410, "tvm": 530, "iree": 510, "mnn": 140, "ncnn": 205, "litert": 2365,
+            "triton": 410, "torchscript": 215, "inductor": 215, "executorch": 560, "ort_cuda": 3600,
             "ort_trt": 3600, "trt": 3200, "torch_tensorrt": 2600}
 UNKNOWN_MB = 1000  # an engine not in the table
 
