@@ -150,15 +150,18 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
             card.update(call=call, outputs="flat")
         write_json_atomic(str(out / "torch_model.json"), card)
         info = describe_onnx(out / "model.onnx")
+        exporter = done.exporter
+        if info["opset"] != opset:  # the dynamo exporter writes 18 where converting down fails
+            exporter += f" (wrote opset {info['opset']}: converting to the {opset} asked failed)"
         info.update(onnx_file=str(folder / "model.onnx"),  # where it lives once published
-                    name=model.name, source=model.factory, task=family.name, exporter=done.exporter,
+                    name=model.name, source=model.factory, task=family.name, exporter=exporter,
                     exporters_not_used=done.not_used, example_inputs=example.source if example else "",
                     torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
         write_json_atomic(str(out / "export.json"), info)
         why = f" ({'; '.join(done.not_used)})" if done.not_used else ""
-        log(f"Exported in {seconds:.1f} s with {done.exporter}{why}: {folder / 'model.onnx'}")
+        log(f"Exported in {seconds:.1f} s with {exporter}{why}: {folder / 'model.onnx'}")
 
     atomic.ensure(str(folder), make, f"The cached ONNX export of {model.name}", log=log, phase="export")
 

@@ -63,7 +63,7 @@ def render(report: Report, run_dir: Path) -> str:
         f"- inputs: {', '.join(_tensor(t) for t in m.inputs)}; outputs: {', '.join(_tensor(t) for t in m.outputs)}",
         *([f"- example inputs: {m.example_inputs}"] if m.example_inputs else []),
         "", "## Test data", "",
-        f"- {data.count} {'images' if data.images else 'samples'} from {data.source}: {data.preprocessing}",
+        f"- {data.count} {'images' if data.images else 'samples' if data.count != 1 else 'sample'} from {data.source}: {data.preprocessing}",
         "", "## Outputs (parity with PyTorch)", "",
     ]
     for r in report.results:
