@@ -27,10 +27,13 @@ def setup(
     with user_errors():
         selected = registry.select(engines)
         launchers = create_all(LaunchSettings(cache, None, lambda _: None))
-        planned = plan(needed(selected, launcher, device, cache, launchers), cache)
+        wanted = needed(selected, launcher, device, cache, launchers)
+        planned = plan(wanted, cache)
         check_space(planned, cache)
-    if not planned:
-        console.print("Every environment is made already.", markup=False)
+    if not planned:  # `e2e engines` says why an engine needs none here (its image, no GPU, ...)
+        console.print(f"{len(wanted)} environment(s) needed here, all made already, in {cache / 'venvs'}"
+                      if wanted else "None of these engines runs in a virtualenv here (see `e2e engines`).",
+                      markup=False)
         return
     lines = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} MB"),

@@ -71,3 +71,20 @@ def test_environments_are_made_side_by_side_and_a_stopped_bench_ends_them(tmp_pa
                 future.result(timeout=10)
     assert time.perf_counter() - started < 5  # the sleeps were ended, not waited for
     assert not any((tmp_path / "venvs" / p.folder.name / ".e2e-ready").exists() for p in planned)
+
+
+def test_setup_makes_the_environments_asked_with_a_line_each(tmp_path, monkeypatch):
+    import sys
+
+    from coordinator.launchers import venv
+
+    monkeypatch.setattr(venv, "install_plan", lambda folder, requirements, cache: venv.Install(
+        "fake", [[sys.executable, "-m", "venv", "--without-pip", str(folder)]]))
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(app, ["setup", "--engines", "ort,mnn,torch", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "environment ort ready in" in text and "environment mnn ready in" in text, result.output
+    assert "environments: 2 made in" in text  # torch runs in e2e's own Python: none for it
+    assert venv.made_by(cache / "venvs" / next(p.name for p in (cache / "venvs").glob("onnxruntime-*")
+                                               if p.is_dir())) == "fake"
