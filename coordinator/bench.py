@@ -61,7 +61,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     log = functools.partial(console.print, markup=False, highlight=False)
     fleet = join_fleet(cfg) if cfg.hosts else None  # before the export: a wrong cluster fails at once
     # sized against the free disk (one line if they cannot fit), then made while the model exports
-    ahead = None if cfg.hosts else Ahead(selected, cfg.launcher, cfg.device or "cpu", cfg.cache_dir, log)
+    ahead = None if cfg.hosts else Ahead(selected, cfg.launcher, cfg.device or "cpu", cfg.cache_dir, log,
+                                         cfg.memory_limit)
     started = time.perf_counter()
     phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
 

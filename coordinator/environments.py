@@ -169,12 +169,13 @@ class Ahead:
     """A bench's environments, sized then started before its export; `wait` before timing."""
 
     def __init__(self, engines: Sequence[Engine], launcher_name: str, device: str, cache: Path,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], memory_limit_mb: Optional[int] = None) -> None:
         # Lines wait until the export is done (`wait`): a command that fails meanwhile says one line.
         self.lines: List[str] = []
         self.log = log
         self.guard = threading.Lock()
-        self.launchers = create_all(LaunchSettings(cache, None, self.say))  # the bench uses these (the same venv launcher)
+        # the bench's launchers: the venv launcher that makes the environments is the one its rows ask
+        self.launchers = create_all(LaunchSettings(cache, memory_limit_mb, self.say))
         wanted = needed(engines, launcher_name, device, cache, self.launchers)
         planned = plan(wanted, cache)
         check_space(planned, cache)
