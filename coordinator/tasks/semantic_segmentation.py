@@ -30,7 +30,10 @@ class SemanticSegmentation(Task):
     draws = True
 
     def claims_torch_output(self, output: Any) -> bool:
-        return isinstance(output, dict) and OUTPUT in output
+        # torchvision's segmenters' structure only: `out` (and `aux`), class maps of the image's
+        # size; any other dict of tensors is a user's, flattened and compared elementwise
+        return (isinstance(output, dict) and OUTPUT in output and set(output) <= {OUTPUT, "aux"}
+                and getattr(output[OUTPUT], "ndim", 0) == 4)
 
     def export_signature(self, height: int, width: int) -> ExportSignature:
         import torch

@@ -132,3 +132,12 @@ def test_yolov5n_is_ultralytics_anchor_free_v5_and_says_so():
     with torch.no_grad():
         assert net(torch.rand(1, 3, 64, 64))[0].shape == (1, 84, 84)  # 4 box + 80 classes, 64 anchors + 16 + 4
     assert "not the original anchor-based YOLOv5" in model.note
+
+
+def test_a_family_claims_a_factorys_outputs_only_when_their_structure_matches():
+    from coordinator import tasks
+
+    maps = torch.zeros(1, 21, 8, 8)
+    assert tasks.for_torch_output({"out": maps, "aux": maps}).name == "semantic_segmentation"
+    assert tasks.for_torch_output({"out": maps, "embedding": torch.zeros(1, 4)}).name == "generic"
+    assert tasks.for_torch_output({"out": torch.zeros(1, 4)}).name == "generic"
