@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shared import atomic
+from shared.environment import cpu_flags
 from shared.errors import E2EError
 from shared.result import RunResult
 from shared.spec import PRECISIONS, RunSpec
@@ -31,6 +32,7 @@ from .fleet.cluster import Node
 from .launchers import EnvironmentFailed, LaunchSettings, Launcher, choose, create_all
 from .launchers.process import start_overhead
 from .parity import tolerance_precision
+from .precisions import AUTO, accelerated, for_engine
 from .points import Point, grown, points
 from .tuning import TUNED, best as best_options, candidates, record
 from .progress import watch_progress
@@ -120,7 +122,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         with progress:
             sweep = points(cfg.scenarios, cfg.batch, cfg.concurrency)
             kinds = list(ctx.fleet_nodes) or [""]
-            queues = {kind: [(e, p, pt) for e in selected for p in cfg.precisions for pt in sweep
+            native = accelerated(cfg.device, cpu_flags(), host.nvidia_gpus()) if AUTO in cfg.precisions else []
+            queues = {kind: [(e, p, pt) for e in selected for p in for_engine(cfg.precisions, e.precisions, native)
+                             for pt in sweep
                              if row_key(e.id, p, pt, "", kind) not in done] for kind in kinds}
             work = _Work(ctx, progress, progress.add_task("engines", total=sum(map(len, queues.values()))), done)
             interleaved = cfg.sequential_because() is None

@@ -113,8 +113,8 @@ def _change(old: Optional[Row], new: Optional[Row], threshold: float) -> Change:
     reasons = []
     if c.status_a == "ok" and c.status_b != "ok":
         reasons.append(f"was ok, now {c.status_b}")
-    a_ref = old.rounds.vs_reference if old and old.rounds and old.engine != REFERENCE else None
-    b_ref = new.rounds.vs_reference if new and new.rounds and new.engine != REFERENCE else None
+    a_ref = old.rounds.vs_reference if old and old.rounds and not old.is_reference() else None
+    b_ref = new.rounds.vs_reference if new and new.rounds and not new.is_reference() else None
     if a_ref is not None and b_ref is not None and b_ref.low > 0:
         c.speedup_a, c.speedup_b = a_ref.value, b_ref.value
         c.relative_ci = (a_ref.low / b_ref.high, a_ref.high / b_ref.low)

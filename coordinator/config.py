@@ -14,6 +14,7 @@ from . import host
 from .errors import UsageError
 from .launchers.registry import AUTO, names as launcher_names
 from .models import model_name
+from .precisions import AUTO as AUTO_PRECISION
 
 SCHEDULES = ("interleaved", "sequential")
 # Row outcomes `--fail-on` can turn into a non-zero exit status (see README, "Exit status").
@@ -45,7 +46,9 @@ class BenchConfig:
     model: str = option("Zoo name, path/to/model.onnx, or package.module:factory.", flags=("--model", "-m"))
     engines: str = option("'all' or a comma list (see `e2e engines`).", "all", flags=("--engines", "-e"))
     device: Optional[str] = option("cpu, cuda or cuda:N.", None, shown="cuda:0 if an NVIDIA GPU is visible, else cpu")
-    precisions: List[str] = option("Comma list of fp32, fp16, bf16, int8: one row per engine and precision.",
+    precisions: List[str] = option("Comma list of fp32, fp16, bf16, int8: one row per engine and precision; auto: "
+                                   "fp32 and each precision this device accelerates (bf16 with AVX512-BF16 or AMX, "
+                                   "int8 with VNNI or AMX, fp16/bf16 on a GPU) on every engine that offers it.",
                                    factory=lambda: ["fp32"], flags=("--precision",))
     scenarios: List[str] = option("Comma list: latency (one request at a time), throughput (requests in flight, "
                                   "samples/s); one row per engine, precision and point.", factory=lambda: ["latency"],
@@ -131,9 +134,10 @@ class BenchConfig:
         return None
 
     def __post_init__(self) -> None:
-        bad = [p for p in self.precisions if p not in PRECISIONS]
+        bad = [p for p in self.precisions if p not in PRECISIONS and p != AUTO_PRECISION]
         if bad or not self.precisions:
-            raise UsageError(f"unknown precision {', '.join(bad) or '(none)'}; valid: {', '.join(PRECISIONS)}")
+            raise UsageError(f"unknown precision {', '.join(bad) or '(none)'}; valid: {', '.join(PRECISIONS)}, "
+                             f"{AUTO_PRECISION} (fp32 and what this device accelerates, on each engine that offers it)")
         if self.device is None:
             self.device = "cuda:0" if host.nvidia_gpus() else "cpu"
         elif self.device == "cuda":

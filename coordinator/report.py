@@ -63,6 +63,11 @@ class Row(RunResult):
     def point(self) -> Point:
         return Point(self.scenario, self.batch_size, self.concurrency_requested)
 
+    def is_reference(self) -> bool:
+        """PyTorch at fp32 (at any point): what the other rows' outputs and speed are held against.
+        A PyTorch row at bf16 is a row like any other."""
+        return self.engine == REFERENCE and self.precision_requested == "fp32" and not self.variant
+
     def key(self) -> tuple:
         """What identifies the row in a run (resume) and across runs (compare)."""
         return row_key(self.engine, self.precision_requested, self.point(), self.variant, self.machine)
@@ -104,7 +109,7 @@ class Row(RunResult):
     def speedup_text(self) -> str:
         """Interleaved: the paired speed-up over the reference with its interval, "1.52x [1.50–1.54]"."""
         e = self.rounds.vs_reference if self.rounds else None
-        return e.text(unit="x") if e is not None and self.engine != REFERENCE else ""
+        return e.text(unit="x") if e is not None and not self.is_reference() else ""
 
     def imprecise(self) -> bool:
         """An ok row whose median (sequential) or ratios (interleaved) are not known to the
@@ -164,7 +169,7 @@ class Row(RunResult):
 
     def verdict(self) -> str:
         if self.parity is None:
-            return "reference" if self.engine == REFERENCE and self.status == "ok" else "-"
+            return "reference" if self.is_reference() and self.status == "ok" else "-"
         return verdict(self.parity)
 
 

@@ -3,13 +3,10 @@ hardware favours that no row tried. A pure function of the report."""
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from .engines import REFERENCE
+from .precisions import accelerated, why
 from .report import Report, Row
 from .run.round_stats import Estimate, estimate, paired
 
-# CPU flags (as /proc/cpuinfo spells them) -> the precision they accelerate
-ACCELERATES = (("amx_bf16", "bf16"), ("avx512_bf16", "bf16"), ("amx_int8", "int8"), ("avx512_vnni", "int8"),
-               ("avx_vnni", "int8"))
 
 
 @dataclass
@@ -98,7 +95,7 @@ def passing(r: Row, accuracy_budget: Optional[float] = None) -> bool:
     if r.status != "ok" or r.latency_ms is None:
         return False
     if r.parity is None:
-        return r.engine == REFERENCE
+        return r.is_reference()
     within = accuracy_budget is not None and r.accuracy is not None and r.accuracy.drop is not None \
         and r.accuracy.drop <= accuracy_budget
     return r.parity.passed or within
@@ -112,7 +109,7 @@ def decide(report: Report) -> Verdict:
             and not r.machine]
     ranked = sorted(rows, key=lambda r: r.latency_ms.p50)  # type: ignore[union-attr]
     same_point = [r for r in report.results if r.status == "ok" and r.scenario == "latency" and r.batch_size == 1
-                  and not r.machine and (r.parity is not None or r.engine == REFERENCE)]
+                  and not r.machine and (r.parity is not None or r.is_reference())]
     v = Verdict(ranked=ranked, untried=untried(report), front=pareto_front(same_point),
                 costs=costs(report, report.setup.setting("price_per_hour")))
     if not ranked:
@@ -130,12 +127,12 @@ def decide(report: Report) -> Verdict:
 
 
 def untried(report: Report) -> List[str]:
-    """Precisions this CPU accelerates that no ok row ran at."""
-    flags = set(report.device.cpu_flags or [])
+    """Precisions the run's device accelerates that no ok row ran at."""
+    flags, device = report.device.cpu_flags or [], report.setup.setting("device") or "cpu"
     ran = {r.precision for r in report.results if r.status == "ok"}
     out = []
-    for precision in dict.fromkeys(p for f, p in ACCELERATES if f in flags):
+    for precision in accelerated(device, flags, [g.to_dict() for g in report.device.gpus]):
         if precision not in ran:
-            named = ", ".join(f for f, p in ACCELERATES if p == precision and f in flags)
-            out.append(f"this CPU has {named} and no {precision} row ran (try --precision fp32,{precision}).")
+            has = f"this CPU has {why(precision, flags)}" if device == "cpu" else f"this GPU runs {precision} natively"
+            out.append(f"{has} and no {precision} row ran (try --precision auto).")
     return out

@@ -35,7 +35,8 @@ def cpu_model() -> str:
 
 def cpu_flags() -> List[str]:
     """The instruction-set flags that decide which kernels (and precisions) engines pick."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8")
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8",
+              "amx_fp16")
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

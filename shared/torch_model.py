@@ -142,6 +142,70 @@ def fp32_math(device: Any) -> Dict[str, Any]:
     return read
 
 
+# bf16 and fp16 run as PyTorch's own mixed precision: autocast, which casts each op's inputs by
+# its policy (convolutions and matrix products in the lower type, reductions and softmax kept in
+# fp32), so any model runs, detectors' box arithmetic included; its outputs come back as fp32.
+REDUCED = {"bf16": "bfloat16", "fp16": "float16"}
+# the ops whose output type says what the arithmetic ran in (as seen under inference_mode)
+ARITHMETIC = ("conv1d", "conv2d", "conv3d", "convolution", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "linear", "mm", "addmm", "bmm", "baddbmm", "matmul",
+              "scaled_dot_product_attention")
+DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def autocast(runner: Any) -> Any:
+    """The context one call of the model runs in at the spec's precision (`runner.device` set):
+    autocast to bf16 or fp16, nothing at fp32. A fresh one each call: autocast's state is per
+    thread, and a throughput loop calls from several."""
+    import torch
+
+    if runner.spec.precision not in REDUCED:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=runner.device.type, dtype=getattr(torch, REDUCED[runner.spec.precision]))
+
+
+def ran_in(runner: Any, run: Any) -> str:
+    """The row's precision, read back from one call (`run()`, in the model's autocast): the spec's
+    when its type did the arithmetic (all of it, or part: `runner.precision_detail` has the
+    counts), fp32 when none did. Sets `runner.precision_detail`."""
+    kind, counts = read_back(run)
+    runner.precision_detail = {"arithmetic_ops_by_type": counts, "how": "autocast"}
+    wanted = REDUCED.get(runner.spec.precision, "float32")
+    return runner.spec.precision if kind == runner.spec.precision or (kind == "mixed" and wanted in counts) \
+        else (kind if kind in DTYPES.values() else "fp32")
+
+
+def read_back(run: Any) -> Tuple[str, Dict[str, int]]:
+    """What one call's convolutions and matrix products ran in (`run()` makes the call, in the
+    model's autocast): the precision ("mixed" when they differ, "" when the model has none) and
+    the count of such ops per type, as PyTorch's dispatcher saw them."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: Dict[str, int] = {}
+
+    class Seen(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket.__name__ in ARITHMETIC and isinstance(out, torch.Tensor):
+                name = str(out.dtype).replace("torch.", "")
+                seen[name] = seen.get(name, 0) + 1
+            return out
+
+    with Seen():
+        run()
+    kinds = {DTYPES.get(k, k) for k in seen}
+    return (kinds.pop() if len(kinds) == 1 else "mixed" if kinds else ""), seen
+
+
+def host_arrays(tensors: Sequence[Any]) -> List[Any]:
+    """Tensors as numpy arrays the caller may keep: on the host, and fp32 where autocast left
+    bf16 or fp16 (numpy has no bf16; parity compares against fp32)."""
+    import torch
+
+    return [(t.float() if t.dtype in (torch.bfloat16, torch.float16) else t).cpu().numpy().copy() for t in tensors]
+
+
 def prepare(runner: Any) -> Tuple[Any, Dict[str, Any], Tuple[Any, ...]]:
     """What every runner that compiles the PyTorch model does first: torch's threads at the
     spec's budget (inter-op 1, as for every engine), `runner.device`, full fp32 math (read back

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .. import charts, pictures, sweep
-from ..engines import REFERENCE
 from ..report import Report, Row
 from ..verdict import decide
 from ._text import divergence_lines, drift_rows, ms, parity_text, phases_text
@@ -59,7 +58,7 @@ def _decision(report: Report) -> Dict[str, Any]:
     bars = []
     for r in v.ranked:
         # the interval paired within rounds; PyTorch's own is 1 by definition, nothing to draw
-        e = r.rounds.vs_reference if r.rounds and r.engine != REFERENCE else None
+        e = r.rounds.vs_reference if r.rounds and not r.is_reference() else None
         x = report.speedup(r)
         if x:
             bars.append((r.label(), x, (e.low, e.high) if e and e.known() else None))

@@ -92,13 +92,22 @@ class InductorRunner(Runner):
             compiled_on="each of the {} test input(s) once, in stage compile".format(len(self.samples)),
             **_capture_report(counters), cache_dir=self.cache_dir, compiler=_compiler(o.backend, self.device))
         self.precision = "fp32"
+        if self.spec.precision in torch_model.REDUCED:
+            # Dynamo captures the autocast region and Inductor compiles its casts: what the
+            # arithmetic runs in is the eager model's under the same autocast, read back there.
+            self.settings["autocast"] = torch_model.REDUCED[self.spec.precision] + " (read back on the eager model)"
+
+            def eager() -> None:
+                with torch.inference_mode(), torch_model.autocast(self):
+                    module(*[torch.from_numpy(a).to(self.device) for a in self.samples[0].values()])
+            self.precision = torch_model.ran_in(self, eager)
 
     def infer_impl(self, feeds: Sample) -> List[Any]:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_model.autocast(self):
             outs = self.compiled(*[torch.from_numpy(a).to(self.device) for a in feeds.values()])
-            return [t.cpu().numpy().copy() for t in outs]
+            return torch_model.host_arrays(outs)
 
     def outputs_impl(self, raw: List[Any]) -> Sample:
         return dict(zip(self.output_names, raw))

@@ -40,15 +40,18 @@ class TorchRunner(Runner):
         self.settings.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
                              mode="eager, torch.inference_mode")
         self.precision = "fp32"
+        if self.spec.precision in torch_model.REDUCED:  # autocast: read back what the arithmetic ran in
+            self.settings["autocast"] = torch_model.REDUCED[self.spec.precision]
+            self.precision = torch_model.ran_in(self, lambda: self.infer_impl(self.samples[0]))
 
     def infer_impl(self, feeds: Sample) -> Sample:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_model.autocast(self):
             tensors = [torch.from_numpy(a).to(self.device) for a in feeds.values()]
             out = torch_model.call(self.model, self.call, tensors, list(feeds))
             outs = torch_model.output_tensors(out, self.returns, self.output_names)
-            return {n: t.cpu().numpy().copy() for n, t in zip(self.output_names, outs)}
+            return dict(zip(self.output_names, torch_model.host_arrays(outs)))
 
     def instrument_impl(self, on: bool) -> None:
         """A torchvision detector defines its phases: `transform` (resize, normalise), the

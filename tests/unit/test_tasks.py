@@ -13,6 +13,7 @@ from coordinator import models, tasks
 from coordinator.dataset import Dataset
 from coordinator.errors import UsageError
 from coordinator.export import Artifact
+from shared import RunSpec
 
 ROOT = Path(__file__).parents[2]
 
@@ -170,6 +171,7 @@ def test_the_torch_runner_calls_as_the_card_says_and_times_a_models_phases():
     runner.model, runner.device, runner.phase_ms, runner._hooks = Detector(), torch.device("cpu"), {}, []
     runner.call, runner.returns = "list_of_images", "first_dict"
     runner.output_names = ["scores", "boxes"]
+    runner.spec = RunSpec(engine="torch", model_path="torch_model.json", inputs_path="inputs.npz")
     runner.instrument_impl(True)
     out = runner.infer_impl({"images": np.ones((1, 2, 4), np.float32)})
     runner.instrument_impl(False)

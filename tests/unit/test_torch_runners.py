@@ -126,3 +126,29 @@ def test_importing_a_model_package_leaves_pil_as_it_was(tmp_path, monkeypatch):
     before = Image.open
     torch_model.import_module("patching_models")
     assert Image.open is before
+
+
+@pytest.mark.parametrize("precision, expected", [("fp32", "fp32"), ("bf16", "bf16")])
+def test_autocast_precision_is_read_back_from_the_arithmetic_that_ran(precision, expected):
+    import types
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2)).eval()
+    runner = types.SimpleNamespace(spec=types.SimpleNamespace(precision=precision), device=torch.device("cpu"),
+                                   precision_detail={})
+
+    def call():
+        with torch.inference_mode(), torch_model.autocast(runner):
+            return model(torch.ones(1, 3, 8, 8))
+
+    call()  # LazyLinear takes its shape
+    assert torch_model.ran_in(runner, call) == expected
+    counts = runner.precision_detail["arithmetic_ops_by_type"]
+    assert counts == {"float32" if expected == "fp32" else "bfloat16": 2}
+    out = torch_model.host_arrays([call()])[0]
+    assert out.dtype == np.float32  # numpy has no bf16: parity compares fp32
+    # a model with no convolution or matrix product did its arithmetic in fp32, whatever was asked
+    assert torch_model.ran_in(runner, lambda: torch.ones(3) * 2) == "fp32"
