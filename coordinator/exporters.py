@@ -1,11 +1,13 @@
 """torch -> ONNX by the first way that works, saying which and why not the others.
 
 1. The TorchScript exporter (`dynamo=False`): what every zoo model exports with.
-2. The same with the attention fast path off: `nn.MultiheadAttention` in eval mode takes a fused
-   kernel (`aten::_native_multi_head_attention`) that the TorchScript exporter cannot write;
-   with the fast path off it traces the plain attention ops (torchvision's vision transformer).
+2. The same with the attention fast path off: `nn.MultiheadAttention` and
+   `nn.TransformerEncoderLayer` in eval mode take fused kernels (`aten::_native_multi_head_attention`,
+   `aten::_transformer_encoder_layer_fwd`) that the TorchScript exporter cannot write; with the
+   fast path off they trace the plain ops (torchvision's vision transformer).
 3. The dynamo exporter (`dynamo=True`, `torch.export`-based), given `dynamic_shapes` (it cannot
    convert the `dynamic_axes` the first two take for a module of `*tensors`). It needs onnxscript.
+   A dim the model specialises comes out static (torch 2.14 relaxes it rather than failing).
 """
 import contextlib
 import io
@@ -61,12 +63,14 @@ def export(net: Any, args: Tuple[Any, ...], path: Path, opset: int, input_names:
         dims: Dict[str, Any] = {}
         shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in
                         dynamic_axes.get(n, {}).items()} or None for n in input_names)
+        if _varargs(net):
+            shapes = (shapes,)
         torch.onnx.export(net, args, str(path), dynamo=True, opset_version=opset, input_names=input_names,
-                          output_names=output_names, dynamic_shapes=(shapes,) if _varargs(net) else shapes,
-                          verbose=False)
+                          output_names=output_names, dynamic_shapes=shapes, verbose=False)
 
     attempts: List[Tuple[str, Callable[[], None]]] = [(TORCHSCRIPT, torchscript), (NO_FASTPATH, no_fastpath),
                                                       (DYNAMO, dynamo)]
+
     failures: List[str] = []
     errors: List[BaseException] = []
     log = io.StringIO()

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from coordinator import example_inputs
+from coordinator import example_inputs, exporters
 from coordinator.cli import app
 from shared import torch_model
 
@@ -141,3 +141,30 @@ def test_a_family_claims_a_factorys_outputs_only_when_their_structure_matches():
     assert tasks.for_torch_output({"out": maps, "aux": maps}).name == "semantic_segmentation"
     assert tasks.for_torch_output({"out": maps, "embedding": torch.zeros(1, 4)}).name == "generic"
     assert tasks.for_torch_output({"out": torch.zeros(1, 4)}).name == "generic"
+
+
+class Attention(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class LogAddExp(torch.nn.Module):
+    def forward(self, x):
+        return torch.logaddexp(x, -x)
+
+
+@pytest.mark.parametrize("net, shape, used, not_used", [
+    (Attention(), (1, 4, 16), exporters.NO_FASTPATH, ["aten::_transformer_encoder_layer_fwd"]),
+    (LogAddExp(), (1, 8), exporters.DYNAMO, ["aten::logaddexp"]),
+])
+def test_the_export_finds_a_way_and_says_why_not_the_others(tmp_path, net, shape, used, not_used):
+    done = exporters.export(net.eval(), (torch.rand(*shape),), tmp_path / "m.onnx", 17, ["x"], ["y"],
+                            {"x": {0: "batch"}})
+    assert done.exporter == used and (tmp_path / "m.onnx").is_file()
+    assert len(done.not_used) == len(not_used)
+    for why, expected in zip(done.not_used, not_used):
+        assert expected in why
