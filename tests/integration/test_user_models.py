@@ -37,9 +37,9 @@ M = "tests.fixtures.user_models"
 def test_a_users_model_runs_on_ort_and_openvino_with_parity(tmp_path, cache, model, args, exporter, inputs, outputs):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "bench", "--model", model if ":" in model else f"{M}:{model}", *args, "--engines", "torch,ort,openvino", "--weights", "random",
-        "--warmup", "1", "--iterations", "3", "--schedule", "sequential", "--launcher", "venv", "--device", "cpu",
-        "--out", str(out), "--cache-dir", str(cache)])
+        "bench", "--model", model if ":" in model else f"{M}:{model}", *args, "--engines", "torch,ort,openvino",
+        "--weights", "random", "--warmup", "1", "--iterations", "3", "--schedule", "sequential", "--launcher", "venv",
+        "--device", "cpu", "--out", str(out), "--cache-dir", str(cache)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     m = report["model"]
