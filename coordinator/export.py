@@ -29,6 +29,8 @@ from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, facto
 from .sections import ModelInfo
 from .user_code import UserCodeError, calling, module_root, where
 
+# In the cache key: the first exporter tried (coordinator/exporters.py). A model it writes is
+# written as before the others were tried, so the exports cached then stay valid.
 EXPORTER = "torch.onnx.export(dynamo=False)"
 EXPORT_FORMAT = 2  # bump when the export code changes what it writes (2: the card's factory_path)
 EXAMPLE_INPUTS = "example_inputs.npz"  # a factory's inputs as the user gave them: the test inputs
@@ -132,7 +134,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
             done = exporters.export(module, signature.args, out / "model.onnx", opset, inputs, outputs,
                                     signature.dynamic_axes)
         except exporters.ExportFailed as e:
-            roots = [r for r in (module_root(model.factory.partition(":")[0]),) if r]
+            roots = [r for r in map(module_root, (model.factory.partition(":")[0], type(net).__module__)) if r]
             at = where(e.errors[-1].__traceback__, roots)
             raise UserCodeError(f"exporting {model.name} to ONNX failed with every exporter: {'; '.join(e.failures)}"
                                 + (f" (at {at})" if at else "")) from e.errors[-1]
