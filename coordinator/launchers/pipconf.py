@@ -22,6 +22,7 @@ class PipSettings:
     constraints: List[str] = field(default_factory=list)
     cert: Optional[str] = None
     proxy: Optional[str] = None
+    timeout: Optional[str] = None  # seconds
     no_index: bool = False
 
     @classmethod
@@ -49,6 +50,7 @@ class PipSettings:
         return cls(index_url=get("index-url"), extra_index_urls=many("extra-index-url"),
                    find_links=many("find-links"), trusted_hosts=many("trusted-host"),
                    constraints=many("constraint"), cert=get("cert"), proxy=get("proxy"),
+                   timeout=get("default-timeout") or get("timeout"),
                    no_index=(get("no-index") or "").lower() in ("1", "true", "yes", "on"))
 
     def uv_arguments(self) -> List[str]:
@@ -71,12 +73,14 @@ class PipSettings:
         return args
 
     def uv_environment(self) -> Dict[str, str]:
-        """Variables for uv: the certificate bundle (uv trusts its own roots otherwise) and the proxy."""
+        """Variables for uv: the certificate bundle (uv trusts its own roots otherwise), the proxy, the timeout."""
         env: Dict[str, str] = {}
         if self.cert:
             env["SSL_CERT_FILE"] = self.cert
         if self.proxy:
             env["HTTPS_PROXY"] = env["HTTP_PROXY"] = self.proxy
+        if self.timeout:
+            env["UV_HTTP_TIMEOUT"] = self.timeout
         return env
 
 

@@ -12,7 +12,7 @@ import pytest
 from coordinator.engines import Engine
 from coordinator.launchers import VenvLauncher
 from coordinator.launchers.pipconf import PipSettings
-from coordinator.launchers.venv import READY, made_by, uv_binary
+from coordinator.launchers.venv import READY, install_plan, made_by, uv_binary
 
 
 def tiny_wheel(folder: Path, name: str, version: str = "1.0") -> Path:
@@ -38,14 +38,22 @@ def test_pip_config_list_is_read_by_precedence():
     settings = PipSettings.parse("global.index-url='https://mirror/simple'\n"
                                  "global.extra-index-url='https://a/simple https://b/simple'\n"
                                  "install.trusted-host='mirror'\n:env:.index-url='https://env/simple'\n"
-                                 ":env:.find-links='/w'\nglobal.cert='/ca.pem'\nglobal.proxy='http://p:3128'\n")
+                                 ":env:.find-links='/w'\nglobal.cert='/ca.pem'\nglobal.proxy='http://p:3128'\n"
+                                 ":env:.default-timeout='180'\n")
     assert settings.index_url == "https://env/simple"  # PIP_INDEX_URL wins over the file
     assert settings.extra_index_urls == ["https://a/simple", "https://b/simple"]
     args = settings.uv_arguments()
     assert args[:2] == ["--index-url", "https://env/simple"] and "--allow-insecure-host" in args
     assert args[-2:] == ["--index-strategy", "unsafe-best-match"]  # pip's choice among every index
     assert settings.uv_environment() == {"SSL_CERT_FILE": "/ca.pem", "HTTPS_PROXY": "http://p:3128",
-                                         "HTTP_PROXY": "http://p:3128"}
+                                         "HTTP_PROXY": "http://p:3128", "UV_HTTP_TIMEOUT": "180"}
+
+
+def test_pip_makes_them_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("E2E_INSTALLER", "pip")
+    install = install_plan(tmp_path / "env", tmp_path / "requirements.txt", tmp_path)
+    assert install.tool == "pip" and install.commands[0][1:3] == ["-m", "venv"]
+    assert install.commands[1][1:4] == ["-m", "pip", "install"]
 
 
 @pytest.mark.skipif(uv_binary() is None, reason="uv is not installed (pip install -e .)")
