@@ -49,7 +49,7 @@ def entries(cache: Path, check: bool = True) -> List[Entry]:
         sizes = [_sizes(p) for p in [path, *companions]]
         found.append(Entry(kind, path.relative_to(cache).as_posix(), path, sum(b for b, _ in sizes),
                            age, _state(kind, path) if check else "", sum(sh for _, sh in sizes),
-                           _largest(path) if kind == "venvs" else ""))
+                           _largest(path) if kind == "venvs" and check else ""))
     return sorted(found, key=lambda e: (KINDS.index(e.kind), e.name))
 
 
