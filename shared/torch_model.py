@@ -255,7 +255,8 @@ def output_tensors(out: Any, outputs: str, names: Sequence[str]) -> List[Any]:
         return [out[0][name] for name in names]
     if outputs == "dict":
         return [out[name] for name in names]
-    return list(out) if isinstance(out, (tuple, list)) else [out]
+    # as many as there are names: a YOLO model also returns its raw feature maps, not exported
+    return (list(out) if isinstance(out, (tuple, list)) else [out])[:len(names)]
 
 
 def as_tuple_module(model: Any, card: Dict[str, Any]) -> Any:
