@@ -21,7 +21,8 @@ from shared.result import RunResult
 from shared.spec import PRECISIONS, RunSpec
 from shared.tensors import load_samples
 
-from . import __version__, dataset, engines as engine_registry, export, host, models, pictures, tasks, testdata
+from . import __version__, dataset, engines as engine_registry, export, flops, host, models, peak, pictures, tasks, \
+    testdata
 from .config import BenchConfig
 from .divergence import Divergence
 from .engines import REFERENCE, Engine
@@ -89,6 +90,9 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                      if calibration else "the test inputs"),
     )
     pictures.keep_input(report, run_dir)  # the report's pictures outlive the cache
+    if report.model.gflop is None:  # a model's arithmetic per call: each row's GFLOP/s in the verdict
+        with console.status("counting the model's arithmetic (once per export)..."):
+            report.model.gflop = _gflop(artifact, data.inputs_path, log)
     done = {r.key() for r in report.results}
     if resume:
         report.interrupted = False
@@ -137,6 +141,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                     ctx._make_reference()
                 work.interleave_on_nodes(queues) if interleaved else work.on_nodes(queues)
                 _unrun(report, queues, run_dir)
+        with console.status("this machine's arithmetic peaks (a matrix product per precision, once per machine)..."):
+            _peaks(report, cfg, log)
     except KeyboardInterrupt:
         ctx.stop()
         report.interrupted = True
@@ -152,6 +158,33 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
             report.device.launchers = runtimes
         _save(report, run_dir)
     return report
+
+
+def _gflop(artifact: Any, inputs_path: Path, log: Any) -> Optional[float]:
+    try:
+        return flops.of_export(artifact, inputs_path)
+    except Exception as e:  # a figure for the verdict, never a reason to stop the bench
+        log(f"The model's arithmetic could not be counted ({type(e).__name__}: {' '.join(str(e).split())[:200]})")
+        return None
+
+
+def _peaks(report: Report, cfg: BenchConfig, log: Any) -> None:
+    """This machine's measured peak at every precision (after every row: nothing else runs
+    meanwhile; once per machine), for the verdict's share of the peak and the peaks above it."""
+    rows = [r for r in report.results if r.status == "ok" and not r.machine and r.latency_ms and r.batch_size == 1]
+    if report.model.gflop is None or not rows:
+        return
+    reached: Dict[str, float] = {}
+    for r in rows:
+        reached[r.precision] = max(reached.get(r.precision, 0.0), report.model.gflop / (r.latency_ms.p50 / 1e3))
+    device = cfg.device or "cpu"
+    d = report.device
+    identity = d.gpus[0].name if device != "cpu" and d.gpus else f"{d.cpu} {' '.join(d.cpu_flags)}"
+    try:
+        report.device.peak_gflops = peak.peaks(cfg.cache_dir, cfg.threads or 1, device, identity, reached=reached)
+    except Exception as e:
+        log(f"This machine's arithmetic peaks could not be measured ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:200]})")
 
 
 def _save(report: Report, run_dir: Path, views: bool = True) -> None:

@@ -22,7 +22,8 @@ from .errors import UsageError
 from .launchers.venv import READY, VenvLauncher, broken
 
 # fleet: the files a fleet node received for its rows (coordinator/fleet/node.py), by digest
-KINDS = ("models", "data", "venvs", "uv", "engines", "tuning", "protocol", "fleet", "partial")
+# machine: this machine's measured arithmetic peaks (coordinator/peak.py)
+KINDS = ("models", "data", "venvs", "uv", "engines", "tuning", "protocol", "fleet", "machine", "partial")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -84,7 +85,7 @@ def parse_age(text: str) -> float:
 def _paths(cache: Path) -> Iterator[tuple]:
     if (cache / "uv").is_dir():
         yield "uv", cache / "uv"
-    for kind in ("models", "data", "venvs", "protocol"):
+    for kind in ("models", "data", "venvs", "protocol", "machine"):
         for path in _children(cache / kind):
             if not (kind == "models" and path.name == "requests") and not (kind == "venvs" and path.suffix == ".log"):
                 yield ("partial" if atomic.is_partial(path.name) else kind), path

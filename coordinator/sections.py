@@ -90,6 +90,9 @@ class Device(Section):
     python: str
     gpus: List[Gpu] = field(default_factory=list)
     launchers: Optional[Dict[str, Dict[str, Any]]] = None  # what the launchers that ran rows say of themselves
+    # measured GFLOP/s (int8: GOP/s) of a matrix product per precision on the rows' threads
+    # (coordinator/peak.py); None for a precision this torch has no product for here
+    peak_gflops: Optional[Dict[str, Optional[float]]] = None
 
 
 @dataclass
@@ -130,6 +133,7 @@ class ModelInfo(Section):
     export_seconds: Optional[float] = None
     input_size: Optional[List[int]] = None
     parameters: Optional[int] = None
+    gflop: Optional[float] = None  # one call at batch 1, PyTorch's count (coordinator/flops.py)
     weights: WeightsInfo
 
 

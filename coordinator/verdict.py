@@ -21,6 +21,7 @@ class Verdict:
     # latency against fidelity: the ok rows no other row beats on both (any precision, parity or not)
     front: List[Row] = field(default_factory=list)
     costs: List[str] = field(default_factory=list)  # --price-per-hour: per 1,000 inferences, per throughput row
+    arithmetic: str = ""  # the best row's GFLOP/s against this machine's measured peak at its precision
 
     def lines(self) -> List[str]:
         """The verdict in words, one sentence a line."""
@@ -45,6 +46,8 @@ class Verdict:
                            f"({interval}{how}).")
             else:
                 out.append(f"The runner-up, {self.runner_up.label()}, shared no round with it: no paired margin.")
+        if self.arithmetic:
+            out.append(self.arithmetic)
         if len(self.front) > 1:
             out.append("Pareto front of latency against fidelity (no other row is both faster and closer to "
                        "PyTorch): " + "; ".join(f"{r.label()} {r.latency_ms.p50:.2f} ms, {fidelity(r)[1]}"  # type: ignore
@@ -115,6 +118,7 @@ def decide(report: Report) -> Verdict:
     if not ranked:
         return v
     v.best = ranked[0]
+    v.arithmetic = arithmetic(report, v.best)
     if len(ranked) > 1:
         v.runner_up = ranked[1]
         a, b = v.best.rounds, v.runner_up.rounds
@@ -124,6 +128,28 @@ def decide(report: Report) -> Verdict:
             x = v.runner_up.latency_ms.p50 / v.best.latency_ms.p50  # type: ignore[union-attr]
             v.margin = Estimate(x, x, x, 1)
     return v
+
+
+def arithmetic(report: Report, row: Row) -> str:
+    """How much of the machine's measured peak a row's arithmetic reaches, and which precision's
+    peak is far above it (the next factor, when a row at that precision would pass)."""
+    gflop, peaks = report.model.gflop, report.device.peak_gflops or {}
+    if not gflop or row.latency_ms is None or not row.latency_ms.p50:
+        return ""
+    rate = gflop / (row.latency_ms.p50 / 1e3)
+    unit = "GOP/s" if row.precision == "int8" else "GFLOP/s"
+    text = f"Its arithmetic: {rate:.0f} {unit} ({gflop:.3g} GFLOP a call)"
+    mine = peaks.get(row.precision)
+    if mine:
+        text += (f", {rate / mine:.0%} of this machine's measured {row.precision} peak ({mine:.0f} {unit}, a matrix "
+                 f"product on {report.setup.setting('threads')} threads)")
+        if rate > mine:  # measured again when a row passes it: what is left is the engine's doing
+            text += " (above it: the engine does fewer operations than PyTorch counts, or beats PyTorch's product)"
+
+        above = [f"{p} {v:.0f}" for p, v in peaks.items() if v and p != row.precision and v > 1.5 * mine]
+        if above:
+            text += f"; peaks here above it: {', '.join(above)}"
+    return text + "."
 
 
 def untried(report: Report) -> List[str]:

@@ -1,4 +1,5 @@
 """The decision a report opens with."""
+import types
 from dataclasses import replace
 
 from coordinator.parity import Parity
@@ -83,3 +84,17 @@ def test_a_price_per_hour_gives_the_cost_of_1000_inferences_per_throughput_row()
     r.scenario, r.throughput_per_s = "throughput", 100.0
     report.setup.config["price_per_hour"] = 3.6
     assert "costs 0.01 per 1,000 inferences" in "\n".join(decide(report).lines())
+
+
+def test_the_best_rows_arithmetic_is_held_against_the_measured_peak_of_its_precision():
+    from coordinator.verdict import arithmetic
+
+    report = types.SimpleNamespace(model=types.SimpleNamespace(gflop=8.0),
+                                   device=types.SimpleNamespace(peak_gflops={"fp32": 200.0, "bf16": 640.0, "int8": None}),
+                                   setup=types.SimpleNamespace(setting=lambda name: 2))
+    row = types.SimpleNamespace(precision="fp32", latency_ms=types.SimpleNamespace(p50=50.0))
+    assert arithmetic(report, row) == ("Its arithmetic: 160 GFLOP/s (8 GFLOP a call), 80% of this machine's measured "
+                                       "fp32 peak (200 GFLOP/s, a matrix product on 2 threads); peaks here above "
+                                       "it: bf16 640.")
+    report.model.gflop = None
+    assert arithmetic(report, row) == ""
