@@ -46,7 +46,11 @@ def where(tb: object, roots: List[str]) -> str:
     mine = [f for f in frames if any(files[f.filename].startswith(r) for r in roots)]
     mine = mine or [f for f in frames if not files[f.filename].startswith((*_LIBRARIES, _E2E))
                     and not f.filename.startswith("<")]
-    return f"{mine[-1].filename}:{mine[-1].lineno} in {mine[-1].name}" if mine else ""
+    if not mine:
+        return ""
+    path = Path(files[mine[-1].filename])
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path  # short where it can be
+    return f"{shown}:{mine[-1].lineno} in {mine[-1].name}"
 
 
 def describe(e: BaseException) -> str:
