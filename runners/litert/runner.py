@@ -25,6 +25,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NOT_IMPLEMENTED = re.compile(r"ERROR: (\w+) OP is not yet implemented")
 OP_INFO = re.compile(r"onnx_op_type: (\w+)\s+onnx_op_name: (\S+)")
 FAILED_AT = re.compile(r"ERROR: onnx_op_name: (\S+)")
+FLEX = re.compile(r"\(Flex(\w+)\)")
 
 
 class LiteRtRunner(Runner):
@@ -61,6 +62,10 @@ class LiteRtRunner(Runner):
             from ai_edge_litert.interpreter import Interpreter
 
             self.interpreter = Interpreter(model_path=converted, num_threads=self.spec.threads)
+            try:  # prepares every node: a TensorFlow op onnx2tf kept (Flex) fails here, not at the first call
+                self.interpreter.allocate_tensors()
+            except RuntimeError as e:
+                raise flex_error(str(e)) or e
             signatures = self.interpreter.get_signature_list()
             # onnx2tf's signature keeps the ONNX names (its -coion renaming needs flatc, not in a wheel)
             signature = signatures.get("serving_default")
@@ -150,6 +155,17 @@ def conversion_error(log: str, returncode: int, node_types: Optional[Dict[str, s
                                                                                    _last_error(log)),
                                 operator=op or None, node=node)
     return RuntimeError("onnx2tf failed (exit status {}): {}".format(returncode, _last_error(log)))
+
+
+def flex_error(message: str) -> Optional[Exception]:
+    """The interpreter's refusal of TensorFlow ops onnx2tf kept as Select ("Flex") ops, which
+    the LiteRT wheel has no kernels for ("Node number 53 (FlexErf) failed to prepare"): the op."""
+    ops = FLEX.findall(message)
+    if "Select TensorFlow op" not in message and not ops:
+        return None
+    names = ", ".join(sorted(set(ops))) or "not named"
+    return UnsupportedError("onnx2tf kept TensorFlow op(s) {} as Select (Flex) ops, which LiteRT's interpreter has "
+                            "no kernel for; try another engine".format(names), operator=ops[0] if ops else None)
 
 
 def _last_error(log: str) -> str:

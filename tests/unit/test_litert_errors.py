@@ -62,3 +62,17 @@ def test_a_failing_node_gets_its_type_from_the_onnx_file_without_the_wa_prefix()
 def test_a_failure_naming_no_op_is_a_failure():
     error = litert.conversion_error("Traceback (most recent call last):\nMemoryError: out of memory\n", -9)
     assert not isinstance(error, UnsupportedError) and "(exit status -9): MemoryError: out of memory" in str(error)
+
+
+# LiteRT 2.x's interpreter on the BERT encoder's .tflite (GELU's Erf kept as a TensorFlow op)
+FLEX = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this interpreter. Make sure "
+        "you apply/link the Flex delegate before inference. For the Android, it can be resolved by adding "
+        "\"org.tensorflow:tensorflow-lite-select-tf-ops\" dependency. See instructions: "
+        "https://www.tensorflow.org/lite/guide/ops_selectNode number 53 (FlexErf) failed to prepare.")
+
+
+def test_a_tensorflow_op_the_interpreter_lacks_is_unsupported_naming_it():
+    e = litert.flex_error(FLEX)
+    assert isinstance(e, UnsupportedError) and e.operator == "Erf"
+    assert "TensorFlow op(s) Erf as Select (Flex) ops" in str(e)
+    assert litert.flex_error("tensor index 3 out of range") is None
