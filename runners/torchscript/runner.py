@@ -59,12 +59,23 @@ class TorchScriptRunner(Runner):
 
         if self.options.cache:
             path = self.cached("-torchscript.pt", [torch.__version__, str(self.options), self.spec.device,
+                                                   self.spec.precision,
                                                    torch_model.weights_digest(self.spec.model_path, card)],
                                make, self.samples[:1])
             self.module = made[0] if made else torch.jit.load(path, map_location=self.device)
             self.settings["cached_module"] = os.path.basename(path) + (" (written)" if made else "")
         else:
             self.module = self._script(module, example)
+        self.precision = "fp32"
+        if self.spec.precision in torch_model.REDUCED:
+            # traced under autocast: the casts are in the graph; what the arithmetic runs in is the
+            # eager model's under the same autocast, read back there
+            self.settings["autocast"] = torch_model.REDUCED[self.spec.precision] + " (traced; read back on the eager model)"
+
+            def eager() -> None:
+                with torch.inference_mode(), torch_model.autocast(self):
+                    module(*example)
+            self.precision = torch_model.ran_in(self, eager)
         del module
         self.settings.update(
             threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
@@ -73,7 +84,6 @@ class TorchScriptRunner(Runner):
             traced_input_shapes=[list(t.shape) for t in example],
             graph_nodes=sum(1 for _ in self.module.graph.nodes()),
             profiling_executor=torch._C._get_graph_executor_optimize())
-        self.precision = "fp32"
 
     def _script(self, module: Any, example: tuple) -> Any:
         """Traced (stage convert), frozen and optionally optimised (stage compile)."""
@@ -91,7 +101,7 @@ class TorchScriptRunner(Runner):
         shows each one."""
         import torch
 
-        with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        with warnings.catch_warnings(record=True) as caught, torch.no_grad(), torch_model.autocast(self):
             warnings.simplefilter("always")
             try:
                 traced = torch.jit.trace(module, example, check_trace=False)
@@ -108,7 +118,7 @@ class TorchScriptRunner(Runner):
 
         with torch.inference_mode():
             outs = self.module(*[torch.from_numpy(a).to(self.device) for a in feeds.values()])
-            return [t.cpu().numpy().copy() for t in outs]
+            return torch_model.host_arrays(outs)
 
     def outputs_impl(self, raw: List[Any]) -> Sample:
         return dict(zip(self.output_names, raw))
