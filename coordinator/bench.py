@@ -52,7 +52,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     if unknown:
         raise UsageError(f"--engine-option for unknown engine {', '.join(unknown)}; valid: "
                          f"{', '.join(engine_registry.discover())}")
-    source = models.resolve(cfg.model, cfg.input_size, cfg.inputs)
+    source = models.resolve(cfg.model, cfg.input_size, cfg.inputs, cfg.exporter)
     labelled = dataset.load(cfg.dataset, cfg.limit) if cfg.dataset else None
     for option, folder in (("--images", cfg.images), ("--calibration", cfg.calibration)):
         if folder is not None:  # a bad folder fails before the (slow) export

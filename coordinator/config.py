@@ -11,6 +11,7 @@ from shared.records import convert
 from shared.spec import PRECISIONS
 
 from . import host
+from .exporters import CHOICES as EXPORTERS
 from .errors import UsageError
 from .launchers.registry import AUTO, names as launcher_names
 from .models import model_name
@@ -103,6 +104,9 @@ class BenchConfig:
     input_size: Optional[Tuple[int, int]] = option("HxW of the test inputs, e.g. 480x640.", None,
                                                    shown="per model")
     opset: int = option("ONNX opset of the export (an engine that loads only older ones gets its own).", 17)
+    exporter: str = option("auto: the TorchScript exporter, then it with the attention fast path off, then the "
+                           "dynamo exporter, the first that works; torchscript or dynamo: that one only (its own "
+                           "cached file).", "auto")
     launcher: str = option("auto (Docker when the image is built, else venv), or a launcher's name.", "auto")
     timeout: float = option("Seconds before an engine run is killed.", 1800.0)
     cv_threshold: float = option("Flag rows whose robust latency spread exceeds this as noisy.", 0.05)
@@ -179,6 +183,8 @@ class BenchConfig:
             raise UsageError("--hosts: expected all-kinds or a comma list of machine kinds")
         if self.ray_address is not None and self.hosts is None:
             raise UsageError("--ray-address names the cluster of --hosts: give --hosts too")
+        if self.exporter not in EXPORTERS:
+            raise UsageError(f"unknown exporter {self.exporter!r}; valid: {', '.join(EXPORTERS)}")
         if self.launcher not in (AUTO, *launcher_names()):
             raise UsageError(f"unknown launcher {self.launcher!r}; valid: {', '.join((AUTO, *launcher_names()))}")
 

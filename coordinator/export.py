@@ -69,7 +69,8 @@ def prepare(source: ModelSource, weights: str, seed: int, opset: int, cache: Pat
     model = source.model
     assert model is not None
     parts = {"factory": model.factory, "kwargs": factory_kwargs(model), "input_size": model.input_size,
-             "opset": opset, "exporter": EXPORTER, "torch": _version("torch"),
+             "opset": opset, "exporter": EXPORTER if model.exporter == "auto" else model.exporter,
+             "torch": _version("torch"),
              "torchvision": _version("torchvision"), "format": EXPORT_FORMAT,
              # the card records where a user's factory module lives: another checkout is another export
              "factory_path": factory_root(model)}
@@ -132,11 +133,12 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
         module = net if example is None else exporters.flat_module(net, inputs, call == "keywords")
         try:
             done = exporters.export(module, signature.args, out / "model.onnx", opset, inputs, outputs,
-                                    signature.dynamic_axes)
+                                    signature.dynamic_axes, only=model.exporter)
         except exporters.ExportFailed as e:
             roots = [r for r in map(module_root, (model.factory.partition(":")[0], type(net).__module__)) if r]
             at = where(e.errors[-1].__traceback__, roots)
-            raise UserCodeError(f"exporting {model.name} to ONNX failed with every exporter: {'; '.join(e.failures)}"
+            which = "every exporter" if model.exporter == "auto" else f"--exporter {model.exporter}"
+            raise UserCodeError(f"exporting {model.name} to ONNX failed with {which}: {'; '.join(e.failures)}"
                                 + (f" (at {at})" if at else "")) from e.errors[-1]
         (out / "export.log").write_text(done.log)
         seconds = time.perf_counter() - start

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 from .user_code import describe
 
+CHOICES = ("auto", "torchscript", "dynamo")  # --exporter: the chain, or one exporter only
 TORCHSCRIPT = "torch.onnx.export(dynamo=False)"
 NO_FASTPATH = "torch.onnx.export(dynamo=False), attention fast path off"
 DYNAMO = "torch.onnx.export(dynamo=True)"
@@ -44,7 +45,8 @@ class ExportFailed(Exception):
 
 
 def export(net: Any, args: Tuple[Any, ...], path: Path, opset: int, input_names: List[str],
-           output_names: List[str], dynamic_axes: Dict[str, Dict[int, str]]) -> Exported:
+           output_names: List[str], dynamic_axes: Dict[str, Dict[int, str]], only: str = "auto") -> Exported:
+    """The first exporter of the chain (`only`: of that exporter's attempts) that writes `path`."""
     import torch
 
     def torchscript() -> None:
@@ -68,8 +70,8 @@ def export(net: Any, args: Tuple[Any, ...], path: Path, opset: int, input_names:
         torch.onnx.export(net, args, str(path), dynamo=True, opset_version=opset, input_names=input_names,
                           output_names=output_names, dynamic_shapes=shapes, verbose=False)
 
-    attempts: List[Tuple[str, Callable[[], None]]] = [(TORCHSCRIPT, torchscript), (NO_FASTPATH, no_fastpath),
-                                                      (DYNAMO, dynamo)]
+    chain = {"torchscript": [(TORCHSCRIPT, torchscript), (NO_FASTPATH, no_fastpath)], "dynamo": [(DYNAMO, dynamo)]}
+    attempts: List[Tuple[str, Callable[[], None]]] = chain.get(only) or chain["torchscript"] + chain["dynamo"]
 
     failures: List[str] = []
     errors: List[BaseException] = []

@@ -24,6 +24,7 @@ class ModelDef:
     input_size: Tuple[int, int]  # H, W of the test inputs
     kwargs: Dict[str, Any] = field(default_factory=dict)  # passed with weights=None
     inputs: str = ""  # a factory's example inputs (--inputs): package.module:function or a file
+    exporter: str = "auto"  # --exporter: the chain of coordinator/exporters.py, or one of them only
     note: str = ""  # what the report must say of the model (a zoo model that is not what its name suggests)
 
     @property
@@ -93,9 +94,12 @@ def model_name(spec: str) -> str:
     return spec if spec in REGISTRY else spec.replace(":", ".")
 
 
-def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None, inputs: Optional[str] = None) -> ModelSource:
+def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None, inputs: Optional[str] = None,
+            exporter: str = "auto") -> ModelSource:
     """`faster_rcnn`, `path/to/model.onnx`, or `package.module:factory` (with `inputs`, its
-    example inputs)."""
+    example inputs); exported with `exporter`."""
+    if exporter != "auto" and spec.endswith(".onnx"):
+        raise UsageError(f"--exporter {exporter}: {spec} is already ONNX; --exporter is for a model e2e exports")
     if inputs and (spec.endswith(".onnx") or spec in REGISTRY):
         raise UsageError("--inputs gives the example inputs of a model factory (--model package.module:factory); "
                          f"{spec} takes {'its own' if spec.endswith('.onnx') else 'images'}")
@@ -116,6 +120,8 @@ def resolve(spec: str, input_size: Optional[Tuple[int, int]] = None, inputs: Opt
     if inputs:
         example_inputs.check(inputs)
         model = replace(model, inputs=inputs)
+    if exporter != "auto":
+        model = replace(model, exporter=exporter)
     return ModelSource(model=model)
 
 

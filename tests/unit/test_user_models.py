@@ -168,3 +168,31 @@ def test_the_export_finds_a_way_and_says_why_not_the_others(tmp_path, net, shape
     assert len(done.not_used) == len(not_used)
     for why, expected in zip(done.not_used, not_used):
         assert expected in why
+
+
+def test_exporter_chooses_one_exporter_and_keeps_its_own_file(tmp_path):
+    import json
+
+    folders = {}
+    for exporter in ("auto", "dynamo"):
+        out = tmp_path / exporter
+        result = runner.invoke(app, ["bench", "--model", "tests.fixtures.tiny:tiny_cnn", "--exporter", exporter,
+                                     "--engines", "torch", "--weights", "random", "--iterations", "2",
+                                     "--schedule", "sequential", "--cache-dir", str(tmp_path / "cache"),
+                                     "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        model = json.loads((out / "report.json").read_text())["model"]
+        folders[exporter] = model["onnx_file"]
+        assert model["exporter"].startswith(exporters.TORCHSCRIPT if exporter == "auto" else exporters.DYNAMO)
+    assert folders["auto"] != folders["dynamo"]  # one file per (model, exporter)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "resnet18", "--exporter", "tflite"], "unknown exporter 'tflite'; valid: auto, torchscript, dynamo"),
+    (["--model", "m.onnx", "--exporter", "dynamo"], "is already ONNX; --exporter is for a model e2e exports"),
+])
+def test_bad_exporter_option(tmp_path, args, message):
+    (tmp_path / "m.onnx").write_bytes(b"")
+    result = runner.invoke(app, ["bench", *[str(tmp_path / a) if a == "m.onnx" else a for a in args],
+                                 "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "r")])
+    assert message in one_error_line(result)
