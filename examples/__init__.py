@@ -1,0 +1,1 @@
+"""Example models for e2e, importable from the clone's root (`PYTHONPATH=.`)."""
