@@ -4,6 +4,7 @@ exception type and message, and the last frame in the user's file. `--debug` sho
 traceback (the exception is chained)."""
 import contextlib
 import importlib.util
+import os
 import re
 import sysconfig
 import traceback
@@ -43,7 +44,8 @@ def where(tb: object, roots: List[str]) -> str:
     the last frame outside the libraries and e2e; "" when there is none."""
     frames = traceback.extract_tb(tb)  # type: ignore[arg-type]
     files = {f.filename: str(Path(f.filename).resolve()) for f in frames}
-    mine = [f for f in frames if any(files[f.filename].startswith(r) for r in roots)]
+    mine = [f for f in frames if any(files[f.filename] == r or files[f.filename].startswith(r + os.sep)
+                                     for r in roots)]
     mine = mine or [f for f in frames if not files[f.filename].startswith((*_LIBRARIES, _E2E))
                     and not f.filename.startswith("<")]
     if not mine:
