@@ -124,6 +124,9 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any, copy: i
         _add(work, ctx.on_node(ctx.finish(launch, result, started, node), node),
              note="sequential: its launcher cannot keep it loaded")
         return None
+    # the row's budget in timed seconds is the rounds' (an engine that can tell one call will outlast
+    # it, untuned TVM on a detector, ends the row at once rather than hold every round)
+    launch.spec = launch.spec.replace(max_time_s=ctx.cfg.rounds_budget)
     try:
         session = launch.launcher.start(engine, launch.spec, launch.io_dir, ctx.cfg.timeout)
     except Exception as e:

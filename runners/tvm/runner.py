@@ -180,11 +180,12 @@ class TvmRunner(Runner):
         worker.start()
         worker.join(seconds)
         if worker.is_alive():
-            advice = ("raise the budget (--max-time) or tune more (tvm.trials)" if self.options.trials else
+            budget = "--rounds-budget" if self.spec.session else "--max-time"
+            advice = ("raise the budget ({}) or tune more (tvm.trials)".format(budget) if self.options.trials else
                       "untuned, every kernel runs TVM's default schedule on one core: tune it with "
-                      "-o tvm.trials=2000 (cached once done), or wait for it with a larger --max-time")
+                      "-o tvm.trials=2000 (cached once done), or wait for it with a larger {}".format(budget))
             raise RunnerTimeout("one call takes longer than the row's budget: the first had not returned after "
-                                "{:g} s (--max-time); {}".format(seconds, advice))
+                                "{:g} s ({}); {}".format(seconds, budget, advice))
         if "error" in done:
             raise done["error"]
         return done["outputs"]

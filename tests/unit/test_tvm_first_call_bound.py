@@ -36,3 +36,13 @@ def test_a_first_call_longer_than_the_budget_ends_the_row(tvm_launcher, tmp_path
     assert "-o tvm.trials=" in result.reason and "--max-time" in result.reason
     run_s = time.perf_counter() - start - sum(result.stage_seconds.get(s, 0) for s in ("setup", "load", "convert", "compile"))
     assert run_s < 10, run_s  # the call itself takes seconds: the row did not wait for it
+
+
+def test_in_the_interleaved_rounds_the_bound_is_the_rounds_budget(tvm_launcher, tmp_path):
+    save_samples(str(tmp_path / "inputs.npz"), [{"x": np.ones((1, 32, 128, 128), np.float32)}])
+    spec = RunSpec(engine="tvm", model_path=str(conv_stack(tmp_path / "m.onnx")), inputs_path=str(tmp_path / "inputs.npz"),
+                   max_time_s=0.5, threads=1, cache_dir=str(tmp_path / "cache"))
+    session = tvm_launcher.start(discover()["tvm"], spec, tmp_path / "io", timeout=300)
+    assert session.ready() is None  # it ended before it was ready: the first call is part of loading
+    result = session.finish("")
+    assert result.status == "timeout" and "after 0.5 s (--rounds-budget)" in result.reason, result.reason
