@@ -205,3 +205,22 @@ def test_a_node_killed_mid_rounds_fails_its_rows_naming_it_while_the_other_node_
         assert a["status"] == "ok" and a["rounds"]["stop"] == "budget", output
         assert b["status"] == "failed" and b["node"] in b["reason"] and "died" in b["reason"], b["reason"]
     assert got[("cpu-a", "ort")]["rounds"]["vs_reference"]["rounds"] >= 2  # paired with torch on its own node
+
+
+def test_rows_of_one_kind_shared_among_its_nodes_are_each_paired_with_a_reference_on_their_own_node(
+        cluster, venvs, tmp_path):
+    """Two nodes of kind cpu-a share its rows; the node whose share lacks the reference loads it as a
+    partner (timed with its rows, no row of its own), so every ratio is paired on the row's node."""
+    cluster.start("a2", "--num-cpus", "1", kind="cpu-a")
+    cluster.wait(lambda kinds: kinds.count("cpu-a") == 2)
+    out = tmp_path / "fleet"
+    code, output = bench(out, venvs, "--rounds-budget", "2", "--slice-time", "0.1", "--hosts", "cpu-a",
+                         "--ray-address", cluster.address, env=cluster.auth)
+    assert code == 0, output
+    got = rows(out)
+    torch, ort = got[("cpu-a", "torch")], got[("cpu-a", "ort")]
+    assert torch["status"] == ort["status"] == "ok", output
+    assert torch["node"] != ort["node"], output  # one row on each node of the kind
+    assert "(the reference, to pair with)" in output, output
+    ratio = ort["rounds"]["vs_reference"]
+    assert ratio is not None and ratio["rounds"] >= 2 and ratio["low"] <= ratio["value"] <= ratio["high"], ort["rounds"]
