@@ -49,7 +49,6 @@ def test_openppl_runs_a_cnn_and_matches_pytorch(openppl_image, tmp_path, cache):
 
 def _run_two_ops(tmp_path, second_op, opset, x):
     """Relu then `second_op`, run by the runner in the image on `x`."""
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -59,6 +58,13 @@ def _run_two_ops(tmp_path, second_op, opset, x):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(x.shape))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 6 if opset == 11 else 8
+    return _run_model(tmp_path, model, x)
+
+
+def _run_model(tmp_path, model, x):
+    """`model` (input x, output y), run by the runner in the image on `x`."""
+    import onnx
+
     shared = tmp_path / "shared"  # mounted read-only; readable by the image's user (tmp_path is 0700)
     shared.mkdir(mode=0o755)
     onnx.save(model, str(shared / "model.onnx"))
@@ -93,3 +99,29 @@ def test_openppl_runs_a_reciprocal_as_a_division(openppl_image, tmp_path):
     assert result.settings["rewrites"] == {"Reciprocal->Div": 1}
     y = load_samples(str(tmp_path / "io" / result.outputs_file))[0]["y"]
     assert np.array_equal(y, np.float32(1) / x)
+
+
+def test_openppl_pads_with_an_empty_constant_value(openppl_image, tmp_path):
+    """torch's export writes Pad(x, pads, ""); ppl.nn v0.9.2 skips an x86 kernel with an empty input and
+    leaves its output unwritten (zeros here, the padded image in Faster R-CNN), saying nothing. The
+    runner leaves the empty input out: the image padded with zeros, to pads computed at run time."""
+    from onnx import TensorProto, helper
+
+    ints = lambda name, values: helper.make_tensor(name, TensorProto.INT64, [len(values)], values)  # noqa: E731
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="/transform/Relu"), helper.make_node("Shape", ["r"], ["shape"]),
+         helper.make_node("Slice", ["shape", "one", "three", "zero"], ["hw"]),
+         helper.make_node("Sub", ["target", "hw"], ["grow"]),
+         helper.make_node("Concat", ["none", "grow"], ["pads"], axis=0),
+         helper.make_node("Pad", ["r", "pads", ""], ["y"], name="/transform/Pad", mode="constant")], "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 5, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 8, 8])],
+        [ints("one", [1]), ints("three", [3]), ints("zero", [0]), ints("target", [8, 8]), ints("none", [0, 0, 0, 0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 6
+    x = np.arange(1, 106, dtype=np.float32).reshape(3, 5, 7)
+    result = _run_model(tmp_path, model, x)
+    assert result.status == "ok", result.reason
+    assert result.settings["rewrites"] == {"Pad(empty constant_value)->omitted": 1}
+    y = load_samples(str(tmp_path / "io" / result.outputs_file))[0]["y"]
+    assert np.array_equal(y, np.pad(x, ((0, 0), (0, 3), (0, 1))))
