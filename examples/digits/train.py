@@ -1,6 +1,7 @@
 """Train `model.py`'s CNN on scikit-learn's bundled digits (no download) and write what the repo
-keeps: the weights (`digits_cnn.pt`) and a held-out image folder (`heldout/<digit>/*.png`, the
-class-folder layout `--dataset` reads).
+keeps: the weights (`digits_cnn.pt`), a held-out image folder (`heldout/<digit>/*.png`, the
+class-folder layout `--dataset` reads) and a few training images for int8 to calibrate on
+(`calibration/*.png`, for `--calibration`: not the images it is scored on).
 
     pip install scikit-learn   # only to retrain
     python examples/digits/train.py
@@ -38,6 +39,11 @@ def model_inputs(images: list) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([family.preprocess(im, (SIZE, SIZE)) for im in images]))
 
 
+def first_per_class(index: np.ndarray, target: np.ndarray, n: int) -> list:
+    """The first `n` samples of each digit among `index`, in index order."""
+    return [i for digit in range(10) for i in sorted(index[target[index] == digit])[:n]]
+
+
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     net.eval()
     with torch.no_grad():
@@ -66,6 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--per-class", type=int, default=20, help="held-out images per digit written to heldout/")
+    parser.add_argument("--calibration-per-class", type=int, default=5,
+                        help="training images per digit written to calibration/")
     args = parser.parse_args()
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -83,17 +91,21 @@ def main() -> None:
           f"held-out top-1 {accuracy(net, x[test_idx], y[test_idx]):.4f} on {len(test_idx)}")
     torch.save(net.state_dict(), WEIGHTS)
 
-    folder = HERE / "heldout"
-    shutil.rmtree(folder, ignore_errors=True)
-    kept = [i for digit in range(10) for i in sorted(test_idx[digits.target[test_idx] == digit])[:args.per_class]]
+    folder, calibration = HERE / "heldout", HERE / "calibration"
+    for f in (folder, calibration):
+        shutil.rmtree(f, ignore_errors=True)
+    kept = first_per_class(test_idx, digits.target, args.per_class)
     for i in kept:
         path = folder / str(digits.target[i]) / f"{i:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         images[i].save(path, optimize=True)
+    calibration.mkdir()
+    for i in first_per_class(train_idx, digits.target, args.calibration_per_class):
+        images[i].save(calibration / f"{i:04d}.png", optimize=True)
     kept_x = model_inputs([Image.open(folder / str(digits.target[i]) / f"{i:04d}.png").convert("RGB") for i in kept])
-    print(f"wrote {WEIGHTS.name} ({WEIGHTS.stat().st_size // 1024} KiB) and {len(kept)} held-out PNGs to "
-          f"{folder.relative_to(HERE.parent.parent)}/; top-1 on them, read back: "
-          f"{accuracy(net, kept_x, y[kept]):.4f}")
+    print(f"wrote {WEIGHTS.name} ({WEIGHTS.stat().st_size // 1024} KiB), {len(kept)} held-out PNGs to "
+          f"{folder.relative_to(HERE.parent.parent)}/ (top-1 on them, read back: {accuracy(net, kept_x, y[kept]):.4f}) "
+          f"and {len(list(calibration.iterdir()))} training PNGs to {calibration.relative_to(HERE.parent.parent)}/")
 
 
 if __name__ == "__main__":

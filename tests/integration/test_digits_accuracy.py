@@ -1,7 +1,8 @@
 """The trained digits CNN (examples/digits) on its committed held-out folder, through the real
-venv launcher at every precision: each measured row's top-1 is a real one, beside PyTorch's,
-with its drop. Rows an engine does not offer are skipped by e2e, saying so."""
+venv launcher at every precision, int8 calibrated on its training images: each measured row's
+top-1 is a real one, beside PyTorch's, with its drop. Rows an engine does not offer are skipped by e2e, saying so."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,15 @@ from typer.testing import CliRunner
 from coordinator.cli import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-HELDOUT = Path(__file__).resolve().parents[2] / "examples" / "digits" / "heldout"
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def test_trained_digits_top1_on_every_engine_and_precision(tmp_path, cache):
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "bench", "--model", "examples.digits.model:digits_cnn", "--input-size", "32x32", "--dataset", str(HELDOUT),
+        "bench", "--model", "examples.digits.model:digits_cnn", "--input-size", "32x32", "--dataset", str(DIGITS / "heldout"),
+        "--calibration", str(DIGITS / "calibration"),
         "--engines", "torch,ort,openvino", "--precision", ",".join(PRECISIONS), "--warmup", "1",
         "--rounds-budget", "2", "--slice-time", "0.1", "--device", "cpu", "--launcher", "venv",
         "--out", str(out), "--cache-dir", str(cache)])
@@ -39,6 +41,8 @@ def test_trained_digits_top1_on_every_engine_and_precision(tmp_path, cache):
         assert acc["drop"] == pytest.approx(reference - acc["value"])
         assert acc["drop"] < 0.05, (engine, precision, acc)  # a real model keeps its accuracy
         assert row["precision"]  # what the engine really ran, read back
+        if row["precision"] == "int8":  # calibrated on training images, scored on held-out ones
+            assert re.search(r"\b50 (calibration )?input\(s\)", row["settings"]["quantization"]), row["settings"]
     # each precision measured by at least one engine, fp32 by every one: torch's bf16 autocast and
     # ORT's static int8 run on any x86 CPU
     assert all(rows[(e, "fp32")]["status"] == "ok" for e in ("torch", "ort", "openvino"))
