@@ -4,7 +4,7 @@ class-folder layout `--dataset` reads) and a few training images for int8 to cal
 (`calibration/*.png`, for `--calibration`: not the images it is scored on).
 
     pip install scikit-learn   # only to retrain
-    python examples/digits/train.py
+    python -m examples.digits.train   # from the clone's root
 
 The 8x8 digits become 32x32 RGB PNGs, and every image, in training as in the held-out folder,
 goes through e2e's own preprocessing at 32x32 (`coordinator.tasks`), so that the top-1 an
