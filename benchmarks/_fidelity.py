@@ -4,7 +4,10 @@ a child of the same virtualenv, and the interleaved rounds with their paired rat
 
 A script's tool side runs in the engine's environment: the script calls itself there with
 `--tool SPEC.json` (`tool_side`), so the tool code sits next to the rest, and writes one JSON
-object ({"ms": the tool's median latency, ...}) to the file the spec names."""
+object ({"ms": the tool's median latency, ...}) to the file the spec names.
+
+Triton has no such script: its perf_analyzer comes in tritonclient[all], whose binary needs
+glibc >= 2.38 (Debian 12 here has 2.36), so it runs in no environment e2e makes on this host."""
 import argparse
 import json
 import os
