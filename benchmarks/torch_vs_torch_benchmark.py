@@ -21,7 +21,8 @@ What differs by design: the runners wrap the numpy input (torch.from_numpy, no c
 the output to a numpy array per call; the Timer calls the module on a tensor. For resnet50 that
 is 4 kB out, far below 1% of a call.
 
-    python benchmarks/torch_vs_torch_benchmark.py [--rounds 6] [--iterations 100] [--threads 2]
+    python benchmarks/torch_vs_torch_benchmark.py [--rounds 6] [--iterations 100] [--seconds 5]
+        [--engines torch,torchscript,inductor] [--threads 2]
     python benchmarks/torch_vs_torch_benchmark.py --smoke   # the tiny test model, two short rounds
 """
 import argparse
@@ -65,6 +66,7 @@ def timer(spec: dict) -> dict:
 def main() -> None:
     parser = _fidelity.arguments(__doc__)
     parser.add_argument("--engines", default=",".join(ENGINES), help="some of " + ", ".join(ENGINES))
+    parser.add_argument("--seconds", type=float, default=5.0, help="blocked_autorange's min_run_time")
     args = parser.parse_args()
     if args.tool:
         return _fidelity.tool_side(timer, args.tool)
