@@ -14,6 +14,7 @@ the whole first run <= 15 minutes, engine environments <= 10 GB on disk.
 """
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -67,7 +68,10 @@ def main() -> None:
         command, env = SMOKE + ["--engines", "torch,ort"], {**_smoke.env(), "PYTHONPATH": str(clone)}
     else:
         binary, install_s = install(root, clone)
-        e2e, command, env = [str(binary)], COMMAND + ["--engines", args.engines], dict(_smoke.env())
+        # this environment as a user's shell has it: nothing of this checkout on PYTHONPATH (the clone's
+        # own e2e must run, not this one)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        e2e, command = [str(binary)], COMMAND + ["--engines", args.engines]
     env["E2E_CACHE_DIR"] = str(cache)
     start = time.perf_counter()
     done = subprocess.run([*e2e, *command, *args.extra], cwd=clone, capture_output=True, text=True, env=env)
