@@ -171,7 +171,8 @@ def _gflop(artifact: Any, inputs_path: Path, log: Any) -> Optional[float]:
 def _peaks(report: Report, cfg: BenchConfig, log: Any) -> None:
     """This machine's measured peak at every precision (after every row: nothing else runs
     meanwhile; once per machine), for the verdict's share of the peak and the peaks above it."""
-    rows = [r for r in report.results if r.status == "ok" and not r.machine and r.latency_ms and r.batch_size == 1]
+    rows = [r for r in report.results if r.status == "ok" and not r.machine and r.latency_ms and r.batch_size == 1
+            and r.scenario == "latency"]  # one call at a time: its p50 is one call's time
     if report.model.gflop is None or not rows:
         return
     reached: Dict[str, float] = {}
