@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 
 from .precisions import accelerated, why
 from .report import Report, Row
-from .run.round_stats import Estimate, estimate, paired, pick
+from .run.round_stats import Estimate, estimate, paired
 
 
 
@@ -123,8 +123,7 @@ def decide(report: Report) -> Verdict:
         v.runner_up = ranked[1]
         a, b = v.best.rounds, v.runner_up.rounds
         if a is not None and b is not None and a.group == b.group:
-            which = a.quiet_rounds or list(range(len(a.round_p50_ms)))  # the group's quieter rounds, as every figure
-            v.margin, v.paired = estimate(paired(pick(b.round_p50_ms, which), pick(a.round_p50_ms, which))), True
+            v.margin, v.paired = estimate(paired(b.round_p50_ms, a.round_p50_ms)), True
         else:
             x = v.runner_up.latency_ms.p50 / v.best.latency_ms.p50  # type: ignore[union-attr]
             v.margin = Estimate(x, x, x, 1)

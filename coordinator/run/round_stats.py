@@ -14,14 +14,6 @@ value for a row is the median of its slice. Drift between rounds is mostly commo
 - comparisons are paired: in each round, one row's value over another's, estimated the same way.
   A ratio cancels the drift that is common to both rows; an engine that a machine state slows
   more than another keeps a ratio that depends on the state, and the interval shows it;
-- a ratio depends on the machine's state: in rounds where the machine is busy (every row slower
-  than its own median, by the geometric mean over rows: the round's machine index) an engine
-  that a busy machine slows more than another moves the ratio (measured here: torch over ort
-  1.65-1.7 in quiet rounds, 2.0-2.3 in busy ones, in one run). How busy a window is differs from
-  run to run; the machine's quiet state is what it returns to. So the figures are taken over the
-  quieter half of the rounds (index at most its median), and the row keeps the same ratio over
-  every round beside it (`vs_reference_all`): two runs of resnet50 here moved their ratios up
-  to 8.1% over all rounds, 3.7% over the quieter half;
 - a process is not the same as another: the same row in two runner processes, timed in the same
   rounds, kept a gap of a few % (measured here: every ratio of a run moved 3-7% the same way,
   the reference's process alone had run faster). No schedule inside one process sees that, so
@@ -96,10 +88,6 @@ class Rounds(Record):
     waiting_cpu_percent: float = 0.0  # CPU used while other rows were timed, % of one core (mean)
     waiting_cpu_max_percent: float = 0.0  # the same, the worst wait
     settle_ms: float = 0.0  # median wait after a slice for the runner's own threads to go quiet
-    # the rounds the figures are taken over: the quieter half (by the machine index, every row's
-    # slowdown in the round), in order; the ratio to the reference over every round beside them
-    quiet_rounds: List[int] = field(default_factory=list)
-    vs_reference_all: Optional[Estimate] = None
     processes: int = 1  # runner processes the row was timed in (its round value: their geometric mean)
     # the spread of one process's figure, pooled over the run's rows with several (relative, one
     # standard deviation): a floor under every interval
@@ -180,33 +168,6 @@ def combine(processes: Dict[str, List[List[Optional[float]]]]) -> Tuple[Dict[str
     return values, math.sqrt(squares / freedom) if freedom else 0.0
 
 
-def machine_index(values: Dict[str, List[Optional[float]]]) -> List[Optional[float]]:
-    """Per round, how much slower than usual every row ran: the geometric mean over the rows that
-    had a slice of their value over their own median (1: as usual; 1.2: the machine was busy)."""
-    rows = [[v for v in rounds] for rounds in values.values()]
-    medians = [median([v for v in r if v is not None]) if any(v is not None for v in r) else None for r in rows]
-    out: List[Optional[float]] = []
-    for i in range(max((len(r) for r in rows), default=0)):
-        logs = [math.log(r[i] / m) for r, m in zip(rows, medians) if i < len(r) and r[i] is not None and m]
-        out.append(math.exp(sum(logs) / len(logs)) if logs else None)
-    return out
-
-
-def quiet_rounds(values: Dict[str, List[Optional[float]]]) -> List[int]:
-    """The rounds whose machine index is at most its median, in order (every round with fewer than
-    four: too few to split)."""
-    index = machine_index(values)
-    known_ = [x for x in index if x is not None]
-    if len(known_) < 4:
-        return list(range(len(index)))
-    cut = median(known_)
-    return [i for i, x in enumerate(index) if x is not None and x <= cut]
-
-
-def pick(rounds: Sequence[Optional[float]], which: Sequence[int]) -> List[Optional[float]]:
-    return [rounds[i] if i < len(rounds) else None for i in which]
-
-
 def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str], target: float,
               processes: Optional[Dict[str, int]] = None, process_spread: float = 0.0) -> Dict[str, Rounds]:
     """Each row's figures from every row's round values (one group, rounds aligned). With
@@ -215,23 +176,19 @@ def summarise(values: Dict[str, List[Optional[float]]], reference: Optional[str]
     out: Dict[str, Rounds] = {}
     processes = processes or {}
     reference = reference if reference in values else None  # it may have left the rounds (its runner died)
-    quiet = quiet_rounds(values)
-    every = values
-    values = {k: pick(v, quiet) for k, v in every.items()}  # the figures: over the quieter rounds
     p50 = {k: estimate(v) for k, v in values.items()}
     known = {k: e for k, e in p50.items() if e is not None}
     fastest = min(known, key=lambda k: known[k].value) if known else ""
     for key, rounds in values.items():
-        r = Rounds(round_p50_ms=list(every[key]), p50_ms=p50[key], target=target, fastest=fastest,
-                   drift=robust_spread([v for v in every[key] if v is not None]), quiet_rounds=quiet)
+        r = Rounds(round_p50_ms=list(rounds), p50_ms=p50[key], target=target, fastest=fastest,
+                   drift=robust_spread([v for v in rounds if v is not None]))
         if reference is not None and reference in values:
             r.vs_reference = estimate(paired(values[reference], rounds))
-            r.vs_reference_all = estimate(paired(every[reference], every[key]))
         if fastest:
             r.vs_fastest = estimate(paired(rounds, values[fastest]))
         partner = reference if reference not in (None, key) else (fastest if fastest != key else None)
         if partner is not None:
-            r.paired_spread = robust_spread(paired(every[key], every[partner]))
+            r.paired_spread = robust_spread(paired(rounds, values[partner]))
         else:
             r.paired_spread = r.drift
         r.processes, r.process_spread = processes.get(key, 1), process_spread

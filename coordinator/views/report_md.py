@@ -95,24 +95,21 @@ def render(report: Report, run_dir: Path) -> str:
     rounded = [r for r in report.results if r.rounds]
     if rounded:  # the interleaved schedule: how each row's figures were reached
         lines += ["", "## Interleaved rounds", "",
-                  "Each row's p50 is the trimmed mean of its per-round medians over the quieter half of the rounds (those "
-                  "where the machine, every row at once, ran least slowed: a busy machine moves some ratios, and how "
-                  "busy differs from run to run); intervals are a block bootstrap over those rounds, "
+                  "Each row's p50 is the trimmed mean of its per-round medians; intervals are a block bootstrap over rounds, "
                   "never narrower than the gap between the run's two halves, nor than the gap between processes "
                   "(the reference runs in two processes at least: a process alone can be a few % faster or slower "
                   "for its whole life); ratios are paired within rounds. "
                   "Waiting CPU: what the runner used while the others were timed (% of one core); settle: the "
                   "wait after its slice for its own threads to go quiet; audit: its time on one input repeated "
                   f"over its time on the inputs in turn (under {AUDIT_FLAG} it may be reusing results).", "",
-                  "| row | rounds (quieter) | processes | stop | p50 ms [95%] | vs torch [95%] | vs torch, every round | "
-                  "vs fastest [95%] | paired spread | drift | waiting CPU mean / max | settle ms | audit |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| row | rounds | processes | stop | p50 ms [95%] | vs torch [95%] | vs fastest [95%] | paired spread "
+                  "| drift | waiting CPU mean / max | settle ms | audit |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rounded:
             o = r.rounds
             est = lambda e: e.text() if e else "-"  # noqa: E731
-            lines.append(f"| {r.label()} | {len(o.round_p50_ms)} ({len(o.quiet_rounds)}; group {o.group + 1}) | "
-                         f"{o.processes} | {o.stop} | {est(o.p50_ms)} | {est(o.vs_reference)} | "
-                         f"{est(o.vs_reference_all)} | {est(o.vs_fastest)} | {o.paired_spread:.1%} | {o.drift:.1%} | "
+            lines.append(f"| {r.label()} | {len(o.round_p50_ms)} (group {o.group + 1}) | {o.processes} | {o.stop} | "
+                         f"{est(o.p50_ms)} | "
+                         f"{est(o.vs_reference)} | {est(o.vs_fastest)} | {o.paired_spread:.1%} | {o.drift:.1%} | "
                          f"{o.waiting_cpu_percent:.1f}% / {o.waiting_cpu_max_percent:.1f}% | {o.settle_ms:.0f} | "
                          + (f"{o.repeated_over_rotated:.3f}" if o.repeated_over_rotated else "-") + " |")
         spreads = sorted({r.rounds.process_spread for r in rounded if r.rounds.process_spread > 0})

@@ -32,12 +32,9 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
     t, o = torch["rounds"], ort["rounds"]
     # one slice each per round, the same rounds: the figures are paired
     assert len(t["round_p50_ms"]) == len(o["round_p50_ms"]) >= MIN_ROUNDS + 1  # and the audit round
-    quiet = o["quiet_rounds"]  # the figures' rounds: the quieter half, the same for every row
-    assert quiet == t["quiet_rounds"] and len(o["round_p50_ms"]) / 2 - 1 <= len(quiet) <= len(o["round_p50_ms"])
-    assert o["stop"] in ("converged", "budget") and o["vs_reference"]["rounds"] == len(quiet)
-    ratio = [t["round_p50_ms"][i] / o["round_p50_ms"][i] for i in quiet]
+    assert o["stop"] in ("converged", "budget") and o["vs_reference"]["rounds"] == len(o["round_p50_ms"])
+    ratio = [a / b for a, b in zip(t["round_p50_ms"], o["round_p50_ms"])]
     assert float(trimmed_mean(np.asarray(ratio))) == pytest.approx(o["vs_reference"]["value"])  # paired per round
-    assert o["vs_reference_all"]["rounds"] == len(o["round_p50_ms"])
     assert o["vs_reference"]["low"] <= o["vs_reference"]["value"] <= o["vs_reference"]["high"]
     assert ort["latency_ms"]["p50"] == o["p50_ms"]["value"]  # the row's p50: over rounds
     assert ort["parity"]["passed"]

@@ -2,7 +2,7 @@
 and cancels in the paired ratio."""
 import numpy as np
 
-from coordinator.run.round_stats import MIN_ROUNDS, combine, estimate, known, machine_index, paired, summarise
+from coordinator.run.round_stats import MIN_ROUNDS, combine, estimate, known, paired, summarise
 
 
 def drifting(seed=1, rounds=20, ratio=1.5, jitter=0.005):
@@ -19,7 +19,7 @@ def test_the_paired_ratio_cancels_the_drift_the_absolute_figure_carries():
     figures = summarise({"torch": slow, "ort": fast}, reference="torch", target=0.02)
     ort = figures["ort"]
     assert ort.vs_reference.crosses(1.5) and ort.vs_reference.halfwidth() < 0.01
-    assert ort.p50_ms.halfwidth() > 0.03  # the drift (of the quieter rounds too) is in the absolute interval
+    assert ort.p50_ms.halfwidth() > 0.05  # the drift is in the absolute interval
     assert ort.drift > 0.05 and ort.paired_spread < 0.02
     assert figures["torch"].vs_fastest.crosses(1.5) and figures["ort"].vs_fastest.value == 1.0
     assert known(ort, 0.02) and not known(ort, 0.001)
@@ -57,18 +57,3 @@ def test_a_row_in_two_processes_is_their_geometric_mean_and_their_gap_is_in_ever
     # a process that left mid-run (None) leaves the round to the others only if all had one
     values, _ = combine({"torch": [[1.0, 2.0], [1.0, None]]})
     assert values["torch"] == [1.0, None]
-
-
-def test_figures_are_taken_over_the_quieter_half_of_the_rounds_where_a_busy_machine_moves_a_ratio():
-    rng = np.random.default_rng(3)
-    busy = np.where(np.arange(30) % 3 == 0, 1.3, 1.0)  # every third round the machine is busy
-    ort = 20.0 * busy * (1 + rng.normal(0, 0.003, 30))
-    torch = 33.0 * busy ** 1.6 * (1 + rng.normal(0, 0.003, 30))  # a busy machine slows torch more
-    values = {"torch": list(map(float, torch)), "ort": list(map(float, ort))}
-    index = machine_index(values)
-    assert all((x > 1.1) == (b > 1) for x, b in zip(index, busy))
-    f = summarise(values, "torch", 0.02)["ort"]
-    assert all(busy[i] == 1.0 for i in f.quiet_rounds) and len(f.quiet_rounds) >= 15
-    assert abs(f.vs_reference.value / (33.0 / 20.0) - 1) < 0.005 and f.vs_reference.halfwidth() < 0.01  # quiet state's
-    assert f.vs_reference_all.value > f.vs_reference.value * 1.01  # over every round: moved by the busy ones
-    assert len(f.round_p50_ms) == 30  # every round's value is kept
