@@ -55,7 +55,7 @@ def _measure(precision: str, threads: int, device: str) -> Optional[float]:
         rates = []
         for product in _products(precision, device):
             rate = 2 * PROBE_N ** 3 / _best(product(PROBE_N), 3)  # the best of three: one slow call misleads
-            n = int(min(MAX_N, max(PROBE_N, (TARGET_S * rate / 2) ** (1 / 3))))
+            n = int(min(MAX_N, max(PROBE_N, (TARGET_S * rate / 2) ** (1 / 3)))) // 64 * 64  # int8 on a GPU: x8
             rates.append(2 * n ** 3 / _best(product(n), REPEATS) / 1e9)
         return max(rates, default=None)
     finally:
