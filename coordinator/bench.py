@@ -90,8 +90,8 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
                      if calibration else "the test inputs"),
     )
     pictures.keep_input(report, run_dir)  # the report's pictures outlive the cache
-    if report.model.gflop is None:  # a model's arithmetic per call: each row's GFLOP/s in the verdict
-        with console.status("counting the model's arithmetic (once per export)..."):
+    if report.model.gflop is None and artifact.torch_card is not None:  # an export made by an older e2e
+        with console.status("counting the model's arithmetic..."):
             report.model.gflop = _gflop(artifact, data.inputs_path, log)
     done = {r.key() for r in report.results}
     if resume:
@@ -162,7 +162,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
 
 def _gflop(artifact: Any, inputs_path: Path, log: Any) -> Optional[float]:
     try:
-        return flops.of_export(artifact, inputs_path)
+        return flops.of_card(artifact.torch_card, list(load_samples(str(inputs_path))[0].values()))
     except Exception as e:  # a figure for the verdict, never a reason to stop the bench
         log(f"The model's arithmetic could not be counted ({type(e).__name__}: {' '.join(str(e).split())[:200]})")
         return None

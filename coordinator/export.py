@@ -23,7 +23,7 @@ from shared import atomic
 from shared.records import write_json_atomic
 from shared.tensors import save_samples
 
-from . import example_inputs, exporters, tasks
+from . import example_inputs, exporters, flops, tasks
 from .errors import UsageError
 from .models import ModelDef, ModelSource, Weights, build, factory_kwargs, factory_root, load_weights
 from .sections import ModelInfo
@@ -142,6 +142,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
                                 + (f" (at {at})" if at else "")) from e.errors[-1]
         (out / "export.log").write_text(done.log)
         seconds = time.perf_counter() - start
+        counted = flops.count(module, signature.args)  # the arithmetic of one call, for the verdict's GFLOP/s
         torch.save(net.state_dict(), out / "weights.pt")
         if example is not None and model.inputs:  # the user's inputs are the test inputs
             save_samples(str(out / EXAMPLE_INPUTS), [{n: t.numpy() for n, t in zip(inputs, example.tensors)}])
@@ -162,6 +163,7 @@ def _export(model: ModelDef, weights: Weights, seed: int, opset: int, folder: Pa
                     exporters_not_used=done.not_used, example_inputs=example.source if example else "",
                     torch=_version("torch"), export_seconds=round(seconds, 3), input_size=[h, w],
                     parameters=sum(p.numel() for p in net.parameters()),
+                    gflop=round(counted / 1e9, 4) if counted else None,
                     weights={"kind": weights.kind, "detail": weights.detail, "warning": weights.warning})
         write_json_atomic(str(out / "export.json"), info)
         why = f" ({'; '.join(done.not_used)})" if done.not_used else ""
