@@ -95,15 +95,16 @@ def test_bench_explain_names_the_conv_that_int8_breaks_and_explain_runs_on_deman
     assert not int8.parity.passed
     found = int8.divergence
     assert found.status == "found", found.note
-    assert (found.first.node, found.first.op) == ("/0/Conv", "Conv") and found.first.ratio > 10
+    # a factory's model is exported through the flattening wrapper (its `model`): node names carry it
+    assert (found.first.node, found.first.op) == ("/model/model.0/Conv", "Conv") and found.first.ratio > 10
     assert found.attributes["kernel_shape"] == "[3, 3]"
-    assert [e.node for e in found.chain][:3] == ["/1/Relu", "/2/Conv", "/3/Relu"]
+    assert [e.node for e in found.chain][:3] == ["/model/model.1/Relu", "/model/model.2/Conv", "/model/model.3/Relu"]
     assert found.drift[0].op == "Conv" and found.drift[0].beyond >= 1
     assert "matches PyTorch" in found.reference
     assert rows[("ort", "fp32")].divergence is None  # passed parity: not localised unless asked
     html, md = (out / "report.html").read_text(), (out / "report.md").read_text()
-    assert "Where ort int8 diverges" in html and "first divergent node /0/Conv (Conv)" in html and "<svg" in html
-    assert "first divergent node /0/Conv (Conv)" in md and "| Conv | 2 |" in md
+    assert "Where ort int8 diverges" in html and "first divergent node /model/model.0/Conv (Conv)" in html and "<svg" in html
+    assert "first divergent node /model/model.0/Conv (Conv)" in md and "| Conv | 2 |" in md
 
     result = CliRunner().invoke(app, ["explain", str(out), "ort", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
