@@ -15,9 +15,9 @@ with --iterations, which asks for an exact count of calls).
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from ..launchers.session import Session
 import numpy as np
 
+from ..launchers.session import Session
 from .round_stats import MIN_ROUNDS, Rounds, combine, known, median, summarise, trimmed_mean
 
 
