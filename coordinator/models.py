@@ -13,7 +13,7 @@ from shared import torch_model
 
 from . import example_inputs
 from .errors import UsageError
-from .user_code import calling, extra_hint
+from .user_code import calling, extra_hint, top_spec
 
 
 @dataclass(frozen=True)
@@ -212,13 +212,7 @@ def factory_root(model: ModelDef) -> Optional[str]:
     user's own (a checkout, the working directory); None for an installed package, which each
     runner environment brings at its own pinned version. Found without importing the module (its
     top-level package only located), so a warm rerun stays free of torch."""
-    import importlib.util
-
-    top = model.factory.partition(":")[0].split(".")[0]
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = top_spec(model.factory.partition(":")[0])
     if spec is None:
         return None
     if spec.origin and spec.origin not in ("built-in", "frozen"):

@@ -9,7 +9,7 @@ import re
 import sysconfig
 import traceback
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from .errors import UsageError
 
@@ -24,14 +24,19 @@ class UserCodeError(UsageError):
     """The user's code (or the model it builds) raised: one line at the CLI, the cause chained."""
 
 
+def top_spec(module: str) -> Optional[Any]:
+    """The import spec of a module's top-level package, found without importing it (a warm rerun
+    stays free of torch); None when it cannot be found."""
+    try:
+        return importlib.util.find_spec(module.split(".")[0])
+    except (ImportError, ValueError):
+        return None
+
+
 def module_root(module: str) -> Optional[str]:
     """The folder of a module's top-level package (found, not imported): frames in it are the
     user's."""
-    top = module.split(".")[0]
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
+    spec = top_spec(module)
     if spec is None:
         return None
     if spec.submodule_search_locations:
