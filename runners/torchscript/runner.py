@@ -62,9 +62,9 @@ class TorchScriptRunner(Runner):
                                                    self.spec.precision,
                                                    torch_model.weights_digest(self.spec.model_path, card)],
                                make, self.samples[:1])
-            # The saved module runs, also when just written: a frozen module run in the process that
-            # froze it ran 10% faster than the same module loaded (faster_rcnn here, 1540 vs 1700 ms),
-            # so a row's figure depended on whether the cache was warm; deployment loads the file.
+            # The saved module runs, also when just written: on faster_rcnn the row's ratio to torch
+            # (paired in rounds) was 1.116 in the run that froze the module in-process and 1.005 in the
+            # next, which loaded it from the cache; deployment loads the file, so every run does.
             self.settings["cached_module"] = os.path.basename(path) + (" (written, then loaded)" if made else "")
             del made[:]
             self.module = torch.jit.load(path, map_location=self.device)
