@@ -61,12 +61,20 @@ def test_debug_shows_the_users_traceback(tmp_path):
     assert isinstance(result.exception.__cause__, ValueError)  # the user's own exception, chained
 
 
+def _not_installed(monkeypatch, package):
+    """As if `package` were not installed: its submodules too, which an earlier test may have imported
+    (a submodule already in sys.modules imports without its parent being looked up)."""
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)
+
+
 def test_a_missing_optional_package_names_the_extra(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ultralytics", None)  # as if not installed
+    _not_installed(monkeypatch, "ultralytics")
     result = runner.invoke(app, ["bench", "--model", "yolov8n", "--engines", "torch", "--weights", "random",
                                  "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
     assert "pip install 'e2e[yolo]'" in one_error_line(result)
-    monkeypatch.setitem(sys.modules, "transformers", None)
+    _not_installed(monkeypatch, "transformers")
     result = runner.invoke(app, ["bench", "--model", "coordinator.hf_models:bert_encoder", "--inputs",
                                  "coordinator.hf_models:token_ids", "--engines", "torch", "--weights", "random",
                                  "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
