@@ -66,7 +66,7 @@ def prepare(model: str, folder: Path, cache: Path) -> Model:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from coordinator import export, models
+    from coordinator.model import export, zoo as models
     from shared import save_samples
 
     art = export.prepare(models.resolve(model), "random", 0, 17, cache, log=lambda m: None)

@@ -64,7 +64,7 @@ def main() -> None:
         shutil.rmtree(path, ignore_errors=True)
     subprocess.run(["git", "clone", "--quiet", str(_smoke.ROOT), str(clone)], check=True)
     if args.smoke:  # this interpreter's e2e: no install (its figure is 0), the rest as a user meets it
-        e2e, install_s = [sys.executable, "-c", "from coordinator.cli import main; main()"], 0.0
+        e2e, install_s = [sys.executable, "-c", "from coordinator.cli.app import main; main()"], 0.0
         command, env = SMOKE + ["--engines", "torch,ort"], {**_smoke.env(), "PYTHONPATH": str(clone)}
     else:
         binary, install_s = install(root, clone)

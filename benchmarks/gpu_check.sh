@@ -45,7 +45,7 @@ if [ -n "$WHEELS" ]; then  # the coordinator's packages, offline, beside the mac
   PY="$OUT/venv/bin/python"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-missing=$("$PY" -c "import coordinator.cli" 2>&1 | tail -1)
+missing=$("$PY" -c "import coordinator.cli.app" 2>&1 | tail -1)
 if [ -n "$missing" ]; then
   echo "gpu_check: failed: e2e cannot start with $PY: $missing (carry its wheels: see the top of this script)"
   exit 2
@@ -55,7 +55,7 @@ fi
 status=0
 for model in resnet50 faster_rcnn; do
   # a short budget per row: 18 rows, Inductor compiling 6 of them, inside 8 minutes
-  "$PY" -c "from coordinator.cli import main; main()" bench --model "$model" --engines torch,torchscript,inductor \
+  "$PY" -c "from coordinator.cli.app import main; main()" bench --model "$model" --engines torch,torchscript,inductor \
     --device cuda --precision fp32,fp16,bf16 --launcher host --weights random --rounds-budget 5 \
     --out "$OUT/$model" >"$OUT/$model.log" 2>&1
   code=$?

@@ -33,7 +33,7 @@ def prepare_models(folder: Path, smoke: bool = False) -> dict:
     from onnx import TensorProto, helper
 
     sys.path.insert(0, str(ROOT))
-    from coordinator import export, models
+    from coordinator.model import export, zoo as models
     from shared import save_samples
 
     w = np.linspace(-1, 1, 64 * 64, dtype=np.float32).reshape(64, 64)

@@ -37,7 +37,7 @@ def prepare(folder: Path, cache: Path) -> Path:
     """In the coordinator's environment: resnet50's ONNX file (cached export) and one input."""
     import numpy as np
 
-    from coordinator import export, models
+    from coordinator.model import export, zoo as models
     from shared import save_samples
 
     resnet = export.prepare(models.resolve("resnet50"), "random", 0, 17, cache, log=lambda m: None)

@@ -29,7 +29,7 @@ Figure = Tuple[float, float, float]  # speed-up over torch, and its interval
 
 
 def bench(args: argparse.Namespace, out: Path) -> float:
-    argv = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--model", args.model,
+    argv = [sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench", "--model", args.model,
             "--engines", args.engines, "--weights", "random", "--schedule", args.schedule, "--out", str(out),
             *args.extra]
     start = time.perf_counter()

@@ -35,7 +35,7 @@ def main() -> None:
         args.model, args.trials, args.warmup, args.iterations = _smoke.TINY, 0, 1, 3
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        done = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench",
+        done = subprocess.run([sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench",
                                "--model", args.model, "--engines", "ort,tvm", "--weights", "random", "--device", "cpu",
                                "--launcher", args.launcher, "--warmup", str(args.warmup),
                                "--iterations", str(args.iterations), "--timeout", str(args.timeout), "-o", f"tvm.trials={args.trials}",

@@ -26,7 +26,7 @@ import _smoke
 
 
 def bench(args: argparse.Namespace, out: Path) -> float:
-    argv = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--model", args.model,
+    argv = [sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench", "--model", args.model,
             "--engines", args.engines, "--launcher", args.launcher, "--weights", args.weights,
             "--warmup", str(args.warmup), "--iterations", str(args.iterations), "--out", str(out)]
     start = time.perf_counter()

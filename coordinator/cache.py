@@ -21,8 +21,8 @@ from .engines import discover
 from .errors import UsageError
 from .launchers.venv import READY, VenvLauncher, broken
 
-# fleet: the files a fleet node received for its rows (coordinator/fleet/node.py), by digest
-# machine: this machine's measured arithmetic peaks (coordinator/peak.py)
+# fleet: the files a fleet node received for its rows (coordinator/launchers/ray/node.py), by digest
+# machine: this machine's measured arithmetic peaks (coordinator/machine/peak.py)
 KINDS = ("models", "data", "venvs", "uv", "engines", "tuning", "protocol", "fleet", "machine", "partial")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -10,12 +10,12 @@ from shared.errors import ProtocolError
 from shared.records import convert
 from shared.spec import PRECISIONS
 
-from . import host
-from .exporters import CHOICES as EXPORTERS
+from coordinator.machine import host
+from coordinator.model.exporters import CHOICES as EXPORTERS
 from .errors import UsageError
 from .launchers.registry import AUTO, names as launcher_names
-from .models import model_name
-from .precisions import AUTO as AUTO_PRECISION
+from coordinator.model.zoo import model_name
+from coordinator.machine.precisions import AUTO as AUTO_PRECISION
 
 SCHEDULES = ("interleaved", "sequential")
 # Row outcomes `--fail-on` can turn into a non-zero exit status (see README, "Exit status").
@@ -165,7 +165,7 @@ class BenchConfig:
             raise UsageError("--slice-time and --rounds-budget must be > 0 seconds and --target-ratio in (0, 1)")
         if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
             raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
-        from .points import check
+        from coordinator.run.points import check
 
         check(self.scenarios, self.batch, self.concurrency)
         bad = sorted(set(self.fail_on) - set(FAIL_ON))

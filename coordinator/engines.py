@@ -27,7 +27,7 @@ class Engine:
     note: str = ""  # why the engine needs what it needs, shown in skip reasons
     consumes: str = "onnx"  # onnx: the export; torch: the PyTorch model card + state dict
     opsets: Tuple[int, int] = ANY_OPSET  # the ONNX opsets it loads, inclusive
-    # --tune: engine option -> the values searched (coordinator/tuning.py), as the manifest lists them
+    # --tune: engine option -> the values searched (coordinator/run/tuning.py), as the manifest lists them
     tuning: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
 
     def opset_for(self, wanted: int) -> int:
@@ -93,7 +93,7 @@ def select(names: str) -> List[Engine]:
 
 def skip_reason(engine: Engine, device: str, precision: str) -> Optional[str]:
     """Why this engine cannot run at this device and precision here, before launching it."""
-    from .host import nvidia_gpus
+    from coordinator.machine.host import nvidia_gpus
 
     kind = "cpu" if device == "cpu" else "cuda"
     if kind not in engine.devices:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator import images
+from coordinator.images import build as images
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from shared.result import RunResult
 from shared.session import make_pipes
 from shared.spec import RunSpec
 
-from .. import images
+from coordinator.images import build as images
 from ..engines import Engine
 from .base import LaunchSettings, Launcher
 from .process import current_stage, fresh_io, read_result

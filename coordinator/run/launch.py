@@ -7,7 +7,7 @@ from shared.spec import RunSpec
 
 from ..engines import Engine
 from ..launchers import Launcher
-from ..points import Point
+from coordinator.run.points import Point
 
 
 @dataclass

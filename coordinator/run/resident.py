@@ -17,7 +17,7 @@ from shared.result import RunResult
 
 from ..engines import REFERENCE
 from ..launchers.process import current_stage
-from ..report import Row
+from coordinator.report.document import Row
 from .interleave import Plan, Slot, run_rounds
 from .launch import launcher_failed
 
@@ -101,7 +101,7 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any, copy: i
     partner = point is None or copy > 1
     variant = "-".join(v for v in (PARTNER if point is None else "", f"process{copy}" if copy > 1 else "") if v)
     if point is None:
-        from ..points import Point
+        from coordinator.run.points import Point
 
         point = Point()
     where = " ".join(p for p in (precision, point.label(), f"@{node.kind}" if node else "") if p)

@@ -20,8 +20,8 @@ import numpy as np
 
 from shared.tensors import Sample
 
-from .. import parity
-from ..accuracy import Accuracy
+from coordinator.report import parity
+from coordinator.report.accuracy import Accuracy
 from ..errors import UsageError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

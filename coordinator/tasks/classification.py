@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.tensors import Sample
 
-from ..parity import ClassificationParity, Parity, compare_tensors
+from coordinator.report.parity import ClassificationParity, Parity, compare_tensors
 from . import ExportSignature
 from .generic import Generic
 

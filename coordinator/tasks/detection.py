@@ -19,8 +19,8 @@ import numpy as np
 
 from shared.tensors import Sample
 
-from ..accuracy import coco_map, fidelity_map, to_coco_detections
-from ..parity import TOLERANCES, DetectionParity, Parity
+from coordinator.report.accuracy import coco_map, fidelity_map, to_coco_detections
+from coordinator.report.parity import TOLERANCES, DetectionParity, Parity
 from . import ExportSignature, Task
 
 OUTPUTS = ("boxes", "labels", "scores")

@@ -8,7 +8,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 from shared.tensors import Sample
 
-from ..accuracy import topk_accuracy
+from coordinator.report.accuracy import topk_accuracy
 from . import Task
 
 

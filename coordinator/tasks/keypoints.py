@@ -13,7 +13,7 @@ import numpy as np
 
 from shared.tensors import Sample
 
-from ..parity import Parity
+from coordinator.report.parity import Parity
 from . import ExportSignature, _drawing
 from .detection import OUTPUTS as BOX_OUTPUTS
 from .detection import Detection, match_detections

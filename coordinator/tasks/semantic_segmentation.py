@@ -13,7 +13,7 @@ import numpy as np
 
 from shared.tensors import Sample
 
-from ..parity import TOLERANCES, Parity, compare_tensors
+from coordinator.report.parity import TOLERANCES, Parity, compare_tensors
 from . import IMAGENET_MEAN, IMAGENET_STD, ExportSignature, Task, _drawing
 
 OUTPUT = "out"

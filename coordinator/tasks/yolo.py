@@ -17,7 +17,7 @@ import numpy as np
 
 from shared.tensors import Sample
 
-from ..parity import Parity, compare_tensors
+from coordinator.report.parity import Parity, compare_tensors
 from . import ExportSignature, Task
 from .detection import Detection
 

@@ -4,7 +4,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 from coordinator.engines import discover
 from coordinator.launchers import DockerLauncher
 from shared import RunSpec, save_samples

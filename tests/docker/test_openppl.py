@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 from coordinator.engines import discover
 from coordinator.launchers import DockerLauncher
 from shared import RunSpec, load_samples, save_samples

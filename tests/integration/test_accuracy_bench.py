@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from coordinator.testdata import DEFAULT_IMAGES
+from coordinator.model.testdata import DEFAULT_IMAGES
 from tests.integration.test_bench import bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -4,7 +4,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,7 +82,7 @@ def test_weights_in_external_data_are_read_in_place(tmp_path, cache):
 def test_converted_precisions_ort_fp16_int8_and_openvino_int8(tmp_path, cache):
     import shutil
 
-    from coordinator.testdata import DEFAULT_IMAGES
+    from coordinator.model.testdata import DEFAULT_IMAGES
 
     (tmp_path / "calibration").mkdir()
     shutil.copy(DEFAULT_IMAGES / "chelsea.jpg", tmp_path / "calibration")
@@ -110,7 +110,7 @@ def test_the_default_run_directory_from_another_working_directory(tmp_path, cach
     and every engine still finds its files (runners start in their own io folder)."""
     import shutil
 
-    from coordinator.testdata import DEFAULT_IMAGES
+    from coordinator.model.testdata import DEFAULT_IMAGES
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()

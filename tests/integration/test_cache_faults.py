@@ -28,7 +28,7 @@ def bench(out: Path, cache: Path, *extra: str, env: dict = None, wait: bool = Tr
     """`e2e bench` as its own process, run from the checkout (the reference imports the fixture model).
     In the engine's virtualenv: `auto` would pick a Docker image where one is built (the Docker
     tests build e2e-ort), whose container gets neither the kill hook nor this cache's venvs."""
-    args = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--launcher", "venv",
+    args = [sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench", "--launcher", "venv",
             "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", engines, "--precision", precision,
             "--weights", "random", "--device", "cpu", "--warmup", "1", "--iterations", "3",
             "--out", str(out), "--cache-dir", str(cache), *extra]
@@ -261,7 +261,7 @@ def test_a_full_disk_under_the_run_keeps_the_rows_measured_and_resume_finishes(s
     assert list(rows(out)) == [("torch", "fp32")] and rows(out)[("torch", "fp32")]["status"] == "ok"
 
     (small_disk / "filler").unlink()
-    code, output = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench",
+    code, output = subprocess.run([sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench",
                                    "--resume", str(out)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                   capture_output=True, text=True).returncode, ""
     assert code == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"

@@ -4,13 +4,13 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 from coordinator.engines import discover
 from coordinator.launchers import VenvLauncher
-from coordinator.localise import Search, Side, reference_side, search
-from coordinator.onnx_graph import Graph
-from coordinator.parity import TOLERANCES
-from coordinator.report import load_report
+from coordinator.divergence.localise import Search, Side, reference_side, search
+from coordinator.divergence.onnx_graph import Graph
+from coordinator.report.parity import TOLERANCES
+from coordinator.report.document import load_report
 from shared import RunSpec
 from tests.fixtures.onnx_models import small_convnet, small_convnet_samples
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
@@ -78,7 +78,7 @@ def test_sigterm_stops_the_engine_keeps_the_rows_and_resume_finishes(launcher_re
     env = {**os.environ, "PYTHONPATH": str(ROOT), "E2E_FAULT": "ort=hang"}
     args = bench_args(out, cache, launcher, "--schedule", schedule)
     args[args.index("ort,openvino")] = "openvino,ort"  # one row done before the hang
-    proc = subprocess.Popen([sys.executable, "-c", "from coordinator.cli import main; main()", *args],
+    proc = subprocess.Popen([sys.executable, "-c", "from coordinator.cli.app import main; main()", *args],
                             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     io_dir = out / "logs" / "ort-fp32"
     deadline = time.time() + 300
@@ -104,7 +104,7 @@ def test_sigterm_stops_the_engine_keeps_the_rows_and_resume_finishes(launcher_re
 def leftovers(io_dir: Path, launcher: str) -> list:
     """Runner processes or containers of this run still alive."""
     if launcher == "docker":
-        from coordinator import images
+        from coordinator.images import build as images
 
         return images.client().containers.list(all=True, filters={"label": f"e2e.io={io_dir.resolve()}"})
     return [p for p in psutil.process_iter(["cmdline"]) if str(io_dir) in " ".join(p.info["cmdline"] or [])]

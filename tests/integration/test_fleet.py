@@ -107,7 +107,7 @@ def cluster(venvs):
 
 
 def bench(out: Path, cache: Path, *extra: str, wait: bool = True, env: dict = None):
-    args = [sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--launcher", "venv",
+    args = [sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench", "--launcher", "venv",
             "--model", "tests.fixtures.tiny:tiny_cnn", "--engines", "torch,ort", "--weights", "random",
             "--device", "cpu", "--warmup", "1", "--out", str(out), "--cache-dir", str(cache), *extra]
     proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
@@ -175,7 +175,7 @@ def test_a_node_killed_mid_row_fails_that_row_and_resume_runs_the_missing_ones(c
     assert any("1 row(s) of machine kind cpu-b did not run" in n for n in report["notes"]), report["notes"]
 
     cluster.start("b2", "--num-cpus", "1", kind="cpu-b")  # the kind is back, on a new node
-    proc = subprocess.run([sys.executable, "-c", "from coordinator.cli import main; main()", "bench", "--resume", str(out)],
+    proc = subprocess.run([sys.executable, "-c", "from coordinator.cli.app import main; main()", "bench", "--resume", str(out)],
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **cluster.auth}, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     after = json.loads((out / "report.json").read_text())["results"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 from coordinator.run.round_stats import MIN_ROUNDS, trimmed_mean
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -4,7 +4,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 from coordinator.run import resident
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

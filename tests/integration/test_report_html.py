@@ -8,9 +8,9 @@ import subprocess
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
-from coordinator.report import load_report
-from coordinator.verdict import decide
+from coordinator.cli.app import app
+from coordinator.report.document import load_report
+from coordinator.report.verdict import decide
 from tests.integration.test_bench import bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

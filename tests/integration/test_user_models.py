@@ -9,8 +9,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from coordinator import exporters
-from coordinator.cli import app
+from coordinator.model import exporters
+from coordinator.cli.app import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 M = "tests.fixtures.user_models"
@@ -27,7 +27,7 @@ M = "tests.fixtures.user_models"
     ("dict_head", ["--inputs", f"{M}:token_inputs"], exporters.TORCHSCRIPT,
      {"input_ids": ("int64", [1, 8]), "attention_mask": ("bool", [1, 8])}, ["logits", "hidden_0", "hidden_1"]),
     ("dynamo_only", ["--input-size", "32x32"], exporters.DYNAMO, {"input": ("float", [1, 3, 32, 32])}, ["output"]),
-    *(pytest.param(f"coordinator.hf_models:{factory}", ["--inputs", "coordinator.hf_models:token_ids"],
+    *(pytest.param(f"coordinator.model.hf_models:{factory}", ["--inputs", "coordinator.model.hf_models:token_ids"],
                    exporters.TORCHSCRIPT, {"input_ids": ("int64", [1, 16]), "attention_mask": ("int64", [1, 16])},
                    outputs, marks=pytest.mark.skipif(not importlib.util.find_spec("transformers"),
                                                      reason="pip install 'e2e[transformers]'"))

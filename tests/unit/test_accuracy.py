@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from coordinator.accuracy import coco_map, fidelity_map, to_coco_detections, topk_accuracy
+from coordinator.report.accuracy import coco_map, fidelity_map, to_coco_detections, topk_accuracy
 
 GT = {
     "images": [{"id": 1, "width": 200, "height": 200}, {"id": 2, "width": 200, "height": 200}],

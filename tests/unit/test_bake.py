@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from coordinator import bake
+from coordinator.images import bake
 from coordinator.engines import discover
 from coordinator.errors import UsageError
-from coordinator.images import BAKE_FILE
+from coordinator.images.build import BAKE_FILE
 
 SAMPLE = '''
 variable "TAG" { default = "1.0" }
@@ -73,7 +73,7 @@ def test_the_project_bake_file_has_a_target_per_runner():
 
 
 def test_an_image_is_stale_when_its_runner_or_the_protocol_changed(tmp_path, monkeypatch):
-    from coordinator import images
+    from coordinator.images import build as images
 
     (tmp_path / "shared").mkdir()
     (tmp_path / "shared" / "protocol.py").write_text("v1")
@@ -92,7 +92,7 @@ def test_an_image_is_stale_when_its_runner_or_the_protocol_changed(tmp_path, mon
 
 
 def test_a_variant_target_is_labelled_with_its_dockerfile_s_runner():
-    from coordinator import images
+    from coordinator.images import build as images
 
     f = bake.load(BAKE_FILE, environ={"PYTHON_BASE": "local/python"})
     cpu, cuda = f.targets["openppl"], f.targets["openppl-cuda"]
@@ -106,7 +106,7 @@ def test_a_variant_target_is_labelled_with_its_dockerfile_s_runner():
 def test_sources_replace_the_checkout_s_in_the_build_context(tmp_path):
     import tarfile
 
-    from coordinator import images
+    from coordinator.images import build as images
 
     root = tmp_path / "project"
     (root / "docker" / "sources").mkdir(parents=True)
@@ -131,7 +131,7 @@ def test_sources_replace_the_checkout_s_in_the_build_context(tmp_path):
     (lambda d: d.mkdir(), "holds no files"),
 ])
 def test_sources_must_be_a_folder_of_files(tmp_path, setup, message):
-    from coordinator import images
+    from coordinator.images import build as images
 
     setup(tmp_path / "src")
     with pytest.raises(UsageError, match=message):
@@ -139,7 +139,7 @@ def test_sources_must_be_a_folder_of_files(tmp_path, setup, message):
 
 
 def test_sources_for_images_that_take_none_is_an_error(tmp_path):
-    from coordinator import images
+    from coordinator.images import build as images
 
     (tmp_path / "a.tar.gz").write_bytes(b"x")
     with pytest.raises(UsageError, match="none of base, ort builds from source archives"):

@@ -2,7 +2,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 
 runner = CliRunner()
 
@@ -75,7 +75,7 @@ def test_bad_config_file(tmp_path, text, message):
 
 
 def test_a_report_naming_a_file_outside_its_run_is_refused(tmp_path):
-    from coordinator.report import Row
+    from coordinator.report.document import Row
     from tests.fixtures.reports import report_v1
 
     row = Row(engine="ort", status="skipped", reason="x", log="../../etc/passwd")
@@ -159,7 +159,7 @@ def test_every_config_field_is_an_option_and_the_command_line_wins_over_the_file
 
 def test_fail_on_names_exactly_the_outcomes_exit_status_knows():
     from coordinator.config import FAIL_ON
-    from coordinator.exit_status import OUTCOMES
+    from coordinator.cli.exit_status import OUTCOMES
 
     assert set(FAIL_ON) == set(OUTCOMES)
 
@@ -178,7 +178,7 @@ def test_ray_address_needs_hosts_and_a_dead_address_is_one_line(tmp_path):
         resolve({"model": "resnet18", "ray_address": "127.0.0.1:1"})
     with pytest.raises(UsageError, match="expected all-kinds or a comma list"):
         resolve({"model": "resnet18", "hosts": " , "})
-    from coordinator.fleet.cluster import Fleet
+    from coordinator.launchers.ray.cluster import Fleet
 
     with pytest.raises(UsageError, match="no Ray cluster at 127.0.0.1:1"):
         Fleet("127.0.0.1:1")

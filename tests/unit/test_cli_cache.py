@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from coordinator.cli import app
+from coordinator.cli.app import app
 from shared import atomic
 
 runner = CliRunner()

@@ -3,9 +3,9 @@ from dataclasses import replace
 import numpy as np
 from typer.testing import CliRunner
 
-from coordinator.cli import app
-from coordinator.compare import NO_SAMPLES, NOT_SIGNIFICANT, compare_runs, differences
-from coordinator.report import Report, Row
+from coordinator.cli.app import app
+from coordinator.report.compare import NO_SAMPLES, NOT_SIGNIFICANT, compare_runs, differences
+from coordinator.report.document import Report, Row
 from shared import Latency, Measurement
 from tests.fixtures.reports import report_v1
 
@@ -16,7 +16,7 @@ NOISY_B = [70.0, 85.0, 105.0, 110.0, 114.0, 125.0, 130.0, 150.0]
 
 def row(engine, p50=None, status="ok", passed=True, samples=None, version=""):
     """A row whose latency is one call of `p50` ms, or `samples` kept as every timed call."""
-    from coordinator.parity import Parity
+    from coordinator.report.parity import Parity
 
     values = list(samples) if samples is not None else [p50]
     r = Row(engine=engine, status=status, precision_requested="fp32", precision="fp32", engine_version=version,

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from coordinator import dataset, tasks
+from coordinator.model import dataset
+from coordinator import tasks
 from examples.digits.model import SIZE, digits_cnn
 
 HELDOUT = Path(__file__).resolve().parents[2] / "examples" / "digits" / "heldout"

@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 
-from coordinator import charts
-from coordinator.divergence import compare_run, localise
-from coordinator.onnx_graph import Graph, marked_copy
+from coordinator.report import charts
+from coordinator.divergence.search import compare_run, localise
+from coordinator.divergence.onnx_graph import Graph, marked_copy
 from tests.fixtures.onnx_models import small_convnet
 
 ORDER = ["/stem/conv", "/stem/relu", "/block/conv", "/block/scale", "/block/add", "/block/relu", "/head/pool",

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from coordinator import environments
-from coordinator.cli import app
+from coordinator.run import environments
+from coordinator.cli.app import app
 from coordinator.engines import discover
 
 

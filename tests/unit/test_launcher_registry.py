@@ -16,7 +16,7 @@ from coordinator.errors import UsageError
 from coordinator.launchers import (AUTO, DockerLauncher, HostLauncher, LaunchSettings, Launcher, VenvLauncher,
                                    choose, create_all, launcher_classes, names)
 from coordinator.launchers.registry import launcher_classes as cached_classes
-from coordinator.summary import availability
+from coordinator.cli.summary import availability
 
 INTERFACE = ("create", "unavailable", "prepare", "run", "describe", "provenance")
 
@@ -130,12 +130,12 @@ def test_e2e_engines_says_what_bench_would_choose():
     assert "does not run on cpu" in availability(discover()["trt"], "cpu", fakes())
 
 
-RAY = '''
+SSH = '''
 from coordinator.launchers.base import Launcher
 
 
-class RayLauncher(Launcher):
-    name = "ray"
+class SshLauncher(Launcher):
+    name = "ssh"
     preference = 5  # before Docker
 
     @classmethod
@@ -143,7 +143,7 @@ class RayLauncher(Launcher):
         return cls()
 
     def unavailable(self, engine, device="cpu"):
-        return None if "ray" in engine.launchers else "no ray"
+        return None if "ssh" in engine.launchers else "no ssh"
 
     def prepare(self, engine):
         pass
@@ -152,29 +152,29 @@ class RayLauncher(Launcher):
         raise NotImplementedError
 
     def describe(self):
-        return {"ray": "2.0"}
+        return {"ssh": "2.0"}
 
     def provenance(self, engine):
-        return "ray://cluster"
+        return "ssh://host"
 '''
 
 
 @pytest.fixture
-def ray_launcher(tmp_path, monkeypatch):
+def ssh_launcher(tmp_path, monkeypatch):
     """A launcher module dropped into the launchers package's folder (a folder of its search
     path here, so that the checkout is left alone)."""
-    (tmp_path / "ray.py").write_text(RAY)
+    (tmp_path / "ssh.py").write_text(SSH)
     monkeypatch.setattr(launchers_package, "__path__", [*launchers_package.__path__, str(tmp_path)])
     cached_classes.cache_clear()
     yield
-    sys.modules.pop("coordinator.launchers.ray", None)
+    sys.modules.pop("coordinator.launchers.ssh", None)
     cached_classes.cache_clear()
 
 
-def test_adding_a_launcher_is_one_file(ray_launcher, tmp_path):
-    assert names() == ["host", "ray", "docker", "venv"]
-    assert BenchConfig(model="-", launcher="ray").launcher == "ray"
+def test_adding_a_launcher_is_one_file(ssh_launcher, tmp_path):
+    assert names() == ["host", "ssh", "docker", "venv"]
+    assert BenchConfig(model="-", launcher="ssh").launcher == "ssh"
     made = create_all(LaunchSettings(tmp_path))
-    launcher, reason = choose(engine("venv", "docker", "ray"), AUTO, "cpu", made)
-    assert (launcher.name, reason, launcher.provenance(None)) == ("ray", None, "ray://cluster")
-    assert availability(engine("venv", "docker", "ray"), "cpu", made) == "[green]yes[/] (ray)"
+    launcher, reason = choose(engine("venv", "docker", "ssh"), AUTO, "cpu", made)
+    assert (launcher.name, reason, launcher.provenance(None)) == ("ssh", None, "ssh://host")
+    assert availability(engine("venv", "docker", "ssh"), "cpu", made) == "[green]yes[/] (ssh)"

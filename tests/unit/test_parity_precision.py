@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from coordinator import tasks
-from coordinator.parity import TOLERANCES
+from coordinator.report.parity import TOLERANCES
 
 REFERENCE = [{"y": np.array([1.0, 2.0, 3.0], np.float32)}]
 

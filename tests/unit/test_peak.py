@@ -1,6 +1,6 @@
 """The machine's arithmetic peaks: measured by a real matrix product, once, then read from the cache
 unless a row went past one."""
-from coordinator import peak
+from coordinator.machine import peak
 
 
 def test_peaks_are_measured_once_and_again_only_when_a_row_passed_one(tmp_path):

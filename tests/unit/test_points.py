@@ -4,8 +4,8 @@ import pytest
 
 from coordinator.config import BenchConfig
 from coordinator.errors import UsageError
-from coordinator.points import Point, grown, points
-from coordinator.sweep import pareto
+from coordinator.run.points import Point, grown, points
+from coordinator.report.sweep import pareto
 
 
 def test_points_cover_each_scenario_batch_and_concurrency_latency_first():
@@ -55,7 +55,7 @@ def test_the_pareto_front_keeps_what_nothing_beats_on_both_axes():
 
 def test_tune_searches_every_combination_of_the_declared_options_but_those_fixed():
     from coordinator.engines import discover
-    from coordinator.tuning import candidates
+    from coordinator.run.tuning import candidates
 
     ov = discover()["openvino"]
     every = candidates(ov, {})
@@ -66,10 +66,10 @@ def test_tune_searches_every_combination_of_the_declared_options_but_those_fixed
 
 
 def test_the_best_candidate_is_the_fastest_that_passed_parity():
-    from coordinator.parity import Parity
-    from coordinator.tuning import best
+    from coordinator.report.parity import Parity
+    from coordinator.run.tuning import best
     from shared import Latency, RunResult
-    from coordinator.report import Row
+    from coordinator.report.document import Row
 
     def row(p50, passed=True, scenario="latency", per_s=None):
         r = Row(**vars(RunResult("ort", "ok", latency_ms=Latency.from_values([p50] * 3), scenario=scenario,

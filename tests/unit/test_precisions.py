@@ -3,7 +3,7 @@ import pytest
 
 from coordinator.config import BenchConfig
 from coordinator.errors import UsageError
-from coordinator.precisions import AUTO, accelerated, for_engine, why
+from coordinator.machine.precisions import AUTO, accelerated, for_engine, why
 
 ZEN5 = ["avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni"]
 SAPPHIRE_RAPIDS = ZEN5 + ["amx_bf16", "amx_int8", "avx512_fp16"]

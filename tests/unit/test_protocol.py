@@ -80,7 +80,7 @@ def test_the_reference_is_kept_per_device_and_torch_version(tmp_path):
     """A CUDA reference must never judge a later CPU run of the same inputs."""
     from importlib.metadata import version
 
-    from coordinator.testdata import reference_file
+    from coordinator.model.testdata import reference_file
 
     cpu, cuda = reference_file(tmp_path, "cpu"), reference_file(tmp_path, "cuda:0")
     assert cpu != cuda and cpu.parent == tmp_path

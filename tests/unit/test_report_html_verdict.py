@@ -1,10 +1,10 @@
 """report.html opens with the decision: the verdict's sentences and the passing rows ranked by
 speed-up, intervals as whiskers; the results table ranks rows and keeps long notes folded."""
-from coordinator import charts
-from coordinator.parity import Parity
-from coordinator.report import Row
+from coordinator.report import charts
+from coordinator.report.parity import Parity
+from coordinator.report.document import Row
 from coordinator.run.round_stats import Estimate, Rounds
-from coordinator.views import report_html
+from coordinator.report.views import report_html
 from shared import Latency
 from tests.unit.test_views import detector_report
 

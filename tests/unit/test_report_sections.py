@@ -6,11 +6,11 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.bench import _setup
-from coordinator.cli import app
+from coordinator.run.bench import _setup
+from coordinator.cli.app import app
 from coordinator.config import BenchConfig
-from coordinator.report import Report
-from coordinator.sections import COPIES
+from coordinator.report.document import Report
+from coordinator.report.sections import COPIES
 from shared.errors import ProtocolError
 from tests.fixtures.reports import REPORT_V1, report_v1
 

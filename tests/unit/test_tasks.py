@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coordinator import models, tasks
-from coordinator.dataset import Dataset
+from coordinator.model import zoo as models
+from coordinator import tasks
+from coordinator.model.dataset import Dataset
 from coordinator.errors import UsageError
-from coordinator.export import Artifact
+from coordinator.model.export import Artifact
 from shared import RunSpec
 
 ROOT = Path(__file__).parents[2]
@@ -38,7 +39,7 @@ def test_an_unknown_family_names_the_known_ones():
 def test_a_family_is_one_file(tmp_path, monkeypatch):
     """A family with its own parity rule and figures, in its one file; the report shows them."""
     (tmp_path / "depth.py").write_text(
-        "from coordinator.parity import Parity\nfrom coordinator.tasks import Task\n\n\n"
+        "from coordinator.report.parity import Parity\nfrom coordinator.tasks import Task\n\n\n"
         "class Depth(Task):\n    name = 'depth'\n\n"
         "    def compare_outputs(self, reference, outputs, precision):\n"
         "        return Parity(True, 'depth', precision, 0.0, 0.0, figures={'abs_rel': 0.01},\n"
@@ -47,7 +48,7 @@ def test_a_family_is_one_file(tmp_path, monkeypatch):
     tasks._registry.cache_clear()
     try:
         assert tasks.get("depth").name == "depth" and "detection" in tasks.names()
-        from coordinator.views._text import parity_text
+        from coordinator.report.views._text import parity_text
 
         sample = [{"depth": np.ones((1, 4), np.float32)}]
         parity = tasks.get("depth").compare(sample, sample, "fp32")
@@ -110,7 +111,7 @@ def test_the_metric_is_the_familys(tmp_path):
 
 
 def test_a_dataset_the_family_does_not_score_is_refused():
-    from coordinator.testdata import _check_scored
+    from coordinator.model.testdata import _check_scored
 
     artifact = Artifact(Path("."), Path("m.onnx"), None, "detection", {})
     with pytest.raises(UsageError, match="a folder of class folders, which a detection model is not scored on; "

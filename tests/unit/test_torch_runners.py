@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator import models
+from coordinator.model import zoo as models
 from shared import EngineUnavailable, torch_model
 from tests.unit.test_runner_modules import load_runner
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from coordinator import example_inputs, exporters
-from coordinator.cli import app
+from coordinator.model import example_inputs, exporters
+from coordinator.cli.app import app
 from shared import torch_model
 
 FIXTURES = "tests.fixtures.user_models"
@@ -75,11 +75,11 @@ def test_a_missing_optional_package_names_the_extra(tmp_path, monkeypatch):
                                  "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
     assert "pip install 'e2e[yolo]'" in one_error_line(result)
     _not_installed(monkeypatch, "transformers")
-    result = runner.invoke(app, ["bench", "--model", "coordinator.hf_models:bert_encoder", "--inputs",
-                                 "coordinator.hf_models:token_ids", "--engines", "torch", "--weights", "random",
+    result = runner.invoke(app, ["bench", "--model", "coordinator.model.hf_models:bert_encoder", "--inputs",
+                                 "coordinator.model.hf_models:token_ids", "--engines", "torch", "--weights", "random",
                                  "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
     line = one_error_line(result)
-    assert "the model factory coordinator.hf_models:bert_encoder failed: ModuleNotFoundError" in line
+    assert "the model factory coordinator.model.hf_models:bert_encoder failed: ModuleNotFoundError" in line
     assert line.endswith("pip install 'e2e[transformers]'") and "hf_models.py:" in line
 
 
@@ -132,7 +132,7 @@ def test_the_torch_runner_calls_by_keyword_and_reads_flat_outputs():
 
 def test_yolov5n_is_ultralytics_anchor_free_v5_and_says_so():
     pytest.importorskip("ultralytics")
-    from coordinator import models
+    from coordinator.model import zoo as models
 
     model = models.REGISTRY["yolov5n"]
     net = models.build(model, models.Weights("random", "seed=0"), 0)

@@ -2,10 +2,10 @@
 import types
 from dataclasses import replace
 
-from coordinator.parity import Parity
-from coordinator.report import Row
+from coordinator.report.parity import Parity
+from coordinator.report.document import Row
 from coordinator.run.round_stats import summarise
-from coordinator.verdict import decide
+from coordinator.report.verdict import decide
 from shared import Latency
 from tests.fixtures.reports import report_v1
 
@@ -53,7 +53,7 @@ def test_a_row_that_fails_parity_is_never_the_verdict():
 
 
 def test_an_accuracy_budget_admits_a_row_that_fails_parity_but_keeps_its_task_metric():
-    from coordinator.accuracy import Accuracy
+    from coordinator.report.accuracy import Accuracy
 
     report = rows({"torch fp32": [60.0] * 8, "ort fp32": [40.0] * 8})
     report.results[1].parity = Parity(False, "tensor", "fp32", 1e-3, 1e-3)
@@ -65,7 +65,7 @@ def test_an_accuracy_budget_admits_a_row_that_fails_parity_but_keeps_its_task_me
 
 
 def test_the_pareto_front_keeps_what_no_row_beats_on_both_latency_and_fidelity():
-    from coordinator.parity import TensorParity
+    from coordinator.report.parity import TensorParity
 
     report = rows({"torch fp32": [60.0] * 8, "ort fp32": [40.0] * 8, "openvino fp32": [30.0] * 8,
                    "mnn fp32": [50.0] * 8})
@@ -87,7 +87,7 @@ def test_a_price_per_hour_gives_the_cost_of_1000_inferences_per_throughput_row()
 
 
 def test_the_best_rows_arithmetic_is_held_against_the_measured_peak_of_its_precision():
-    from coordinator.verdict import arithmetic
+    from coordinator.report.verdict import arithmetic
 
     report = types.SimpleNamespace(model=types.SimpleNamespace(gflop=8.0),
                                    device=types.SimpleNamespace(peak_gflops={"fp32": 200.0, "bf16": 640.0, "int8": None}),

@@ -2,11 +2,11 @@
 import numpy as np
 from typer.testing import CliRunner
 
-from coordinator import pictures
-from coordinator.cli import app
-from coordinator.report import Report, Row, load_report
-from coordinator.sections import DataInfo, Device, ModelInfo, Setup, TensorInfo, WeightsInfo
-from coordinator.views import SOURCE, registry, write_report
+from coordinator.report import pictures
+from coordinator.cli.app import app
+from coordinator.report.document import Report, Row, load_report
+from coordinator.report.sections import DataInfo, Device, ModelInfo, Setup, TensorInfo, WeightsInfo
+from coordinator.report.views import SOURCE, registry, write_report
 from shared import Latency
 from shared.tensors import save_samples
 
@@ -86,7 +86,7 @@ def test_a_picture_input_outside_the_run_directory_is_refused(tmp_path):
 def test_a_view_is_one_file(tmp_path, monkeypatch):
     import sys
 
-    from coordinator import views
+    from coordinator.report import views
 
     folder = tmp_path / "more_views"
     folder.mkdir()
@@ -101,7 +101,7 @@ def test_a_view_is_one_file(tmp_path, monkeypatch):
         assert (run_dir / "engines.txt").read_text() == "torch ok\n"
     finally:
         registry.cache_clear()
-        sys.modules.pop("coordinator.views.engines_txt", None)
+        sys.modules.pop("coordinator.report.views.engines_txt", None)
 
 
 def test_a_fleet_report_has_a_machine_axis(tmp_path):

@@ -1,0 +1,1 @@
+"""Where an engine's outputs go wrong: node-by-node localisation against a reference executor."""

@@ -1,0 +1,1 @@
+"""Docker images for the runners: bake targets and builds."""
