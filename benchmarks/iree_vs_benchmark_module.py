@@ -41,7 +41,7 @@ def benchmark_module(spec: dict) -> dict:
     sample = load_samples(spec["inputs"])[0]
     folder = Path(spec["out"]).parent
     flags = []
-    for i, (name, array) in enumerate(sample.items()):
+    for i, array in enumerate(sample.values()):
         np.save(folder / f"input{i}.npy", array)
         flags.append(f"--input=@{folder / f'input{i}.npy'}")
     tool = Path(sys.executable).parent / TOOL

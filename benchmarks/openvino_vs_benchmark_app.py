@@ -112,7 +112,7 @@ def main() -> None:
         model = prepare(folder, cache)
         for i in range(args.rounds):
             runs = [("e2e", e2e, e2e_p50), ("benchmark_app", tool_ms, benchmark_app_median)]
-            for name, values, run in runs if i % 2 == 0 else runs[::-1]:
+            for _name, values, run in runs if i % 2 == 0 else runs[::-1]:
                 values.append(run(python if run is e2e_p50 else tool, env, model, folder, args))
             print(f"round {i + 1}: e2e p50 {e2e[-1]:.2f} ms, benchmark_app median {tool_ms[-1]:.2f} ms, "
                   f"ratio {e2e[-1] / tool_ms[-1]:.3f}", flush=True)

@@ -2,7 +2,7 @@
 between timed calls, and the result's statistics come from them.
 """
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 RESAMPLES = 1000
 STRATIFIED_MAX = 2000  # calls; above, the order-statistic interval resolves the inputs anyway

@@ -110,7 +110,7 @@ def build(names: List[str], ca_cert: Optional[Path], log: Callable[[str], None],
             args["SOURCES"] = SOURCES_IN_CONTEXT
         start = time.perf_counter()
         log(f"Building {target.tags[0]} ({target.dockerfile})...")
-        ok, message = _build_one(docker, target, args, ca, given, lambda line: on_line(target.name, line))
+        ok, message = _build_one(docker, target, args, ca, given, lambda line, name=target.name: on_line(name, line))
         outcomes.append(BuildOutcome(target.name, target.tags[0], ok, time.perf_counter() - start, message))
         if not ok:
             failed.add(target.name)

@@ -62,7 +62,7 @@ def fidelity_map(reference: Sequence[Sample], outputs: Sequence[Sample]) -> Dict
     ids = list(range(1, len(reference) + 1))
     ones = [(1.0, 1.0)] * len(reference)
     truth = to_coco_detections(reference, ids, ones)
-    categories = sorted({d["category_id"] for d in truth} | {int(l) for o in outputs for l in o["labels"]})
+    categories = sorted({d["category_id"] for d in truth} | {int(label) for o in outputs for label in o["labels"]})
     ground_truth = {
         "images": [{"id": i} for i in ids],
         "categories": [{"id": c} for c in categories],

@@ -36,8 +36,8 @@ def pivot(report: Report) -> Any:
 def pareto(points: Sequence[Tuple[float, float]]) -> List[int]:
     """Indices of the (throughput, latency) points no other point beats on both (more or as
     much throughput at a lower or equal latency, one of them strictly)."""
-    return [i for i, (t, l) in enumerate(points)
-            if not any(t2 >= t and l2 <= l and (t2 > t or l2 < l) for t2, l2 in points)]
+    return [i for i, (t, lat) in enumerate(points)
+            if not any(t2 >= t and l2 <= lat and (t2 > t or l2 < lat) for t2, l2 in points)]
 
 
 def markdown(table: Any, digits: int = 2) -> str:

@@ -223,7 +223,7 @@ class _Work:
         self.failure: Optional[BaseException] = None
 
     def drain(self, queue: list, node: Optional[Node]) -> None:
-        ctx, cfg, report, progress = self.ctx, self.ctx.cfg, self.ctx.report, self.progress
+        ctx, cfg, progress = self.ctx, self.ctx.cfg, self.progress
         kind = node.kind if node else ""
         launcher = ctx.fleet_launchers.get(node.node_id) if node else None
         while not ctx.stopped and not (launcher and launcher.lost):
@@ -238,7 +238,7 @@ class _Work:
             if not ctx.console_is_terminal or node is not None:
                 ctx.log(f"  {engine.id:<9} {where:<5} started")
             with watch_progress(ctx.io_dir(engine, precision, point, machine=kind),
-                                lambda text: progress.update(self.task, description=f"{title}: {text}", refresh=True)) \
+                                lambda text, title=title: progress.update(self.task, description=f"{title}: {text}", refresh=True)) \
                     if node is None else contextlib.nullcontext():
                 row = ctx.run(engine, precision, point, node=node)
             if ctx.stopped:  # interrupted meanwhile: the row is not whole

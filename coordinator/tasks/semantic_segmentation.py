@@ -7,7 +7,7 @@ reference's over the classes either map uses. With random weights the map can co
 class; the parity then says so instead of calling one uniform map matching another a result.
 Resizing to the input size (bilinear) is inside the graph; normalisation is on the host.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 

@@ -11,7 +11,7 @@ picture's 0.25, and says so when nothing is left on either side. Each row report
 pre- and post-processing medians beside the engine's, and their sum (`host_phases`).
 """
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 

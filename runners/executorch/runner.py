@@ -81,7 +81,7 @@ class ExecuTorchRunner(Runner):
             made.append(self._lower(module, example, path))
             with open(log, "w", encoding="utf-8") as f:
                 f.write(made[0])
-        del module
+        module = None  # the eager model's memory goes now (the closure above is done with it)
         self.settings.update(program=path, converter_log=log, conversion="converted" if made else "cached")
         with open(log, encoding="utf-8") as f:
             summary = f.read()

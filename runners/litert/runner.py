@@ -65,7 +65,10 @@ class LiteRtRunner(Runner):
             try:  # prepares every node: a TensorFlow op onnx2tf kept (Flex) fails here, not at the first call
                 self.interpreter.allocate_tensors()
             except RuntimeError as e:
-                raise flex_error(str(e)) or e
+                flex = flex_error(str(e))
+                if flex is None:
+                    raise
+                raise flex from e
             signatures = self.interpreter.get_signature_list()
             # onnx2tf's signature keeps the ONNX names (its -coion renaming needs flatc, not in a wheel)
             signature = signatures.get("serving_default")

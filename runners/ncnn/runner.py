@@ -19,7 +19,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.tensors import graph_io

@@ -8,7 +8,6 @@ fp32 with TF32 off (`disable_tf32`), fp16 through its autocast (`enable_autocast
 fallback subgraphs the partitioner made (`_run_on_acc_*` / `_run_on_gpu_*` submodules). The
 compiled module is saved in the engine cache as an ExportedProgram (`torch_tensorrt.save`).
 """
-import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
 

@@ -80,7 +80,7 @@ class TorchScriptRunner(Runner):
                 with torch.inference_mode(), torch_model.autocast(self):
                     module(*example)
             self.precision = torch_model.ran_in(self, eager)
-        del module
+        module = None  # the eager model's memory goes now (the closures above are done with it)
         self.settings.update(
             threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
             mode="torch.jit.trace + torch.jit.freeze{}, torch.inference_mode".format(

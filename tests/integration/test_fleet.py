@@ -131,7 +131,7 @@ def test_rows_of_each_kind_run_on_its_node_and_agree_with_the_local_run(cluster,
     assert code == 0, output
     local, fleet = rows(tmp_path / "local"), rows(tmp_path / "fleet")
     assert sorted(fleet) == [("cpu-a", "ort"), ("cpu-a", "torch"), ("cpu-b", "ort"), ("cpu-b", "torch")], output
-    for (kind, engine), row in fleet.items():
+    for (_kind, engine), row in fleet.items():
         mine = local[("", engine)]
         assert (row["status"], row["precision"]) == (mine["status"], mine["precision"]) == ("ok", "fp32"), row["reason"]
         assert row["parity"]["passed"] and mine["parity"]["passed"], (row["parity"], output)

@@ -238,7 +238,7 @@ Start to Convert Other Model Format To MNN Model..., target version: 3.6
 [14:10:17] :46: ONNX Model ir version: 14
 [14:10:17] :47: ONNX Model opset version: 17
 Start to Optimize the MNN Net...
-[14:10:17] :220: These Op Not Support: ONNX::Hardmax 
+[14:10:17] :220: These Op Not Support: ONNX::Hardmax\x20
 Converted Failed!
 """
 MNN_TWO = MNN_HARDMAX.replace("ONNX::Hardmax ", "ONNX::Bernoulli | ONNX::Hardmax ")

@@ -76,7 +76,6 @@ class RayLauncher(Launcher):
             scheduling_strategy=NodeAffinitySchedulingStrategy(self.node.node_id, soft=False),
             name=f"e2e {engine.id} {spec.precision} on {self.node.kind}")
         self.in_flight = task.remote(request)
-        where = f"node {self.node.label()} of kind {self.node.kind}"
         try:
             answer = self.wait(self.in_flight, timeout + GRACE_S)
         except NodeLost as e:
