@@ -14,6 +14,7 @@ RUNNERS_DIR = Path(runners.__file__).parent
 REFERENCE = "torch"  # the engine whose outputs are the reference; listed first
 CONSUMES = ("onnx", "torch")  # the ONNX export, or the PyTorch model itself (the model card)
 ANY_OPSET = (1, 99)
+NEVER = "never"  # a manifest's `verified` for an engine that e2e's tests have never run
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,19 @@ class Engine:
     opsets: Tuple[int, int] = ANY_OPSET  # the ONNX opsets it loads, inclusive
     # --tune: engine option -> the values searched (coordinator/run/tuning.py), as the manifest lists them
     tuning: Tuple[Tuple[str, Tuple[Any, ...]], ...] = ()
+    # the device kinds e2e's test suite has run the engine on; () (`verified: never`, or no key):
+    # written but never run, so its rows are untested code (a GPU engine on machines without a GPU)
+    verified: Tuple[str, ...] = ()
 
     def opset_for(self, wanted: int) -> int:
         """The opset this engine gets: the one asked for when it loads it, else the nearest it loads."""
         low, high = self.opsets
         return min(max(wanted, low), high)
+
+    @property
+    def verified_text(self) -> str:
+        """The manifest's `verified` as the views show it: "never", "cpu", "cpu, cuda"."""
+        return ", ".join(self.verified) or NEVER
 
     @property
     def runner_path(self) -> Path:
@@ -58,6 +67,7 @@ def _load(folder: Path) -> Engine:
             launchers=tuple(data.pop("launchers")), note=str(data.pop("note", "")),
             consumes=str(data.pop("consumes", "onnx")), opsets=tuple(data.pop("opsets", ANY_OPSET)),
             tuning=tuple((str(k), tuple(v)) for k, v in (data.pop("tuning", None) or {}).items()),
+            verified=_verified(data.pop("verified", NEVER)),
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
         raise UsageError(f"{manifest}: invalid manifest ({e})") from None
@@ -69,7 +79,16 @@ def _load(folder: Path) -> Engine:
         raise UsageError(f"{manifest}: consumes must be one of {', '.join(CONSUMES)}, got {engine.consumes!r}")
     if len(engine.opsets) != 2 or not all(isinstance(v, int) for v in engine.opsets) or engine.opsets[0] > engine.opsets[1]:
         raise UsageError(f"{manifest}: opsets must be [lowest, highest], got {list(engine.opsets)}")
+    if not set(engine.verified) <= set(engine.devices):
+        raise UsageError(f"{manifest}: verified must be {NEVER} or some of its devices "
+                         f"({', '.join(engine.devices)}), got {', '.join(engine.verified)}")
     return engine
+
+
+def _verified(value: Any) -> Tuple[str, ...]:
+    """`verified: never`, `verified: cpu` or `verified: [cpu, cuda]` as the device kinds."""
+    kinds = [value] if isinstance(value, str) else list(value)
+    return () if kinds == [NEVER] else tuple(str(k) for k in kinds)
 
 
 @lru_cache(maxsize=None)

@@ -91,16 +91,18 @@ def list_engines(
     """List the engines and whether each can run here, and why not."""
     from coordinator.engines import discover
     from coordinator.launchers import LaunchSettings, create_all
-    from coordinator.cli.summary import availability
+    from coordinator.cli.summary import availability, verified
 
     with user_errors():
         cfg = BenchConfig(model="-", device=device)
     launchers = create_all(LaunchSettings(cfg.cache_dir, cfg.memory_limit))
-    table = Table("engine", "name", "devices", "precisions", "launchers")
+    # verified: the devices e2e's tests have run the engine on ("never": written, never run)
+    table = Table("engine", "name", "devices", "verified", "precisions", "launchers")
     table.add_column("here", overflow="fold")
     for engine in discover().values():
-        table.add_row(engine.id, engine.name, ", ".join(engine.devices), ", ".join(engine.precisions),
-                      ", ".join(engine.launchers), availability(engine, cfg.device or "cpu", launchers))
+        table.add_row(engine.id, engine.name, ", ".join(engine.devices), verified(engine),
+                      ", ".join(engine.precisions), ", ".join(engine.launchers),
+                      availability(engine, cfg.device or "cpu", launchers))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

@@ -37,5 +37,12 @@ def availability(engine: Engine, device: str, launchers: Mapping[str, Launcher],
     if reason is None:
         launcher, reason = choose(engine, requested, device, launchers)
         if reason is None and launcher is not None:
-            return f"[green]yes[/] ({launcher.name})"
+            kind = "cpu" if device == "cpu" else "cuda"
+            untested = "" if kind in engine.verified else f"; [yellow]e2e's tests have never run it on {kind}[/]"
+            return f"[green]yes[/] ({launcher.name}){untested}"
     return f"[dim]{escape(str(reason))}[/]"
+
+
+def verified(engine: Engine) -> str:
+    """The devices e2e's tests have run the engine on; "never" in red: its rows are untested code."""
+    return engine.verified_text if engine.verified else f"[red]{engine.verified_text}[/]"

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Type
 from shared.records import Record
 from shared.result import RunResult
 
-from coordinator.engines import REFERENCE, Engine
+from coordinator.engines import NEVER, REFERENCE, Engine
 from coordinator.report.accuracy import Accuracy
 from coordinator.divergence.search import Divergence
 from coordinator.report.parity import Parity
@@ -20,8 +20,9 @@ from coordinator.run.round_stats import AUDIT_FLAG, Rounds
 from coordinator.report.sections import DataInfo, Device, ModelInfo, Section, Setup
 
 # 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
-# their machine kind and node, and `machines` describes each node
-REPORT_SCHEMA_VERSION = 3
+# their machine kind and node, and `machines` describes each node; 4: rows carry their engine's
+# `verified`
+REPORT_SCHEMA_VERSION = 4
 WAITING_CPU_NOTE = 5.0  # % of a core a waiting runner uses before its row says so
 
 
@@ -49,6 +50,9 @@ class Row(RunResult):
     machine: str = ""  # fleet mode (--hosts): the machine kind the row ran on; "" on this machine
     node: str = ""  # fleet mode: the node that ran it (its address and Ray node id)
     rounds: Optional[Rounds] = None  # interleaved schedule: the figures over rounds (coordinator/run)
+    # the device kinds e2e's tests have run the engine on (its manifest's `verified`): "cpu",
+    # "cpu, cuda", or "never" (untested code); "" in a report older than the key
+    verified: str = ""
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -58,7 +62,7 @@ class Row(RunResult):
         fields.update(scenario=point.scenario, batch_size=point.batch)
         rel = os.path.relpath(log, run_dir) if log and run_dir and log.exists() else ""
         return cls(**fields, name=engine.name, launcher=launcher, precision_requested=precision, log=rel,
-                   concurrency_requested=point.concurrency)
+                   concurrency_requested=point.concurrency, verified=engine.verified_text)
 
     def point(self) -> Point:
         return Point(self.scenario, self.batch_size, self.concurrency_requested)
@@ -152,7 +156,12 @@ class Row(RunResult):
         return f"{len(xs)} repeats, p50 {xs[0]:.2f}–{xs[-1]:.2f} ms (spread {(xs[-1] - xs[0]) / mid:.1%})"
 
     def note(self) -> str:
-        """The note column of every view: why a row is not ok, or what to know about its figures."""
+        """The note column of every view: why a row is not ok, or what to know about its figures;
+        last an engine that e2e's tests have never run."""
+        unverified = f"unverified: e2e's tests have never run {self.engine}" if self.verified == NEVER else ""
+        return "; ".join(p for p in (self._figures_note(), unverified) if p)
+
+    def _figures_note(self) -> str:
         if self.status != "ok" or self.latency_ms is None:
             return self.summary()
         parts = [f"parity: {parity_failure(self.parity)}" if self.parity and not self.parity.passed else "",
