@@ -1,5 +1,5 @@
 """One root error type; each subclass maps to a row status in the report."""
-from typing import Optional
+from typing import Optional, Union
 
 
 class E2EError(Exception):
@@ -33,3 +33,13 @@ class RunnerTimeout(E2EError):
     """The runner did not finish within its time limit."""
 
     status = "timeout"
+
+
+def one_line(error: Union[BaseException, str], limit: int = 300) -> str:
+    """An error (or its text) as one line of at most `limit` characters, for a row's reason or a
+    log: whitespace runs (newlines included) become one space, a cut is marked with "…", and an
+    exception with no message is named by its type."""
+    text = " ".join(str(error).split())
+    if not text and isinstance(error, BaseException):
+        text = type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -3,6 +3,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
+from .errors import one_line
 from .records import Record
 from .spec import SCHEMA_VERSION
 from .stats import p50_interval, robust_cv
@@ -149,10 +150,5 @@ class RunResult(Record):
         status = getattr(error, "status", "failed")
         info = ErrorInfo(type=type(error).__name__, message=str(error),
                          operator=getattr(error, "operator", None), node=getattr(error, "node", None))
-        return cls(engine=engine, status=status, stage=stage, reason=_one_line(error), error=info, **fields)
-
-
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return cls(engine=engine, status=status, stage=stage, reason=one_line(error), error=info, **fields)
 

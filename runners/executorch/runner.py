@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, List
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError, torch_model
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line, torch_model
 
 CAUSED = re.compile(r"Caused by: \(([^()\s]+):(\d+) in (\w+)\)")  # where a data-dependent guard was hit
 FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\w+)')
@@ -147,7 +147,7 @@ def export_error(e: BaseException) -> UnsupportedError:
                                        or "/torchvision/" in f[0].replace("\\", "/")]
     guard = GUARD.search(text)
     where = frames[-1] if frames else None
-    first = " ".join(text.strip().splitlines()[0].split())[:300] if text.strip() else type(e).__name__
+    first = one_line(text.strip().splitlines()[0] if text.strip() else e)
     return UnsupportedError("torch.export cannot export this model: {}{}{}".format(
         guard.group(1).strip() if guard else first,
         " in {} ({}:{})".format(where[2], where[0], where[1]) if where else "",

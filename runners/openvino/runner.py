@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line
 
 HINTS = ("LATENCY", "THROUGHPUT")
 SCENARIO_HINT = {"latency": "LATENCY", "throughput": "THROUGHPUT"}  # an expert's hint for each scenario
@@ -117,7 +117,7 @@ class OpenVinoRunner(Runner):
             try:
                 model.reshape(fixed)
             except RuntimeError as e:  # reshape rolls back: the model runs with its own shapes
-                self.settings["reshape_failed"] = " ".join(str(e).split())[:300]
+                self.settings["reshape_failed"] = one_line(e)
                 fixed = {}
         self.settings["static_shapes"] = {name: [d.get_length() for d in shape] for name, shape in fixed.items()}
 
@@ -136,8 +136,7 @@ class OpenVinoRunner(Runner):
             try:
                 quantized = nncf.quantize(model, nncf.Dataset(calibration), subset_size=len(calibration))
             except Exception as e:
-                raise UnsupportedError("NNCF could not quantize the model: {}".format(
-                    " ".join(str(e).split())[:300])) from None
+                raise UnsupportedError("NNCF could not quantize the model: {}".format(one_line(e))) from None
             os.mkdir(tmp)
             ov.save_model(quantized, os.path.join(tmp, "model.xml"))  # and model.bin: one folder, sealed whole
             made.append(quantized)

@@ -11,7 +11,7 @@ compiled module is saved in the engine cache as an ExportedProgram (`torch_tenso
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError, torch_model
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line, torch_model
 
 
 @dataclass
@@ -78,7 +78,7 @@ class TorchTensorRTRunner(Runner):
                     return torch_tensorrt.compile(module, **kwargs)
                 except Exception as e:  # noqa: BLE001 -- torch.export and the converters raise many kinds
                     raise UnsupportedError("Torch-TensorRT could not compile the model: {}: {}".format(
-                        type(e).__name__, " ".join(str(e).split())[:400]), operator=_operator_in(str(e))) from None
+                        type(e).__name__, one_line(e, 400)), operator=_operator_in(str(e))) from None
 
         def make(tmp: str) -> None:
             made.append(compiled())

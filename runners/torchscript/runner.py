@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, List
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError, torch_model
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line, torch_model
 
 
 @dataclass
@@ -111,7 +111,7 @@ class TorchScriptRunner(Runner):
                 traced = torch.jit.trace(module, example, check_trace=False)
             except (RuntimeError, torch.jit.Error) as e:
                 raise UnsupportedError("torch.jit.trace cannot record this model: {}".format(
-                    " ".join(str(e).split())[:400]), operator=_operator_in(str(e))) from None
+                    one_line(e, 400)), operator=_operator_in(str(e))) from None
         for w in caught:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         self.settings["trace_warnings"] = _summary(caught)

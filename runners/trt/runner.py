@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line
 from shared.ort import TENSORRT_INT8, describe_int8, to_int8
 from shared.tensors import profile_shapes
 
@@ -309,7 +309,7 @@ def _layer_precisions(trt: Any, engine: Any, asked: str) -> Tuple[str, Dict[str,
     try:
         info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
     except Exception as e:  # an older engine from the cache, an inspector error: say so, keep what was asked
-        return asked, {"source": "TensorRT engine inspector", "error": " ".join(str(e).split())[:200]}
+        return asked, {"source": "TensorRT engine inspector", "error": one_line(e, 200)}
     counts = Counter()  # type: Counter
     for layer in info.get("Layers", []):
         formats = " ".join(str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", [])) \
