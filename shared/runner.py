@@ -26,9 +26,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import atomic, faults, session
 from .batching import batched, unbatched
@@ -240,6 +241,38 @@ class Runner:
             self.settings["cache_remade"] = "{}; {}".format(before, remade) if before else remade
         return path
 
+    def convert_cached(self, suffix: str, parts: Any, make: Callable[[str], str], log: str = "convert.log",
+                       cache: bool = True) -> "Converted":
+        """A model converted by a tool into a folder, kept in the cache with the tool's log.
+        `make(folder)` writes the converted files into `folder` (made for it) and returns the
+        log, which is kept beside them as `log`. Returns the folder, the log and whether it was
+        converted now (`Converted`); on a cache hit the log is printed into the runner's log, as the tool
+        printed it when it ran. The entry is `cached(suffix, parts, ...)`'s; with `cache` off it
+        is `<entry>.uncached`, made again on every run. The row's settings say where the log is
+        (`converter_log`) and whether this run made it (`conversion`: converted or cached)."""
+        entry = self.cache_file(suffix, parts) + ("" if cache else ".uncached")
+        made = []  # type: List[str]
+
+        def convert(tmp: str) -> None:
+            os.mkdir(tmp)
+            text = make(tmp)
+            with open(os.path.join(tmp, log), "w", encoding="utf-8") as f:
+                f.write(text)
+            made.append(text)
+
+        if cache:
+            self.cached(suffix, parts, convert)
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+            convert(entry)
+        self.settings.update(converter_log=os.path.join(entry, log), conversion="converted" if made else "cached")
+        if made:
+            return Converted(entry, made[0], True)
+        with open(os.path.join(entry, log), encoding="utf-8") as f:
+            text = f.read()
+        print(text, flush=True)
+        return Converted(entry, text, False)
+
     def calibration_samples(self) -> List[Sample]:
         """What int8 quantization calibrates on: `--calibration` images, else the test inputs."""
         return load_samples(self.spec.calibration_path) if self.spec.calibration_path else self.samples
@@ -403,6 +436,15 @@ class Runner:
     def _stage_times(self) -> Dict[str, float]:
         """Seconds per finished stage (a sub-stage's time is not in its parent's)."""
         return {k: v for k, v in self._stage_seconds.items() if k not in self._stages}
+
+
+class Converted(NamedTuple):
+    """What `Runner.convert_cached` gives: the folder of the converted files, the converter's log,
+    and whether this run converted it (else it came from the cache)."""
+
+    folder: str
+    log: str
+    converted: bool
 
 
 @dataclasses.dataclass

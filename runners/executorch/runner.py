@@ -62,32 +62,12 @@ class ExecuTorchRunner(Runner):
                                    "test inputs' shapes differ; give inputs of one shape")
         parts = [version("executorch"), torch.__version__, torch_model.weights_digest(self.spec.model_path, card),
                  shapes, "xnnpack"]
-        entry = self.cache_file(".pte", parts)
-        path, log = os.path.join(entry, "model.pte"), os.path.join(entry, "convert.log")
-        made = []  # type: List[str]
-
-        def make(tmp: str) -> None:
-            os.mkdir(tmp)
-            summary = self._lower(module, example, os.path.join(tmp, "model.pte"))
-            with open(os.path.join(tmp, "convert.log"), "w", encoding="utf-8") as f:
-                f.write(summary)
-            made.append(summary)
-
-        if self.options.cache:
-            self.cached(".pte", parts, make)
-        else:
-            os.makedirs(os.path.dirname(entry), exist_ok=True)
-            path, log = entry + ".uncached.pte", entry + ".uncached.log"
-            made.append(self._lower(module, example, path))
-            with open(log, "w", encoding="utf-8") as f:
-                f.write(made[0])
-        module = None  # the eager model's memory goes now (the closure above is done with it)
-        self.settings.update(program=path, converter_log=log, conversion="converted" if made else "cached")
-        with open(log, encoding="utf-8") as f:
-            summary = f.read()
-        if not made:
-            print(summary, flush=True)
-        self.settings["delegation"] = _delegation(summary)
+        converted = self.convert_cached(".pte", parts, lambda folder: self._lower(module, example, os.path.join(
+            folder, "model.pte")), cache=self.options.cache)
+        module = None  # the eager model's memory goes now (the lambda above is done with it)
+        path = os.path.join(converted.folder, "model.pte")
+        self.settings["program"] = path
+        self.settings["delegation"] = _delegation(converted.log)
 
         from executorch.runtime import Runtime
 

@@ -104,35 +104,24 @@ class IreeRunner(Runner):
         of `model.vmfb` and `convert.log` (both tools' output), copied into the runner's log."""
         from importlib.metadata import version
 
-        parts = [version("iree-base-compiler"), name, flags, cpu_model(), cpu_flags()]
-        entry = self.cache_file(".iree", parts)
-        path, log = os.path.join(entry, "model.vmfb"), os.path.join(entry, "convert.log")
-        self.settings.update(compiled_model=path, converter_log=log)
-        made = []  # type: List[bool]
-
-        def make(tmp: str) -> None:
-            os.mkdir(tmp)
-            mlir = os.path.join(tmp, "model.mlir")
+        def make(folder: str) -> str:
+            mlir = os.path.join(folder, "model.mlir")
             with self.stage("convert"):
                 imported = _tool(IMPORT, "iree-import-onnx", [source, "-o", mlir])
                 if imported.returncode != 0 or not os.path.isfile(mlir):
                     raise import_error(imported.stdout, imported.returncode)
             with self.stage("compile"):
                 compiled = _tool(COMPILE, "iree-compile", [mlir] + flags + [
-                    "-o", os.path.join(tmp, "model.vmfb"), "--mlir-print-ir-after-failure",
+                    "-o", os.path.join(folder, "model.vmfb"), "--mlir-print-ir-after-failure",
                     "--mlir-elide-elementsattrs-if-larger=16", "--mlir-elide-resource-strings-if-larger=16"])
                 os.remove(mlir)  # the weights inlined: as big as the model, needed no more
                 if compiled.returncode != 0:
                     raise compile_error(compiled.stdout, compiled.returncode)
-            with open(os.path.join(tmp, "convert.log"), "w", encoding="utf-8") as f:
-                f.write(imported.shown + compiled.shown)
-            made.append(True)
+            return imported.shown + compiled.shown
 
-        self.cached(".iree", parts, make)
-        self.settings["conversion"] = "converted" if made else "cached"
-        if not made:
-            with open(log, encoding="utf-8") as f:
-                print(f.read(), flush=True)
+        parts = [version("iree-base-compiler"), name, flags, cpu_model(), cpu_flags()]
+        folder = self.convert_cached(".iree", parts, make).folder
+        self.settings["compiled_model"] = path = os.path.join(folder, "model.vmfb")
         return path
 
     def _load(self, path: str) -> Any:

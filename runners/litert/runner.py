@@ -84,15 +84,10 @@ class LiteRtRunner(Runner):
     def _converted(self, source: str, name: str, flags: List[str]) -> str:
         from importlib.metadata import version
 
-        parts = [version("onnx2tf"), version("tensorflow"), version("onnxsim"), name, flags]
-        entry = self.cache_file(".tflite", parts)
-        path, log = os.path.join(entry, "model_float32.tflite"), os.path.join(entry, "convert.log")
-        self.settings.update(converted_model=path, converter_log=log, converter_flags=flags)
-        made = []  # type: List[bool]
+        self.settings["converter_flags"] = flags
 
-        def convert(tmp: str) -> None:
-            os.mkdir(tmp)
-            work = os.path.join(tmp, "work")
+        def convert(folder: str) -> str:
+            work = os.path.join(folder, "work")
             os.mkdir(work)
             copy = os.path.join(work, "model.onnx")
             shutil.copyfile(source, copy)  # onnx2tf rewrites its input file in place
@@ -106,17 +101,13 @@ class LiteRtRunner(Runner):
             made_file = os.path.join(work, "model_float32.tflite")
             if run.returncode != 0 or not os.path.isfile(made_file):
                 raise conversion_error(text, run.returncode, _node_types(source))
-            os.replace(made_file, os.path.join(tmp, "model_float32.tflite"))
+            os.replace(made_file, os.path.join(folder, "model_float32.tflite"))
             shutil.rmtree(work)  # the saved model, the fp16 .tflite and the rewritten copy
-            with open(os.path.join(tmp, "convert.log"), "w", encoding="utf-8") as f:
-                f.write(text)
-            made.append(True)
+            return text
 
-        self.cached(".tflite", parts, convert)
-        self.settings["conversion"] = "converted" if made else "cached"
-        if not made:
-            with open(log, encoding="utf-8") as f:
-                print(f.read(), flush=True)
+        parts = [version("onnx2tf"), version("tensorflow"), version("onnxsim"), name, flags]
+        folder = self.convert_cached(".tflite", parts, convert).folder
+        self.settings["converted_model"] = path = os.path.join(folder, "model_float32.tflite")
         return path
 
     def infer_impl(self, feeds: Sample) -> List[Any]:

@@ -92,30 +92,18 @@ class MnnRunner(Runner):
         `convert.log`, which is copied into the runner's log."""
         import MNN
 
-        parts = [MNN.version(), BIZ_CODE, name]
-        entry = self.cache_file(".mnn", parts)
-        path, log = os.path.join(entry, "model.mnn"), os.path.join(entry, "convert.log")
-        self.settings.update(converted_model=path, converter_log=log)
-        made = []  # type: List[bool]
-
-        def convert(tmp: str) -> None:
-            os.mkdir(tmp)
-            model = os.path.join(tmp, "model.mnn")
+        def convert(folder: str) -> str:
+            model = os.path.join(folder, "model.mnn")
             run = subprocess.run([sys.executable, "-c", CONVERT, "mnnconvert", "-f", "ONNX", "--modelFile", source,
                                   "--MNNModel", model, "--bizCode", BIZ_CODE], stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, universal_newlines=True, errors="replace")
             print(run.stdout, flush=True)
             if run.returncode != 0 or "Converted Success" not in run.stdout or not os.path.isfile(model):
                 raise conversion_error(run.stdout, run.returncode)
-            with open(os.path.join(tmp, "convert.log"), "w", encoding="utf-8") as f:
-                f.write(run.stdout)
-            made.append(True)
+            return run.stdout
 
-        self.cached(".mnn", parts, convert)
-        self.settings["conversion"] = "converted" if made else "cached"
-        if not made:
-            with open(log, encoding="utf-8") as f:
-                print(f.read(), flush=True)
+        folder = self.convert_cached(".mnn", [MNN.version(), BIZ_CODE, name], convert).folder
+        self.settings["converted_model"] = path = os.path.join(folder, "model.mnn")
         return path
 
     def _load(self, path: str, mode: str) -> Any:

@@ -88,22 +88,18 @@ class NcnnRunner(Runner):
         from importlib.metadata import version
 
         argument = ",".join("[{}]f32".format(",".join(str(d) for d in shapes[name])) for name in self.input_names)
-        parts = [version("pnnx"), argument, "fp16=0"]
-        entry = self.cache_file(".ncnn", parts)
-        param, model, log = (os.path.join(entry, name) for name in ("model.param", "model.bin", "pnnx.log"))
-        self.settings.update(pnnx_inputshape=argument, converted_model=param, converter_log=log)
-        made = []  # type: List[bool]
+        self.settings["pnnx_inputshape"] = argument
 
-        def convert(tmp: str) -> None:
+        def convert(folder: str) -> str:
             # pnnx writes its intermediate files beside its input: give it a link in a folder of
             # its own, inside the entry being made (a killed run's leftovers go with it)
-            work = os.path.join(tmp, "pnnx")
+            work = os.path.join(folder, "pnnx")
             os.makedirs(work)
             source = os.path.join(work, "m.onnx")
             os.symlink(os.path.abspath(self.spec.model_path), source)
-            folder = os.path.dirname(os.path.abspath(self.spec.model_path))
+            beside = os.path.dirname(os.path.abspath(self.spec.model_path))
             for name in self.spec.model_files:  # external data, found beside the model
-                os.symlink(os.path.join(folder, name), os.path.join(work, name))
+                os.symlink(os.path.join(beside, name), os.path.join(work, name))
             run = subprocess.run([_pnnx(), source, "inputshape=" + argument, "fp16=0"], cwd=work,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                                  errors="replace")
@@ -113,18 +109,14 @@ class NcnnRunner(Runner):
                 lines = [line for line in run.stdout.splitlines() if line.strip()]
                 raise RuntimeError("pnnx failed (exit status {}): {}".format(
                     run.returncode, lines[-1] if lines else "no output"))
-            os.replace(outputs[0], os.path.join(tmp, "model.param"))
-            os.replace(outputs[1], os.path.join(tmp, "model.bin"))
-            with open(os.path.join(tmp, "pnnx.log"), "w", encoding="utf-8") as f:
-                f.write(run.stdout)
+            os.replace(outputs[0], os.path.join(folder, "model.param"))
+            os.replace(outputs[1], os.path.join(folder, "model.bin"))
             shutil.rmtree(work)
-            made.append(True)
+            return run.stdout
 
-        self.cached(".ncnn", parts, convert)
-        self.settings["conversion"] = "converted" if made else "cached"
-        if not made:
-            with open(log, encoding="utf-8") as f:
-                print(f.read(), flush=True)
+        folder = self.convert_cached(".ncnn", [version("pnnx"), argument, "fp16=0"], convert, log="pnnx.log").folder
+        param, model = os.path.join(folder, "model.param"), os.path.join(folder, "model.bin")
+        self.settings["converted_model"] = param
         return [param, model]
 
     def _net(self, param: str, model: str, precision: str) -> Any:
