@@ -11,8 +11,10 @@ from coordinator.report.document import Report
 
 
 def summary_table(report: Report) -> Table:
-    table = Table(title=f"e2e: {report.model.name} on {report.setup.setting('device')}, "
-                        f"{report.setup.setting('threads')} threads", title_justify="left")
+    fault = report.fault_headline()  # first: the rows it names are broken on purpose
+    table = Table(title=(f"[bold red]{escape(fault)}[/]\n" if fault else "") +
+                  f"e2e: {escape(report.model.name)} on {report.setup.setting('device')}, "
+                  f"{report.setup.setting('threads')} threads", title_justify="left")
     scored = any(r.accuracy for r in report.results)
     columns = ["engine", "precision", "launcher", "status", "p50 ms", "±95%", "p99 ms", "vs torch", "parity"]
     for col in columns + (["accuracy"] if scored else []) + ["note"]:

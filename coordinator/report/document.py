@@ -12,6 +12,7 @@ from shared.records import Record
 from shared.result import RunResult
 
 from coordinator.engines import NEVER, REFERENCE, Engine
+from coordinator.report import faults
 from coordinator.report.accuracy import Accuracy
 from coordinator.divergence.search import Divergence
 from coordinator.report.parity import Parity
@@ -21,7 +22,7 @@ from coordinator.report.sections import DataInfo, Device, ModelInfo, Section, Se
 
 # 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
 # their machine kind and node, and `machines` describes each node; 4: rows carry their engine's
-# `verified`
+# `verified` and an injected `fault`, setup the fault-injection hooks of the run (`faults`)
 REPORT_SCHEMA_VERSION = 4
 WAITING_CPU_NOTE = 5.0  # % of a core a waiting runner uses before its row says so
 
@@ -53,6 +54,7 @@ class Row(RunResult):
     # the device kinds e2e's tests have run the engine on (its manifest's `verified`): "cpu",
     # "cpu, cuda", or "never" (untested code); "" in a report older than the key
     verified: str = ""
+    fault: str = ""  # the fault E2E_FAULT injected into the row's runner (shared/faults.py); "" nearly always
 
     @classmethod
     def make(cls, engine: Engine, launcher: str, precision: str, result: RunResult,
@@ -62,7 +64,8 @@ class Row(RunResult):
         fields.update(scenario=point.scenario, batch_size=point.batch)
         rel = os.path.relpath(log, run_dir) if log and run_dir and log.exists() else ""
         return cls(**fields, name=engine.name, launcher=launcher, precision_requested=precision, log=rel,
-                   concurrency_requested=point.concurrency, verified=engine.verified_text)
+                   concurrency_requested=point.concurrency, verified=engine.verified_text,
+                   fault=faults.injected(engine.id) if launcher else "")  # a skipped row ran nothing
 
     def point(self) -> Point:
         return Point(self.scenario, self.batch_size, self.concurrency_requested)
@@ -157,9 +160,10 @@ class Row(RunResult):
 
     def note(self) -> str:
         """The note column of every view: why a row is not ok, or what to know about its figures;
-        last an engine that e2e's tests have never run."""
+        first an injected fault, last an engine that e2e's tests have never run."""
+        fault = f"FAULT INJECTED: {self.fault}" if self.fault else ""
         unverified = f"unverified: e2e's tests have never run {self.engine}" if self.verified == NEVER else ""
-        return "; ".join(p for p in (self._figures_note(), unverified) if p)
+        return "; ".join(p for p in (fault, self._figures_note(), unverified) if p)
 
     def _figures_note(self) -> str:
         if self.status != "ok" or self.latency_ms is None:
@@ -228,6 +232,10 @@ class Report(Record):
                     r.point() == Point() and not r.variant and r.machine == machine:
                 return r.latency_ms.p50
         return None
+
+    def fault_headline(self) -> str:
+        """The report's first line when a fault was injected into the run; "" otherwise."""
+        return faults.headline(self.setup.faults, {r.engine: r.fault for r in self.results if r.fault})
 
     def machine_kinds(self) -> List[str]:
         """The fleet's machine kinds, sorted ([""]: this machine only)."""

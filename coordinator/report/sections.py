@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar
 
 from shared.records import Record, convert
 
+from coordinator.report import faults
+
 S = TypeVar("S", bound="Section")
 
 # The settings an older e2e also copied into setup beside `config` (or, before config existed,
@@ -53,6 +55,14 @@ class Setup(Section):
     copy_policy: str
     timed_region: str
     phase_seconds: Optional[Dict[str, float]] = None  # export, inputs, environments, reference, total: at the end
+    # the fault-injection test hooks set when the run's setup was made ({"E2E_FAULT": "ort=abort"}),
+    # read from the environment then; None when none was (and in a report read back without the key)
+    faults: Optional[Dict[str, str]] = field(default_factory=faults.hooks)
+
+    @classmethod
+    def lift(cls, data: Any) -> Any:
+        # a report read back is as it was written: no hooks of this process's environment
+        return super().lift({"faults": None, **data} if isinstance(data, dict) else data)
 
     def settings(self) -> Dict[str, Any]:
         """Every bench setting by its BenchConfig name: `config`, completed by an older report's copies."""

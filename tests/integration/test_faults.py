@@ -57,8 +57,15 @@ def test_every_fault_ends_as_a_row_naming_its_cause(fault, launcher_ready, tmp_p
     result = CliRunner().invoke(app, bench_args(out, cache, launcher, "--timeout", "20", "--memory-limit",
                                                 str(MEMORY_LIMIT_MB[launcher])), env={"E2E_FAULT": f"ort={fault}"})
     assert result.exit_code == 0, result.output
-    rows = {r["engine"]: r for r in json.loads((out / "report.json").read_text())["results"]}
+    report = json.loads((out / "report.json").read_text())
+    rows = {r["engine"]: r for r in report["results"]}
     ort, openvino = rows["ort"], rows["openvino"]
+    # the injection is recorded, and every report's first line says so
+    assert report["setup"]["faults"] == {"E2E_FAULT": f"ort={fault}"} and (ort["fault"], openvino["fault"]) == (fault, "")
+    headline = f"FAULT INJECTED (test hooks, shared/faults.py): E2E_FAULT=ort={fault}"
+    assert (out / "report.md").read_text().splitlines()[0].endswith(headline)
+    assert headline in (out / "report.html").read_text().split("</h1>")[0]
+    assert headline in result.output.split("e2e: ")[0]  # the summary table's title, above its first line
     status, stage, cause = FAULTS[fault]
     assert (ort["status"], ort["stage"], ort["launcher"]) == (status, stage, launcher), ort["reason"]
     if status == "ok":  # the run worked, the outputs did not: parity says why

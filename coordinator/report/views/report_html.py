@@ -25,6 +25,7 @@ def render(report: Report, run_dir: Path) -> str:
     s = report.setup
     return env.get_template("report.html.j2").render(
         report=report, model=report.model, rows=[_row(r, report.speedup(r)) for r in rows],
+        fault=report.fault_headline(),
         decision=_decision(report),
         charts=[_charts(report, kind, labels) for kind in report.machine_kinds()],
         curves=_curves(report),
@@ -35,7 +36,7 @@ def render(report: Report, run_dir: Path) -> str:
         accuracy=[_accuracy(r) for r in report.results if r.accuracy],
         detections=_detections(report, run_dir),
         setup=_pairs({"e2e_commit": s.e2e_commit, **s.settings(), "copy_policy": s.copy_policy,
-                      "timed_region": s.timed_region}),
+                      "timed_region": s.timed_region, **({"faults": s.faults} if s.faults else {})}),
         device=_pairs(report.device.to_dict()),
         machines=[(kind, label, _pairs(d)) for kind, nodes in report.machines.items() for label, d in nodes.items()],
         model_rows=_pairs({k: v for k, v in report.model.to_dict().items() if k != "operators"} |

@@ -15,7 +15,7 @@ FILE = "report.md"
 def render(report: Report, run_dir: Path) -> str:
     m = report.model
     lines = [
-        f"# e2e report: {m.name}", "",
+        f"# e2e report: {m.name}" + (f" — {report.fault_headline()}" if report.fault_headline() else ""), "",
         f"`{report.command}` — e2e {report.e2e_version}, {report.created}", "",
         "## Decision", "",
         *[f"- {line}" for line in decide(report).lines()], "",
@@ -49,6 +49,7 @@ def render(report: Report, run_dir: Path) -> str:
              f"{s.get('max_time', '-')} s") + f", minimum time {s['min_time']} s, repeats {s.get('repeats', 1)}",
         f"- schedule: {_schedule(s)}",
         f"- {setup.copy_policy}; timed region: {setup.timed_region}",
+        *([f"- fault injection: {', '.join(f'{k}={v}' for k, v in setup.faults.items())}"] if setup.faults else []),
         "- phases: " + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in (setup.phase_seconds or {}).items()),
         "", "## Device", "",
         f"- CPU {d.cpu} ({d.physical_cores} physical cores, flags: {', '.join(d.cpu_flags) or '-'}), "
