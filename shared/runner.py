@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
@@ -34,9 +35,10 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 from . import atomic, faults, session
 from .batching import batched, unbatched
 from .environment import describe
-from .errors import E2EError, ProtocolError
+from .errors import E2EError, EngineUnavailable, ProtocolError
 from .monitor import ResourceWindow, peak_rss_mb, reset_peak_rss, resets_peak_rss
 from .records import write_json_atomic
+from .manifest import declared
 from .result import Latency, Measurement, RunResult
 from .spec import RunSpec
 from .tensors import Sample, load_samples
@@ -164,6 +166,7 @@ class Runner:
         base = {"environment": describe(self.packages)}  # type: Dict[str, Any]
         try:
             with self.stage("setup"):
+                self._check_declared()
                 self.options = _parse_options(self.Options, spec.engine_options)
                 self.available_impl()
                 base["engine_version"] = self.version_impl()
@@ -276,6 +279,25 @@ class Runner:
     def calibration_samples(self) -> List[Sample]:
         """What int8 quantization calibrates on: `--calibration` images, else the test inputs."""
         return load_samples(self.spec.calibration_path) if self.spec.calibration_path else self.samples
+
+    def _check_declared(self) -> None:
+        """The spec's device kind and precision against the manifest beside the runner (what
+        the coordinator skips rows by, shared/manifest.py): a runner does not check them again.
+        A runner class defined outside a runner folder (in a test) has no manifest to check."""
+        module = sys.modules.get(type(self).__module__)
+        found = declared(module.__file__) if getattr(module, "__file__", None) else None
+        if found is None:
+            return
+        kind = "cpu" if self.spec.device == "cpu" else "cuda"
+        note = "; ".join(found.get("note", []))
+        if kind not in found["devices"]:
+            raise EngineUnavailable("the {} runner runs on {}, not {} ({}); rerun with --device {}".format(
+                self.spec.engine, ", ".join(found["devices"]), kind, note or "its manifest.yaml",
+                found["devices"][0] if found["devices"] else "?"))
+        if self.spec.precision not in found["precisions"]:
+            raise EngineUnavailable("the {} runner offers {}, not {} ({}); rerun with --precision {}".format(
+                self.spec.engine, ", ".join(found["precisions"]), self.spec.precision, note or "its manifest.yaml",
+                found["precisions"][0] if found["precisions"] else "?"))
 
     def _measure(self, samples: List[Sample]) -> Tuple[RunResult, List[Sample]]:
         spec = self.spec

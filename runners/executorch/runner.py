@@ -37,11 +37,6 @@ class ExecuTorchRunner(Runner):
     def available_impl(self) -> None:
         import executorch  # noqa: F401
 
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("the ExecuTorch runner runs the XNNPACK delegate on the CPU; run it with "
-                                    "device 'cpu'")
-        if self.spec.precision != "fp32":
-            raise EngineUnavailable("the ExecuTorch runner offers fp32 only, not {}".format(self.spec.precision))
         if not self.spec.model_path.endswith(".json"):
             raise EngineUnavailable("no PyTorch model to export: the model was given as an ONNX file")
 

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared import Runner, Sample, UnsupportedError
 from shared.environment import cpu_flags, cpu_model
 from shared.specialise import specialised_model
 from shared.tensors import graph_io, one_shape
@@ -70,12 +70,6 @@ class IreeRunner(Runner):
     def available_impl(self) -> None:
         import iree.compiler  # noqa: F401
         import iree.runtime  # noqa: F401
-
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("the IREE runner compiles for IREE's llvm-cpu backend; run it with device 'cpu' "
-                                    "(a CUDA target would need --iree-hal-target-device=cuda, not wired up)")
-        if self.spec.precision != "fp32":
-            raise EngineUnavailable("the IREE runner offers fp32 only, not {}".format(self.spec.precision))
 
     def version_impl(self) -> str:
         from importlib.metadata import version

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared import Runner, Sample, UnsupportedError
 from shared.specialise import specialised_model
 from shared.tensors import graph_io, one_shape
 
@@ -33,11 +33,6 @@ class LiteRtRunner(Runner):
 
     def available_impl(self) -> None:
         import ai_edge_litert.interpreter  # noqa: F401
-
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("the LiteRT runner runs LiteRT's CPU interpreter; run it with device 'cpu'")
-        if self.spec.precision != "fp32":
-            raise EngineUnavailable("the LiteRT runner offers fp32 only, not {}".format(self.spec.precision))
 
     def version_impl(self) -> str:
         from importlib.metadata import version

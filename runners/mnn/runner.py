@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, List
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError
+from shared import Runner, Sample, UnsupportedError
 from shared.specialise import specialised_model
 from shared.tensors import graph_io, one_shape
 
@@ -47,13 +47,6 @@ class MnnRunner(Runner):
 
     def available_impl(self) -> None:
         import MNN  # noqa: F401
-
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("the MNN runner runs MNN's CPU backend (the PyPI wheel has no CUDA "
-                                    "backend); run it with device 'cpu'")
-        if self.spec.precision not in MODES:
-            raise EngineUnavailable("the MNN runner offers {}, not {} (int8 would need MNN's offline "
-                                    "quantization tool, not wired up)".format(", ".join(MODES), self.spec.precision))
 
     def version_impl(self) -> str:
         import MNN

@@ -39,13 +39,6 @@ class NcnnRunner(Runner):
     def available_impl(self) -> None:
         import ncnn  # noqa: F401
 
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("the ncnn runner runs ncnn's CPU path (ncnn's GPU path is Vulkan, "
-                                    "not wired up); run it with device 'cpu'")
-        if self.spec.precision not in STORAGE:
-            raise EngineUnavailable("the ncnn runner offers {}, not {} (int8 would need ncnn's calibration "
-                                    "tools, not wired up)".format(", ".join(STORAGE), self.spec.precision))
-
     def version_impl(self) -> str:
         import ncnn
 

@@ -58,8 +58,6 @@ class OpenPPLRunner(Runner):
             from pyppl import nn as pplnn
         except ImportError as e:  # also a CUDA build started without a GPU (no libcuda.so.1)
             raise EngineUnavailable("{} (import: {})".format(NO_WHEEL, e)) from None
-        if self.spec.precision != "fp32":
-            raise EngineUnavailable(f"ppl.nn takes fp32 models only, not {self.spec.precision}; use --precision fp32")
         kind = "x86" if self.spec.device == "cpu" else "cuda"
         if not hasattr(pplnn, kind):  # the submodule exists only if the build enabled that engine
             how = "e2e images build openppl-cuda (the CUDA variant)" if kind == "cuda" else "-DPPLNN_USE_X86_64=ON"

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Tuple
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line
+from shared import Runner, Sample, UnsupportedError, one_line
 
 HINTS = ("LATENCY", "THROUGHPUT")
 SCENARIO_HINT = {"latency": "LATENCY", "throughput": "THROUGHPUT"}  # an expert's hint for each scenario
@@ -36,14 +36,6 @@ class OpenVinoRunner(Runner):
     packages = ["openvino", "numpy"]
     Options = Options
     concurrent = True  # throughput: an AsyncInferQueue (submit_impl)
-
-    def available_impl(self) -> None:
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("OpenVINO has no NVIDIA GPU support; its GPU plugin is for Intel GPUs only. "
-                                    "Run it on device cpu")
-        if self.spec.precision not in TO_OV and self.spec.precision != "int8":
-            raise EngineUnavailable("the OpenVINO runner does not offer {}; use one of fp32, bf16, fp16, "
-                                    "int8".format(self.spec.precision))
 
     def version_impl(self) -> str:
         import openvino as ov

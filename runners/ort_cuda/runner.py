@@ -38,9 +38,6 @@ class OrtCudaRunner(OrtSessionRunner):
         if self.spec.device == "cpu":
             raise EngineUnavailable("ONNX Runtime's CUDA execution provider runs only on NVIDIA GPUs; rerun with "
                                     "--device cuda on a machine with one (the CPU one is the ort engine)")
-        if self.spec.precision not in ("fp32", "fp16"):  # int8 on GPUs: the TensorRT EP (ort_trt)
-            raise EngineUnavailable("the CUDA EP runs fp32 or fp16, not {}; for int8 run ort_trt".format(
-                self.spec.precision))
         load_gpu_provider("CUDAExecutionProvider", WHEEL)
 
     def providers(self) -> List[Any]:

@@ -38,14 +38,9 @@ class TorchTensorRTRunner(Runner):
     def available_impl(self) -> None:
         import torch
 
-        if not self.spec.device.startswith("cuda"):
-            raise EngineUnavailable("Torch-TensorRT runs on NVIDIA GPUs only; run it with --device cuda")
         if not torch.cuda.is_available():
             raise EngineUnavailable("this torch build sees no CUDA device (torch {}, CUDA {})".format(
                 torch.__version__, torch.version.cuda))
-        if self.spec.precision not in ("fp32", "fp16"):
-            raise EngineUnavailable("the Torch-TensorRT runner builds fp32 and fp16 (autocast) only, got {}".format(
-                self.spec.precision))
         if not self.spec.model_path.endswith(".json"):
             raise EngineUnavailable("no PyTorch model to compile: the model was given as an ONNX file")
 

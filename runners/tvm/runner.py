@@ -46,11 +46,6 @@ class TvmRunner(Runner):
     def available_impl(self) -> None:
         import tvm
 
-        if self.spec.device != "cpu":
-            raise EngineUnavailable("the TVM runner compiles for the CPU only; run it with device 'cpu'")
-        if self.spec.precision != "fp32":
-            raise EngineUnavailable("the TVM runner runs fp32 only (got {}); fp16/bf16/int8 are not "
-                                    "wired up yet".format(self.spec.precision))
         if not tvm.runtime.enabled("llvm"):
             raise EngineUnavailable("this TVM build has no LLVM backend; install the apache-tvm wheel")
 
