@@ -133,12 +133,17 @@ class OrtSessionRunner(Runner):
             if optimized:
                 shutil.rmtree(os.path.dirname(optimized), ignore_errors=True)
 
-    def read_precision(self, optimized: Optional[str]) -> Tuple[str, Dict[str, Any]]:
+    def read_precision(self, optimized: Optional[str]) -> Tuple[Optional[str], Dict[str, Any]]:
         """What ran, and its spread over the graph: from ORT's optimised graph when one was
-        written (below fp32), else the precision asked."""
+        written (below fp32); None (not read back) when there is none below fp32."""
         if optimized:
             return read_back(optimized, self.spec.precision)
-        return self.spec.precision, {}
+        if self.spec.precision == "fp32":
+            # the fp32 export as it is: ORT's CPU and CUDA providers compute in the graph's own
+            # types (the CUDA provider's TF32 is off unless ort_cuda's tf32 option asks; the
+            # provider options read back into the settings say which)
+            return "fp32", {}
+        return None, {"note": "no optimised graph was written to read the precision back from"}
 
     def _converted(self) -> str:
         """The fp16 or int8 model, from the cache when this model was converted before."""

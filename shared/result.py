@@ -10,6 +10,9 @@ from .stats import p50_interval, robust_cv
 
 STATUSES = ("ok", "unsupported", "failed", "timeout", "skipped")
 STAGES = ("setup", "load", "convert", "compile", "run")
+# The precision of an ok row whose runner never set one: it did not read back what the engine ran
+# at, and the precision asked is not a fact about what ran
+NOT_READ_BACK = "not read back"
 
 
 @dataclass
@@ -107,7 +110,9 @@ class RunResult(Record):
     stage: Optional[str] = None  # where a non-ok run stopped
     reason: str = ""  # one line: why it is not ok
     error: Optional[ErrorInfo] = None
-    precision: str = ""  # what the engine actually ran at (one of spec.PRECISIONS), read back where it can say
+    # what the engine actually ran at (one of spec.PRECISIONS), read back where it can say;
+    # NOT_READ_BACK on an ok row whose runner did not set it; "" on a row that ended before it was known
+    precision: str = ""
     # how that precision is spread over the graph, as the engine reports it: the share of ops or
     # weights at the lower precision, the per-layer mix (e.g. {"int8_kernel_nodes": 53, "nodes": 60})
     precision_detail: Dict[str, Any] = field(default_factory=dict)

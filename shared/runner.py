@@ -39,7 +39,7 @@ from .errors import E2EError, EngineUnavailable, ProtocolError
 from .monitor import ResourceWindow, peak_rss_mb, reset_peak_rss, resets_peak_rss
 from .records import write_json_atomic
 from .manifest import declared
-from .result import Latency, Measurement, RunResult
+from .result import NOT_READ_BACK, Latency, Measurement, RunResult
 from .spec import RunSpec
 from .tensors import Sample, load_samples
 from .timing import GC_POLICY, Loop, StopRule, concurrent_loop, quiet_gc, timed_loop
@@ -63,8 +63,10 @@ class Runner:
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
         self.options: Any = None
-        #: what the engine actually ran at; a hook overwrites it with what it read back
-        self.precision = spec.precision
+        #: what the engine actually ran at: a hook sets it from what the engine reports (or, where
+        #: it cannot report it, says in a comment why it is known). Unknown until then: an ok row
+        #: whose runner never set it says NOT_READ_BACK, not the precision asked.
+        self.precision = None  # type: Optional[str]
         #: effective settings read back from the engine (threads, providers, hints...)
         self.settings: Dict[str, Any] = {}
         #: the per-op / per-layer mix behind `precision`, as the engine reports it
@@ -195,7 +197,7 @@ class Runner:
                 e = MemoryError("out of memory{}: {}".format(limit, str(e) or type(e).__name__))
             return RunResult.from_error(
                 spec.engine, e, stage=None if skipped else self._failed_stage or "setup",
-                precision=self.precision, settings=self.settings, precision_detail=self.precision_detail,
+                precision=self.precision or "", settings=self.settings, precision_detail=self.precision_detail,
                 stage_seconds=self._stage_times(), **base), []
         finally:
             if self._workers is not None:
@@ -364,7 +366,8 @@ class Runner:
         resources.load_peak_rss_mb = load_peak
         resources.steady_peak_rss_mb = peak_rss_mb() if resets_peak_rss() else None
         result = RunResult(
-            engine=spec.engine, status="ok", precision=self.precision, settings=self.settings,
+            engine=spec.engine, status="ok", settings=self.settings,
+            precision=self.precision if self.precision is not None else NOT_READ_BACK,
             precision_detail=self.precision_detail, first_inference_ms=first_ms, latency_ms=latency,
             per_input_ms={str(i): Latency.from_values([x for x, k in zip(latencies, indices) if k == i])
                           for i in sorted(set(indices))},

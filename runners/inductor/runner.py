@@ -91,6 +91,8 @@ class InductorRunner(Runner):
             mode=o.mode, dynamic=o.dynamic, backend=o.backend,
             compiled_on="each of the {} test input(s) once, in stage compile".format(len(self.samples)),
             **_capture_report(counters), cache_dir=self.cache_dir, compiler=_compiler(o.backend, self.device))
+        # fp32 without autocast: Inductor compiles the float32 graph in its own types, with
+        # torch_model.prepare's full fp32 math read back into the settings (TF32 off)
         self.precision = "fp32"
         if self.spec.precision in torch_model.REDUCED:
             # Dynamo captures the autocast region and Inductor compiles its casts: what the

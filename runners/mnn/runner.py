@@ -74,7 +74,7 @@ class MnnRunner(Runner):
         mode = MODES[self.spec.precision]
         with self.stage("compile"):
             self.module = self._load(converted, mode)
-            self.precision = "fp32"
+            self.precision = "fp32"  # precision mode "high" is MNN's fp32 kernels; other modes are read back
             if mode != "high":
                 self.precision = self._ran_at(converted, mode)
         self.settings.update(backend="CPU", num_thread=self.spec.threads, precision_mode=mode, shape_mutable=True)

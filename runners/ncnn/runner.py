@@ -67,7 +67,7 @@ class NcnnRunner(Runner):
         with self.stage("compile"):
             _check_layers(param)
             self.net = self._net(param, model, self.spec.precision)
-            self.precision = "fp32"
+            self.precision = "fp32"  # fp16 and bf16 storage and arithmetic off: fp32 layers; others read back
             if self.spec.precision != "fp32":
                 self.precision = self._ran_at(param, model)
         opt = self.net.opt

@@ -100,7 +100,7 @@ class OrtTrtRunner(OrtSessionRunner):
         cuda = {"device_id": device, "use_tf32": 0, "do_copy_in_default_stream": 1}
         return [(TRT, trt), (CUDA, cuda), "CPUExecutionProvider"]
 
-    def read_precision(self, optimized: Optional[str]) -> Tuple[str, Dict[str, Any]]:
+    def read_precision(self, optimized: Optional[str]) -> Tuple[Optional[str], Dict[str, Any]]:
         """The flags ORT read back, and whether TensorRT got any node: TensorRT picks each layer's
         precision among those the flags allow, and ORT does not expose its engines' layer formats."""
         options = self.settings.get("provider_options", {}).get(TRT, {})
@@ -113,6 +113,8 @@ class OrtTrtRunner(OrtSessionRunner):
         allowed = asked == "fp32" or str(options.get("trt_{}_enable".format(asked))).lower() in ("1", "true")
         if not allowed or in_trt == 0:  # nothing in TensorRT: CUDA runs the fp32 (or fake-quantized) graph
             return "fp32", detail
+        # Not per layer: TensorRT got nodes and was allowed `asked` (fp16 by its flag, int8 by the
+        # model's Q/DQ nodes), and ORT does not expose which layers took it; the detail says so
         return asked, detail
 
 

@@ -39,6 +39,8 @@ class TorchRunner(Runner):
         self._hooks = []  # type: list
         self.settings.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
                              mode="eager, torch.inference_mode")
+        # fp32 without autocast: the model's float32 weights on float32 inputs, with fp32_math's
+        # settings read back above (TF32 off, "highest" matmul precision)
         self.precision = "fp32"
         if self.spec.precision in torch_model.REDUCED:  # autocast: read back what the arithmetic ran in
             self.settings["autocast"] = torch_model.REDUCED[self.spec.precision]

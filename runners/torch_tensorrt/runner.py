@@ -92,7 +92,10 @@ class TorchTensorRTRunner(Runner):
             optimization_level=o.optimization_level, tensorrt_engines=sum(n.startswith("_run_on_acc") for n in names),
             pytorch_fallback_subgraphs=sum(n.startswith("_run_on_gpu") for n in names),
             compiled_input_shapes=[list(t.shape) for t in example])
-        self.precision = self.spec.precision
+        # Not read back from the engines (their per-layer formats need DETAILED profiling verbosity,
+        # not asked): the networks are strongly typed, so the types are the graph's own. fp32: no
+        # autocast and TF32 off; fp16: Torch-TensorRT's autocast put the eligible ops in fp16.
+        self.precision = "fp16" if fp16 else "fp32"
 
     def infer_impl(self, feeds: Sample) -> List[Any]:
         import torch

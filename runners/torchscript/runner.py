@@ -70,6 +70,8 @@ class TorchScriptRunner(Runner):
             self.module = torch.jit.load(path, map_location=self.device)
         else:
             self.module = self._script(module, example)
+        # fp32 without autocast: the traced float32 model, with torch_model.prepare's full fp32 math
+        # read back into the settings (TF32 off)
         self.precision = "fp32"
         if self.spec.precision in torch_model.REDUCED:
             # traced under autocast: the casts are in the graph; what the arithmetic runs in is the

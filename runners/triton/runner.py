@@ -151,6 +151,9 @@ class TritonRunner(Runner):
         with self.stage("compile"):  # the backend loads the model: ORT session, TensorRT engine
             self._load_model()
         self.requested = [self.protocol_module.InferRequestedOutput(name) for name in self.output_names]
+        # fp32, as no backend is asked for less: the python and onnxruntime backends run ORT on the
+        # fp32 export, the accelerator is set to precision_mode FP32 and the tensorrt plan is built
+        # with no FP16/INT8 flag (TF32 as TensorRT's default); precision_detail says the source
         self.precision = "fp32"
         self.settings.update(
             backend=self.backend, instances="1 x {}".format("KIND_CPU" if self.spec.device == "cpu" else "KIND_GPU"),

@@ -84,7 +84,7 @@ class TvmRunner(Runner):
             pipeline="static_shape_tuning" if tuned else self.options.pipeline,
             num_threads=tvm.runtime.num_threads(),  # the runtime's pool
             input_shapes={k: [str(d) for d in v] for k, v in shapes.items()})
-        self.precision = "fp32"
+        self.precision = "fp32"  # the fp32 export compiled as it is: no mixed-precision pass, no quantization
         self.settings["importer_fixes"] = _sibling("importer_fixes").apply(onnx_frontend)
         _guard_nms(onnx_frontend)
         with self.stage("convert"):

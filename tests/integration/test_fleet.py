@@ -134,7 +134,9 @@ def test_rows_of_each_kind_run_on_its_node_and_agree_with_the_local_run(cluster,
     for (_kind, engine), row in fleet.items():
         mine = local[("", engine)]
         assert (row["status"], row["precision"]) == (mine["status"], mine["precision"]) == ("ok", "fp32"), row["reason"]
-        assert row["parity"]["passed"] and mine["parity"]["passed"], (row["parity"], output)
+        assert row["parity"]["passed"], (row["parity"], output)  # against the reference the local run cached
+        if not (engine == "torch" and mine["parity"] is None):  # the local PyTorch row made the reference
+            assert mine["parity"]["passed"], mine["parity"]  # (an empty cache), else it agrees with the cached one
         assert row["launcher"] == f"ray:{mine['launcher']}", row["launcher"]
     # each kind's rows ran on that kind's node, and the report describes both nodes
     nodes = {kind: {row["node"] for (k, _), row in fleet.items() if k == kind} for kind in ("cpu-a", "cpu-b")}

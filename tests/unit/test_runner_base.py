@@ -1,5 +1,6 @@
 """What the runner base class owns for every engine: the cached conversion with its log, the
-device and precision checks against the manifest, and the one-line error text."""
+device and precision checks against the manifest, the precision that was never read back, and
+the one-line error text."""
 import shutil
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import yaml
 from shared import ProtocolError, Runner, RunSpec, one_line, save_samples
 from shared.entry import _load_runner_class
 from shared.manifest import declared
+from shared.result import NOT_READ_BACK
 from tests.fixtures.onnx_models import matmul_relu_samples
 
 ROOT = Path(__file__).parents[2]
@@ -122,10 +124,19 @@ def engine(tmp_path, monkeypatch):
 
 def test_a_device_or_precision_the_manifest_does_not_declare_is_skipped_with_the_fix(engine):
     row = engine(device="cuda:0")
-    assert row.status == "skipped" and row.stage is None
+    assert row.status == "skipped" and row.stage is None and row.precision == ""
     assert row.reason == ("the numpy runner runs on cpu, not cuda (numpy's matmul on the host); "
                           "rerun with --device cpu")
     row = engine(precision="int8")
     assert row.status == "skipped"
     assert row.reason.startswith("the numpy runner offers fp32, bf16, not int8") and "--precision fp32" in row.reason
 
+
+def test_a_precision_the_runner_never_set_is_not_read_back_not_the_one_asked(engine):
+    row = engine(precision="bf16")
+    assert row.status == "ok" and row.precision == NOT_READ_BACK
+
+
+def test_a_row_that_failed_before_the_precision_was_known_has_none(engine):
+    row = engine(engine_options={"fail_in": "compile"})
+    assert row.status == "failed" and row.precision == ""
