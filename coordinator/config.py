@@ -1,12 +1,12 @@
-"""The bench configuration, resolved in one place: CLI flag > default (machine facts)."""
+"""The bench configuration, resolved in one place (`resolve`): CLI flag > config file > default (machine facts)."""
 import os
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from shared.errors import ProtocolError
+from shared.errors import ProtocolError, one_line
 from shared.records import convert
 from shared.spec import PRECISIONS
 
@@ -142,14 +142,10 @@ class BenchConfig:
         if bad or not self.precisions:
             raise UsageError(f"unknown precision {', '.join(bad) or '(none)'}; valid: {', '.join(PRECISIONS)}, "
                              f"{AUTO_PRECISION} (fp32 and what this device accelerates, on each engine that offers it)")
-        if self.device is None:
-            self.device = "cuda:0" if host.nvidia_gpus() else "cpu"
-        elif self.device == "cuda":
+        if self.device == "cuda":
             self.device = "cuda:0"
-        if self.device != "cpu" and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
+        if self.device not in (None, "cpu") and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise UsageError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
-        if self.threads is None:
-            self.threads = host.physical_cores()
         for name in ("iterations", "threads", "repeats"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name} must be at least 1")
@@ -201,9 +197,15 @@ class BenchConfig:
             self.weights = str(_absolute(self.weights))
         if self.inputs and self.inputs.endswith((".npz", ".pt", ".pth")):
             self.inputs = str(_absolute(self.inputs))
-        if self.out is None:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            self.out = _absolute(Path("runs") / f"{stamp}-{model_name(self.model)}")
+
+    def resolved(self) -> "BenchConfig":
+        """The machine's facts where the user gave none: the device (cuda:0 when an NVIDIA GPU is
+        visible), the threads (physical cores) and the run directory (stamped now). Apart from
+        construction, which probes nothing: a config made to check a value asks no GPU."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return replace(self, device=self.device or ("cuda:0" if host.nvidia_gpus() else "cpu"),
+                       threads=self.threads or host.physical_cores(),
+                       out=self.out or _absolute(Path("runs") / f"{stamp}-{model_name(self.model)}"))
 
     def options_for(self, engine: str) -> Dict[str, Any]:
         """`--engine-option ENGINE.KEY=VALUE` for this engine; values read as YAML scalars."""
@@ -249,7 +251,7 @@ def resolve(given: Dict[str, Any], config_file: Optional[Path] = None) -> BenchC
     values = read_config_file(config_file) if config_file is not None else {}
     values = {str(k).replace("-", "_"): v for k, v in values.items()}
     values.update({k: str(v) if isinstance(v, Path) else v for k, v in given.items()})
-    return BenchConfig.from_dict(values, where=f"--config {config_file}" if config_file else "options")
+    return BenchConfig.from_dict(values, where=f"--config {config_file}" if config_file else "options").resolved()
 
 
 def read_config_file(path: Path) -> Dict[str, Any]:
@@ -259,7 +261,7 @@ def read_config_file(path: Path) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())  # JSON is YAML too
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise UsageError(f"--config {path}: cannot read it: {' '.join(str(e).split())[:200]}") from None
+        raise UsageError(f"--config {path}: cannot read it: {one_line(e, 200)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a mapping of option names to values")
     return data

@@ -94,7 +94,7 @@ def list_engines(
     from coordinator.cli.summary import availability, verified
 
     with user_errors():
-        cfg = BenchConfig(model="-", device=device)
+        cfg = BenchConfig(model="-", device=device).resolved()
     launchers = create_all(LaunchSettings(cfg.cache_dir, cfg.memory_limit))
     # verified: the devices e2e's tests have run the engine on ("never": written, never run)
     table = Table("engine", "name", "devices", "verified", "precisions", "launchers")

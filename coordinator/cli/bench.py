@@ -78,7 +78,7 @@ def _resume(run_dir: Path, given: set) -> None:
     saved = report.setup.config
     if not saved:
         raise UsageError(f"{run_dir}: report.json has no saved settings (made by an older e2e): cannot resume")
-    cfg = BenchConfig.from_dict({**saved, "out": str(run_dir)}, where=f"{run_dir}/report.json setup.config")
+    cfg = BenchConfig.from_dict({**saved, "out": str(run_dir)}, where=f"{run_dir}/report.json setup.config").resolved()
     _bench(cfg, report)
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from shared.result import RunResult
 from shared.spec import RunSpec
+from shared.errors import one_line
 
 from ..engines import Engine
 from ..launchers import Launcher
@@ -26,4 +27,4 @@ class Launch:
 
 def launcher_failed(engine: Engine, launcher: Launcher, e: BaseException) -> RunResult:
     return RunResult(engine.id, "failed", stage="setup", reason=(
-        f"{launcher.name} launcher: {type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+        f"{launcher.name} launcher: {type(e).__name__}: {one_line(e)}"))

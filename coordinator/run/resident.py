@@ -14,6 +14,7 @@ import time
 from typing import Any, List, Optional
 
 from shared.result import RunResult
+from shared.errors import one_line
 
 from ..engines import REFERENCE
 from ..launchers.process import current_stage
@@ -51,7 +52,7 @@ def run_interleaved(work: Any, queue: list, node: Any = None, partner: Optional[
         while rows:
             if ctx.stopped:
                 return
-            if node is not None and ctx.fleet_launchers[node.node_id].lost:  # what is left stays unrun
+            if node is not None and ctx.fleet.launcher(node).lost:  # what is left stays unrun
                 queue += [item for item in rows if item[2] is not None]
                 break
             engine, precision, point = rows.pop(0)
@@ -180,7 +181,7 @@ def _finish_slot(work: Any, slot: Slot, figures: Any, group: int, node: Any) -> 
     ctx, launch = work.ctx, slot.launch
     if slot.error is not None:
         result = slot.session.abort(RunResult(launch.engine.id, "failed", stage="run", reason=(
-            f"during the interleaved rounds: {type(slot.error).__name__}: {' '.join(str(slot.error).split())[:300]}")))
+            f"during the interleaved rounds: {type(slot.error).__name__}: {one_line(slot.error)}")))
     else:
         result = slot.session.finish(figures.stop if figures else "budget")
     if slot.partner:

@@ -11,6 +11,8 @@ most samples/s in the throughput one.
 import itertools
 from typing import Any, Dict, List, Optional, Tuple
 
+from shared.result import RunResult
+
 from coordinator.engines import Engine
 from coordinator.report.document import Row
 
@@ -47,3 +49,25 @@ def record(trials: List[Tuple[Dict[str, Any], Row]]) -> List[Dict[str, Any]]:
              "samples_per_s": r.throughput_per_s if r.status == "ok" else None,
              "p50_ms": r.latency_ms.p50 if r.status == "ok" and r.latency_ms else None,
              "parity": r.verdict(), "reason": r.reason} for options, r in trials]
+
+
+def tune(ctx: Any, engine: Engine, precision: str, point: Any, node: Any = None) -> Optional[Row]:
+    """Every candidate of the engine's declared options for a short loop, then the best in full,
+    as a row marked tuned that keeps the search."""
+    trials = []
+    for k, options in enumerate(candidates(engine, ctx.cfg.options_for(engine.id))):
+        ctx.log(f"  {engine.id:<9} {precision} {point.label()} trying {options}")
+        trials.append((options, ctx.run(engine, precision, point, options=options, variant=f"search{k + 1}",
+                                        max_time=ctx.cfg.tune_time, node=node)))
+    if not trials:
+        return None
+    chosen = best(trials)
+    if chosen is None:
+        row = Row.make(engine, "", precision, RunResult(engine.id, "failed", reason=(
+            "no candidate of the search ran and passed parity; see `search`")), point=point)
+        row.machine = node.kind if node else ""
+    else:
+        row = ctx.run(engine, precision, point, options=chosen, variant=TUNED, node=node)
+    row.variant, row.search = TUNED, record(trials)
+    row.settings["tuned_options"] = chosen
+    return row

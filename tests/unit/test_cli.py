@@ -125,7 +125,8 @@ def test_every_path_is_made_absolute_where_the_config_is_resolved(tmp_path, monk
     labelled = BenchConfig(model="resnet18", dataset="d.json")
     for value in (cfg.model, cfg.out, cfg.images, labelled.dataset, cfg.calibration, cfg.cache_dir, cfg.weights):
         assert str(value).startswith(str(tmp_path) + "/"), value
-    default = BenchConfig(model="faster_rcnn").out
+    assert BenchConfig(model="faster_rcnn").out is None  # made, it probes and stamps nothing
+    default = BenchConfig(model="faster_rcnn").resolved().out
     assert default.parent == tmp_path / "runs" and default.name.endswith("-faster_rcnn")
 
 

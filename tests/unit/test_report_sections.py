@@ -6,7 +6,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from coordinator.run.bench import _setup
+from coordinator.run.report_start import setup as _setup
 from coordinator.cli.app import app
 from coordinator.config import BenchConfig
 from coordinator.report.document import Report
