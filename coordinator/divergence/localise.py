@@ -18,6 +18,7 @@ from typing import Any, Callable, List, Optional
 from shared.result import RunResult
 from shared.spec import RunSpec
 from shared.tensors import Sample, load_samples, save_samples
+from shared.errors import one_line
 
 from coordinator.divergence.search import Comparison, Divergence, compare_run, localise
 from coordinator.engines import Engine
@@ -162,7 +163,7 @@ def cannot(engine: Engine, precision: str, atol: float, rtol: float) -> Optional
 
 def _ended(engine: Engine, result: RunResult, io_dir: Path) -> str:
     where = f" at {result.stage}" if result.stage else ""
-    return f"{engine.id} ended {result.status}{where}: {' '.join((result.reason or '').split())[:300]} (log: {io_dir}/runner.log)"
+    return f"{engine.id} ended {result.status}{where}: {one_line(result.reason or '')} (log: {io_dir}/runner.log)"
 
 
 def clean(work_dir: Path) -> None:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from shared.errors import one_line
+
 from coordinator.errors import UsageError
 
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -66,7 +68,7 @@ def load(path: Path, environ: Optional[Mapping[str, str]] = None) -> BakeFile:
         with open(path, encoding="utf-8") as f:
             raw = hcl2.load(f, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True))
     except (OSError, Exception) as e:
-        raise UsageError(f"cannot read {path}: {' '.join(str(e).split())[:200]}") from None
+        raise UsageError(f"cannot read {path}: {one_line(e, 200)}") from None
     variables = {}
     for block in raw.get("variable", []):
         for name, body in _blocks(block):

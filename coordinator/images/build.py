@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from shared.errors import E2EError
+from shared.errors import E2EError, one_line
 
 from coordinator.images import bake
 from coordinator.engines import RUNNERS_DIR, discover
@@ -34,7 +34,7 @@ def client() -> Any:
         c.ping()
         return c
     except Exception as e:
-        raise DockerUnavailable(f"no Docker daemon answers ({' '.join(str(e).split())[:160]}); "
+        raise DockerUnavailable(f"no Docker daemon answers ({one_line(e, 160)}); "
                                 "start dockerd or use --launcher venv") from None
 
 
@@ -149,7 +149,7 @@ def _build_one(docker: Any, target: bake.Target, args: Dict[str, str], ca: Optio
                 on_line(line)
             image_id = chunk.get("aux", {}).get("ID", image_id)
     except Exception as e:  # the daemon went away, a context too large...
-        return False, " ".join(str(e).split())[:300]
+        return False, one_line(e)
     for tag in target.tags[1:]:
         repo, _, version = tag.rpartition(":")
         docker.api.tag(image_id or target.tags[0], repo, version)

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from shared import atomic
 from shared.records import write_json_atomic
 from shared.tensors import save_samples
+from shared.errors import one_line
 
 from coordinator.model import example_inputs, exporters, flops
 from coordinator import tasks
@@ -189,7 +190,7 @@ def describe_onnx(path: Path) -> Dict[str, Any]:
         onnx.checker.check_model(str(path))  # the path form also handles >2 GB external data
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        first = " ".join(str(e).split())[:300]
+        first = one_line(e)
         raise UsageError(f"{path} is not a valid ONNX model: {first}") from None
 
     def tensors(values: Any) -> List[Dict[str, Any]]:

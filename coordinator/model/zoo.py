@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from shared import torch_model
+from shared.errors import one_line
 
 from coordinator.model import example_inputs
 from coordinator.errors import UsageError
@@ -155,7 +156,7 @@ def load_weights(model: ModelDef, weights: str, seed: int) -> Weights:
     try:
         state = enum.get_state_dict(progress=False, check_hash=True)
     except Exception as e:
-        reason = " ".join(str(e).split())[:200]
+        reason = one_line(e, 200)
         return Weights("random", f"seed={seed}", warning=(
             f"pretrained weights {enum} could not be had ({reason}); using seeded random weights "
             "instead: speed figures stay valid, task accuracy is meaningless. Put the file in "

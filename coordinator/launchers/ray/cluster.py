@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from shared.errors import one_line
+
 from coordinator.errors import UsageError
 
 KIND = "e2e-kind:"  # a node's machine kind: its custom resource e2e-kind:NAME
@@ -60,7 +62,7 @@ class Fleet:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False,
                      configure_logging=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise UsageError(f"--hosts: no Ray cluster at {self.address}: {' '.join(str(e).split())[:200]}; "
+            raise UsageError(f"--hosts: no Ray cluster at {self.address}: {one_line(e, 200)}; "
                              f"start one ({START}) or name it with --ray-address") from None
         self.staged: Dict[Tuple[str, ...], Dict[str, Any]] = {}
         self.digests: Dict[Tuple[str, int, int], str] = {}
