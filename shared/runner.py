@@ -1,9 +1,13 @@
 """The runner base class: it owns the lifecycle and the measuring, an engine writes hooks.
 
 Lifecycle of `Runner.run()`:
-  setup    check the engine is usable here, read its version, read the inputs
+  setup    check the spec's device kind and precision against the runner's manifest.yaml (no
+           runner checks them again), check the engine is usable here, read its version, read
+           the inputs
   load     `load_impl()`: read / convert / compile the model (hooks may time sub-stages with
-           `self.stage("convert")` and `self.stage("compile")`)
+           `self.stage("convert")` and `self.stage("compile")`; a tool's conversion kept in the
+           cache with its log is `convert_cached`) and set `self.precision` from what the engine
+           reports (an ok row whose runner did not says NOT_READ_BACK)
   run      first inference (timed alone); warm-up: the other inputs (outputs kept for
            parity) and more calls up to `warmup` in all, the later half instrumented where a
            hook offers phases; then `repeats` timed loops over the inputs in turn
@@ -251,10 +255,11 @@ class Runner:
         """A model converted by a tool into a folder, kept in the cache with the tool's log.
         `make(folder)` writes the converted files into `folder` (made for it) and returns the
         log, which is kept beside them as `log`. Returns the folder, the log and whether it was
-        converted now (`Converted`); on a cache hit the log is printed into the runner's log, as the tool
-        printed it when it ran. The entry is `cached(suffix, parts, ...)`'s; with `cache` off it
-        is `<entry>.uncached`, made again on every run. The row's settings say where the log is
-        (`converter_log`) and whether this run made it (`conversion`: converted or cached)."""
+        converted now (`Converted`); on a cache hit the log is printed into the runner's log, as
+        the tool printed it when it ran. The entry is `cached(suffix, parts, ...)`'s (the same
+        key); with `cache` off it is `<entry>.uncached`, made again on every run. The row's
+        settings say where the log is (`converter_log`) and whether this run made it
+        (`conversion`: converted or cached)."""
         entry = self.cache_file(suffix, parts) + ("" if cache else ".uncached")
         made = []  # type: List[str]
 
