@@ -60,10 +60,10 @@ class FleetRun:
         if row.launcher:  # launched: the node says which of its launchers ran it, and on what
             row.launcher = launcher.ran_with()
             answer = launcher.answer
-            if answer.get("device"):
+            if answer is not None and answer.device:
                 with lock:
                     report.machines.setdefault(node.kind, {})[node.label()] = {
-                        **answer["device"], **({"launchers": answer["runtime"]} if answer.get("runtime") else {})}
+                        **answer.device, **({"launchers": answer.runtime} if answer.runtime else {})}
         return row
 
 

@@ -4,7 +4,7 @@ its cache lacks their digest)."""
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -126,3 +126,19 @@ class Fleet:
 
     def close(self) -> None:
         self.ray.shutdown()
+
+
+@dataclass
+class NodeAnswer:
+    """What a node sends back for a row: the runner's result, the files it wrote in its io folder
+    and the node's log, with which of the node's launchers ran it and on what."""
+
+    result: Dict[str, Any]  # RunResult.to_dict()
+    files: Dict[str, bytes]  # io-folder path -> content
+    log: List[str]
+    node: Dict[str, Any]
+    device: Dict[str, Any]  # the node's device section
+    launcher: str = ""  # the node's local launcher ("" when the row never launched)
+    provenance: str = ""
+    runtime: Dict[str, Any] = field(default_factory=dict)  # the launcher's description (a Docker version)
+    seconds: float = 0.0

@@ -14,7 +14,7 @@ from coordinator.launchers import LaunchSettings, Launcher
 from coordinator.launchers.process import fresh_io
 from coordinator.launchers.session import Session
 from coordinator.launchers.ray import node as on_node
-from coordinator.launchers.ray.cluster import BENCH, Fleet, Node
+from coordinator.launchers.ray.cluster import BENCH, Fleet, Node, NodeAnswer
 
 # Beyond the runner's own --timeout, which the node's launcher enforces: the node may first make
 # the engine's environment (minutes) and receive the staged files.
@@ -38,7 +38,7 @@ class RayLauncher(Launcher):
         self.fleet, self.node, self.local, self.memory_limit_mb = fleet, node, local, memory_limit_mb
         self.lost = ""  # why the node is gone, once a row found it so
         self.in_flight: Any = None  # the running row's ObjectRef (cancelled on Ctrl-C)
-        self.answer: Dict[str, Any] = {}  # the last row's answer from the node
+        self.answer: Optional[NodeAnswer] = None  # the last row's answer from the node
         self.host: Any = None  # interleaved: the node's NodeHost actor
 
     @classmethod
@@ -58,7 +58,7 @@ class RayLauncher(Launcher):
     def request(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> Dict[str, Any]:
         """What the node needs to run the row: the spec, and its files staged (once per digest)."""
         fresh_io(io_dir)
-        self.answer = {}
+        self.answer = None
         staged = {"model_path": self.fleet.stage(_model_files(spec)),
                   "inputs_path": self.fleet.stage([Path(spec.inputs_path)])}
         if spec.calibration_path:
@@ -111,16 +111,16 @@ class RayLauncher(Launcher):
         except ray.exceptions.RayTaskError as e:  # e2e itself failed on the node: a bug, said as a row
             raise NodeFailed(f"on {where}: {_first_line(e.cause or e)}") from None
 
-    def take(self, answer: Dict[str, Any], io_dir: Path) -> RunResult:
+    def take(self, answer: NodeAnswer, io_dir: Path) -> RunResult:
         """The node's answer into the row's io folder, as a local runner would have left it."""
         self.answer = answer
-        for name, data in answer["files"].items():
+        for name, data in answer.files.items():
             path = io_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        if answer.get("log"):
-            (io_dir / "fleet.log").write_text("\n".join(answer["log"]) + "\n")
-        return RunResult.from_dict(answer["result"])
+        if answer.log:
+            (io_dir / "fleet.log").write_text("\n".join(answer.log) + "\n")
+        return RunResult.from_dict(answer.result)
 
     def _gone(self, seconds: float = 30.0) -> bool:
         """Whether the node left the cluster, waiting for Ray's health check to tell a dead node
@@ -179,11 +179,11 @@ class RayLauncher(Launcher):
         return self.fleet.describe()
 
     def provenance(self, engine: Engine) -> str:
-        return self.answer.get("provenance", "") or f"node {self.node.label()}"
+        return (self.answer.provenance if self.answer else "") or f"node {self.node.label()}"
 
     def ran_with(self) -> str:
         """The row's launcher: "ray:" and the node's local launcher that ran it."""
-        local = self.answer.get("launcher")
+        local = self.answer.launcher if self.answer else ""
         return f"{self.name}:{local}" if local else self.name
 
 
@@ -209,7 +209,7 @@ class RaySession(Session):
                  loading: Any) -> None:
         super().__init__(engine, io_dir, timeout)
         self.launcher, self.key, self.loading = launcher, key, loading
-        self._answer: Optional[Dict[str, Any]] = None  # the row ended while loading
+        self._answer: Optional[NodeAnswer] = None  # the row ended while loading
 
     def ready(self) -> Optional[Dict[str, Any]]:
         try:

@@ -18,6 +18,8 @@ from shared import atomic
 from shared.result import RunResult
 from shared.spec import RunSpec
 
+from coordinator.launchers.ray.cluster import NodeAnswer
+
 SENT_BACK_MB = 512  # a file of the io folder larger than this stays on the node (named in the log)
 
 
@@ -28,7 +30,7 @@ def node_cache() -> Path:
     return default_cache()
 
 
-def run_row(request: Dict[str, Any]) -> Dict[str, Any]:
+def run_row(request: Dict[str, Any]) -> NodeAnswer:
     """`request`: engine, launcher (auto or a local launcher's name), spec (RunSpec.to_dict with
     the coordinator's paths), staged ({group digest: {"files": [names], "data": [ObjectRef]}}
     and which spec path each group stands for), timeout, memory_limit_mb."""
@@ -77,19 +79,16 @@ class _Row:
         self.io_dir = Path(tempfile.mkdtemp(prefix=f"{self.engine.id}-", dir=io_root))
         self.device = host.describe().to_dict()
 
-    def answer(self, result: RunResult) -> Dict[str, Any]:
+    def answer(self, result: RunResult) -> NodeAnswer:
         """What goes back to the coordinator: the result, the files the runner wrote, the log."""
-        out: Dict[str, Any] = {"node": self.node, "device": self.device, "launcher": "", "provenance": ""}
+        out = NodeAnswer(result=result.to_dict(), files=_files(self.io_dir, self.log), log=self.log, node=self.node,
+                         device=self.device, seconds=time.time() - self.started)
         if self.why is None:
-            out["launcher"] = self.launcher.name
-            out["provenance"] = f"{self.launcher.provenance(self.engine)} on {self.node['hostname']}"
+            out.launcher = self.launcher.name
+            out.provenance = f"{self.launcher.provenance(self.engine)} on {self.node['hostname']}"
             described = self.launcher.describe()
             if described:
-                out["runtime"] = {self.launcher.name: described}
-        out["files"] = _files(self.io_dir, self.log)
-        out["result"] = result.to_dict()
-        out["log"] = self.log
-        out["seconds"] = time.time() - self.started
+                out.runtime = {self.launcher.name: described}
         return out
 
 
@@ -138,7 +137,7 @@ class NodeHost:
         for key in list(self.rows):
             self.abort(key, "interrupted")
 
-    def _done(self, row: _Row, result: RunResult) -> Dict[str, Any]:
+    def _done(self, row: _Row, result: RunResult) -> NodeAnswer:
         try:
             return row.answer(result)
         finally:
