@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from shared.records import Record
+from shared.result import NOT_READ_BACK
 from shared.spec import PRECISIONS
 from shared.tensors import Sample
 
@@ -79,7 +80,9 @@ class Parity(Record):
 def tolerance_precision(ran: str, asked: str) -> str:
     """The looser of the two: an engine that runs an fp16-converted model at fp32 (ONNX Runtime
     on a CPU) still computes with weights rounded to fp16. Unknown values go through, and fail
-    parity with a message."""
+    parity with a message. A precision the runner did not read back is judged at the one asked."""
+    if ran == NOT_READ_BACK:
+        return asked
     if ran in PRECISIONS and asked in PRECISIONS:
         return max(ran, asked, key=PRECISIONS.index)  # fp32, fp16, bf16, int8: ever looser
     return ran

@@ -2,6 +2,7 @@
 here only for an export made by an older e2e) and this machine's measured peaks."""
 from typing import Any, Dict
 
+from shared.spec import PRECISIONS
 from shared.tensors import load_samples
 from shared.errors import one_line
 
@@ -28,7 +29,7 @@ def measure_peaks(report: Report, cfg: BenchConfig, log: Any) -> None:
     """This machine's measured peak at every precision (after every row: nothing else runs
     meanwhile; once per machine), for the verdict's share of the peak and the peaks above it."""
     rows = [r for r in report.results if r.status == "ok" and not r.machine and r.latency_ms and r.batch_size == 1
-            and r.scenario == "latency"]  # one call at a time: its p50 is one call's time
+            and r.scenario == "latency" and r.precision in PRECISIONS]  # one call at a time: its p50 is one call's
     if report.model.gflop is None or not rows:
         return
     reached: Dict[str, float] = {}

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
-from shared.result import RunResult
+from shared.result import NOT_READ_BACK, RunResult
 from shared.spec import PRECISIONS, RunSpec
 from shared.tensors import load_samples
 from shared.errors import one_line
@@ -125,7 +125,7 @@ class Context:
     def finish(self, launch: Launch, result: RunResult, started: float, node: Optional[Node] = None) -> Row:
         """The row of a runner's result: parity, host phases, divergence, task accuracy."""
         cfg, engine, precision, point, io_dir = self.cfg, launch.engine, launch.precision, launch.point, launch.io_dir
-        if result.precision and result.precision not in PRECISIONS:  # detail belongs in settings, not here
+        if result.precision and result.precision not in (*PRECISIONS, NOT_READ_BACK):  # detail goes in settings
             result = RunResult(engine.id, "failed", stage="run", settings=result.settings, reason=(
                 f"the runner reported precision {result.precision!r}, which is not one of {', '.join(PRECISIONS)} "
                 "(a runner bug: the detail of a mixed precision goes in its settings)"))

@@ -79,3 +79,14 @@ def test_classifier_logits_below_fp32_are_judged_on_top1_and_cosine():
     assert not CLASSIFICATION.compare(ref, close, "fp32").passed  # fp32 stays strict
     bad = CLASSIFICATION.compare(ref, flipped, "int8")
     assert not bad.passed and bad.classification.top1_agreement == 0.0
+
+
+def test_the_tolerance_is_the_looser_of_ran_and_asked_and_the_asked_when_not_read_back():
+    from shared.result import NOT_READ_BACK
+
+    from coordinator.report.parity import tolerance_precision
+
+    assert tolerance_precision("fp32", "fp16") == "fp16"  # an fp16-converted model run at fp32
+    assert tolerance_precision("int8", "fp32") == "int8"
+    assert tolerance_precision(NOT_READ_BACK, "bf16") == "bf16"
+    assert tolerance_precision("mixed", "fp32") == "mixed"  # goes through, and fails parity with a message
