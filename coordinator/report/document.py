@@ -28,6 +28,18 @@ WAITING_CPU_NOTE = 5.0  # % of a core a waiting runner uses before its row says 
 
 
 @dataclass
+class Trial(Record):
+    """One candidate of a --tune search: its options, how its short loop ended, and its figures."""
+
+    options: Dict[str, Any]
+    status: str
+    samples_per_s: Optional[float] = None
+    p50_ms: Optional[float] = None
+    parity: str = ""
+    reason: str = ""
+
+
+@dataclass
 class Row(RunResult):
     """One (engine, precision): the runner's result plus what the coordinator knows of it."""
 
@@ -45,9 +57,12 @@ class Row(RunResult):
     # the sweep point's concurrency as asked (a count, "engine", "auto:N"); `concurrency` is as run
     concurrency_requested: str = "1"
     # "" for the equal-threads row; "tuned": the best of the engine's declared options (--tune),
-    # with every candidate's options and figures in `search`
+    # with every candidate's options and figures in `search`, and the options it chose
     variant: str = ""
-    search: List[Dict[str, Any]] = field(default_factory=list)
+    search: List[Trial] = field(default_factory=list)
+    tuned_options: Optional[Dict[str, Any]] = None
+    # how the row was timed when not as the run's schedule says ("sequential: its launcher cannot keep it loaded")
+    schedule: str = ""
     machine: str = ""  # fleet mode (--hosts): the machine kind the row ran on; "" on this machine
     node: str = ""  # fleet mode: the node that ran it (its address and Ray node id)
     rounds: Optional[Rounds] = None  # interleaved schedule: the figures over rounds (coordinator/run)

@@ -206,5 +206,5 @@ def _end(work: Any, launch: Any, result: RunResult, started: float, node: Any, p
 
 def _add(work: Any, row: Row, note: str = "") -> None:
     if note:
-        row.settings["schedule"] = note
+        row.schedule = note
     work.add(row, f"  {row.engine:<9} {row.where():<5} {row.status:<11} {row.summary()}")

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from shared.result import RunResult
 
 from coordinator.engines import Engine
-from coordinator.report.document import Row
+from coordinator.report.document import Row, Trial
 
 TUNED = "tuned"
 
@@ -43,12 +43,11 @@ def best(trials: List[Tuple[Dict[str, Any], Row]]) -> Optional[Dict[str, Any]]:
     return max(good, key=lambda t: t[0])[1] if good else None
 
 
-def record(trials: List[Tuple[Dict[str, Any], Row]]) -> List[Dict[str, Any]]:
+def record(trials: List[Tuple[Dict[str, Any], Row]]) -> List[Trial]:
     """The search as the tuned row keeps it: each candidate's options, status and figures."""
-    return [{"options": options, "status": r.status,
-             "samples_per_s": r.throughput_per_s if r.status == "ok" else None,
-             "p50_ms": r.latency_ms.p50 if r.status == "ok" and r.latency_ms else None,
-             "parity": r.verdict(), "reason": r.reason} for options, r in trials]
+    return [Trial(options, r.status, samples_per_s=r.throughput_per_s if r.status == "ok" else None,
+                  p50_ms=r.latency_ms.p50 if r.status == "ok" and r.latency_ms else None,
+                  parity=r.verdict(), reason=r.reason) for options, r in trials]
 
 
 def tune(ctx: Any, engine: Engine, precision: str, point: Any, node: Any = None) -> Optional[Row]:
@@ -68,6 +67,5 @@ def tune(ctx: Any, engine: Engine, precision: str, point: Any, node: Any = None)
         row.machine = node.kind if node else ""
     else:
         row = ctx.run(engine, precision, point, options=chosen, variant=TUNED, node=node)
-    row.variant, row.search = TUNED, record(trials)
-    row.settings["tuned_options"] = chosen
+    row.variant, row.search, row.tuned_options = TUNED, record(trials), chosen
     return row

@@ -128,10 +128,10 @@ def render(report: Report, run_dir: Path) -> str:
     if tuned:  # --tune: what was tried for each tuned row (a short loop each), the chosen one first
         lines += ["", "## Tuning (--tune: each engine's declared options, a short loop each)", ""]
         for r in tuned:
-            lines.append(f"- **{r.engine}** ({r.where()}): chose `{json.dumps(r.settings.get('tuned_options'))}`; tried " + "; ".join(
-                f"`{json.dumps(t['options'], sort_keys=True)}` " + (
-                    f"{t['samples_per_s']:.2f}/s, p50 {t['p50_ms']:.2f} ms, parity {t['parity']}" if t["status"] == "ok"
-                    else f"{t['status']}: {t['reason']}") for t in r.search))
+            lines.append(f"- **{r.engine}** ({r.where()}): chose `{json.dumps(r.tuned_options)}`; tried " + "; ".join(
+                f"`{json.dumps(t.options, sort_keys=True)}` " + (
+                    f"{t.samples_per_s:.2f}/s, p50 {t.p50_ms:.2f} ms, parity {t.parity}" if t.status == "ok"
+                    else f"{t.status}: {t.reason}") for t in r.search))
     phased = [r for r in report.results if r.breakdown_ms]
     if phased:
         lines += ["", "## Phases (torch: median of the later, untimed warm-up calls; a host pipeline: pre and post "
