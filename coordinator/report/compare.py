@@ -64,12 +64,14 @@ def compare_runs(a: Report, b: Report, threshold: float) -> List[Change]:
 
 def differences(a: Report, b: Report) -> List[str]:
     """What makes the two runs not comparable, one line each: the model, device and threads of
-    the whole run, then each engine whose version changed. Empty when nothing differs."""
+    the whole run, a run made under fault injection, then each engine whose version changed.
+    Empty when nothing differs."""
     setup = [("model sha256", a.model.sha256, b.model.sha256),
              ("device", a.setup.setting("device"), b.setup.setting("device")),
              ("threads", a.setup.setting("threads"), b.setup.setting("threads"))]
     differ = [f"{name} ({_text(x)} vs {_text(y)})" for name, x, y in setup if x != y]
     lines = ["the runs differ in " + ", ".join(differ)] if differ else []
+    lines += [f"run {name}: {r.fault_headline()}" for name, r in (("A", a), ("B", b)) if r.fault_headline()]
     before = {_key(r): r for r in a.results}
     for r in b.results:
         old = before.get(_key(r))

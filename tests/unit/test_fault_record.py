@@ -82,3 +82,17 @@ def test_rows_kept_from_a_run_under_a_hook_still_say_so():
     assert faults.headline({"E2E_FAULT": "ort=abort"}, {"ort": "abort", "tvm": "hang"}).endswith(
         "E2E_FAULT=ort=abort,tvm=hang")
     assert faults.headline(None, {}) == ""
+
+
+def test_compare_warns_of_a_run_made_under_a_hook(tmp_path, monkeypatch):
+    from coordinator.report.compare import differences
+
+    monkeypatch.delenv("E2E_FAULT", raising=False)
+    monkeypatch.delenv("E2E_KILL_AT", raising=False)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    clean, _ = detector_report(tmp_path / "a")
+    monkeypatch.setenv("E2E_FAULT", "ort=nan")
+    faulted, _ = detector_report(tmp_path / "b")
+    assert differences(clean, faulted) == ["run B: FAULT INJECTED (test hooks, shared/faults.py): E2E_FAULT=ort=nan"]
+    assert differences(clean, clean) == []
