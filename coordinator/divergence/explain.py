@@ -130,7 +130,7 @@ def _model_path(report: Report, cfg: BenchConfig, engine: Any, log: Callable[[st
 
 def _calibration(report: Report) -> str:
     calibration = report.data.calibration
-    return calibration["inputs_path"] if isinstance(calibration, dict) else report.data.inputs_path
+    return calibration.inputs_path if calibration else report.data.inputs_path
 
 
 def _reference_check(report: Report, outputs: Optional[Any], sample: int, device: str) -> str:

@@ -158,5 +158,13 @@ class DataInfo(Section):
     input_shapes: Dict[str, List[int]]
     evaluation: Dict[str, Any] = field(default_factory=dict)  # with --dataset: what the family scores on
     inputs_path: str = ""  # the .npz in the cache
-    calibration: Any = None  # the calibration inputs' DataInfo as a dict, or "the test inputs"
+    calibration: Optional["DataInfo"] = None  # the calibration inputs (--calibration); None: the test inputs
     picture_input: Optional[str] = None  # the kept first input report.html draws on, relative to the run
+
+    @classmethod
+    def lift(cls, data: Any) -> Any:
+        """An older e2e wrote "the test inputs" where no calibration was given: kept as it was."""
+        if isinstance(data, dict) and isinstance(data.get("calibration"), str):
+            return {**{k: v for k, v in data.items() if k != "calibration"},
+                    "legacy": {"calibration": data["calibration"]}}
+        return super().lift(data)

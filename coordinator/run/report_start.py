@@ -29,8 +29,8 @@ def start_report(cfg: BenchConfig, prepared: Prepared, resume: Optional[Report])
         e2e_version=__version__, created=now, command=command, run_dir=str(cfg.out),
         setup=setup(cfg), device=host.describe(), model=prepared.artifact.info,
         data=replace(data.info, inputs_path=str(data.inputs_path),
-                     calibration=replace(calibration.info, inputs_path=str(calibration.inputs_path)).to_dict()
-                     if calibration else "the test inputs"),
+                     calibration=replace(calibration.info, inputs_path=str(calibration.inputs_path))
+                     if calibration else None),
     )
     pictures.keep_input(report, cfg.out)  # the report's pictures outlive the cache
     done = {r.key() for r in report.results}
