@@ -2,7 +2,7 @@
 whole-Slice rewrite in shared/specialise.py) and to its tuned build (tuning.py), each on a tiny graph of
 the pattern torchvision's Faster R-CNN has: it fails with TVM as it is and imports, builds and
 matches ONNX's reference with the fix. The graphs run with real TVM in the tvm engine's own environment (tests/fixtures/
-tvm_importer_cases.py), once unfixed and once fixed; without that environment they are skipped."""
+tvm_importer_cases.py), once unfixed and once fixed; the environment is made when the tests' cache lacks it."""
 import json
 import os
 import subprocess
@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_runner_modules import load_runner
+
+pytestmark = [pytest.mark.integration]
 
 CASES = Path(__file__).parents[1] / "fixtures" / "tvm_importer_cases.py"
 FIXES = Path(__file__).parents[2] / "runners" / "tvm" / "importer_fixes.py"

@@ -1,12 +1,15 @@
 """An untuned TVM row ends at the row's budget instead of running for hours: its first call is
 given up after --max-time seconds, and the row says so, with the way out. Real TVM, in the tvm
-engine's own environment (skipped without it)."""
+engine's own environment (made when the tests' cache lacks it)."""
 import time
 
 import numpy as np
+import pytest
 
 from coordinator.engines import discover
 from shared import RunSpec, save_samples
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CONVS = 16  # 3x3, 32 -> 32 channels at 128x128: 0.3 GFLOP each, seconds untuned on any CPU
 
