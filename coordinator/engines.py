@@ -15,6 +15,10 @@ REFERENCE = "torch"  # the engine whose outputs are the reference; listed first
 CONSUMES = ("onnx", "torch")  # the ONNX export, or the PyTorch model itself (the model card)
 ANY_OPSET = (1, 99)
 NEVER = "never"  # a manifest's `verified` for an engine that e2e's tests have never run
+# What a manifest's `environments` may name (a launcher says which one it uses: its `environment`):
+# host: the coordinator's own Python (the reference); venv: an environment made from the folder's
+# requirements.txt; docker: the image of its Dockerfile and bake target.
+ENVIRONMENTS = ("host", "venv", "docker")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,8 @@ class Engine:
     folder: Path
     devices: Tuple[str, ...]
     precisions: Tuple[str, ...]
-    launchers: Tuple[str, ...]
+    # the environments the engine can be built in (ENVIRONMENTS); every launcher that uses one may run it
+    environments: Tuple[str, ...]
     note: str = ""  # why the engine needs what it needs, shown in skip reasons
     consumes: str = "onnx"  # onnx: the export; torch: the PyTorch model card + state dict
     opsets: Tuple[int, int] = ANY_OPSET  # the ONNX opsets it loads, inclusive
@@ -61,10 +66,15 @@ def _load(folder: Path) -> Engine:
     manifest = folder / "manifest.yaml"
     try:
         data = yaml.safe_load(manifest.read_text()) or {}
+        if "launchers" in data:  # the key before issue 27: its launcher names were these environments' names
+            listed = data["launchers"] if isinstance(data["launchers"], list) else [data["launchers"]]
+            raise UsageError(f"{manifest}: the `launchers` key is gone: replace it with `environments: "
+                             f"[{', '.join(map(str, listed))}]`, the environments the engine can be built in "
+                             f"(some of {', '.join(ENVIRONMENTS)}); every launcher using one of them may run it")
         engine = Engine(
             id=folder.name, name=str(data.pop("name")), folder=folder,
             devices=tuple(data.pop("devices")), precisions=tuple(data.pop("precisions")),
-            launchers=tuple(data.pop("launchers")), note=str(data.pop("note", "")),
+            environments=tuple(data.pop("environments")), note=str(data.pop("note", "")),
             consumes=str(data.pop("consumes", "onnx")), opsets=tuple(data.pop("opsets", ANY_OPSET)),
             tuning=tuple((str(k), tuple(v)) for k, v in (data.pop("tuning", None) or {}).items()),
             verified=_verified(data.pop("verified", NEVER)),
@@ -73,8 +83,9 @@ def _load(folder: Path) -> Engine:
         raise UsageError(f"{manifest}: invalid manifest ({e})") from None
     if data:
         raise UsageError(f"{manifest}: unknown key(s) {', '.join(sorted(data))}")
-    # The launcher names are checked where one is chosen (coordinator/launchers/registry.py):
-    # the launchers import this module, so it cannot import them.
+    if not engine.environments or not set(engine.environments) <= set(ENVIRONMENTS):
+        raise UsageError(f"{manifest}: environments must be some of {', '.join(ENVIRONMENTS)}, "
+                         f"got {list(engine.environments)}")
     if engine.consumes not in CONSUMES:
         raise UsageError(f"{manifest}: consumes must be one of {', '.join(CONSUMES)}, got {engine.consumes!r}")
     if len(engine.opsets) != 2 or not all(isinstance(v, int) for v in engine.opsets) or engine.opsets[0] > engine.opsets[1]:

@@ -1,6 +1,7 @@
 """The `Launcher` interface: where a runner runs. A launcher is one module in this package
 defining a subclass of `Launcher`; the registry finds it, `--launcher` accepts its `name`, and
-an engine's manifest lists the launchers it can run with."""
+it may run every engine whose manifest declares the environment it uses (`environment`): a new
+launcher that uses an existing kind of environment needs no manifest edit."""
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,13 @@ class Launcher(ABC):
     The launcher decides *where*; the runner decides *how*. A launcher never imports an engine.
     """
 
-    name: ClassVar[str]  # the --launcher value and the manifest's `launchers:` entry
-    # `--launcher auto` tries the launchers an engine lists in this order, lowest first.
+    name: ClassVar[str]  # the --launcher value
+    # The kind of environment it runs a runner in (one of coordinator.engines.ENVIRONMENTS): it may
+    # run the engines whose manifest's `environments` declare it.
+    environment: ClassVar[str]
+    # `--launcher auto` tries the launchers that may run an engine in this order, lowest first.
     preference: ClassVar[int] = 100
-    # An engine that lists a pinned launcher runs on it whatever --launcher asks.
+    # An engine that declares a pinned launcher's environment runs on it whatever --launcher asks.
     pinned: ClassVar[bool] = False
     # Whether `start` keeps a runner loaded for interleaved rounds.
     resident: ClassVar[bool] = False

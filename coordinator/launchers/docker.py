@@ -32,6 +32,7 @@ class DockerLauncher(Launcher):
     rewritten to the container's paths, and the results land in `io_dir` through its mount."""
 
     name = "docker"
+    environment = "docker"  # the image of the engine's Dockerfile and bake target
     resident = True
     preference = 10  # --launcher auto: the image when it is built and current, else the next
 
@@ -54,8 +55,9 @@ class DockerLauncher(Launcher):
         return self._client
 
     def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
-        if "docker" not in engine.launchers:
-            return f"{engine.name} has no Docker image (it runs with {', '.join(engine.launchers)}): rerun with --launcher auto"
+        if self.environment not in engine.environments:
+            return (f"{engine.name} has no Docker image (its environments: {', '.join(engine.environments)}): "
+                    "rerun with --launcher auto")
         if self.client is None:
             return self._reason
         tag = images.image_tag(engine.id)

@@ -20,6 +20,7 @@ class HostLauncher(Launcher):
     the spec's host paths and writes into `io_dir` on the same disk."""
 
     name = "host"
+    environment = "host"  # the coordinator's own interpreter: nothing is made
     preference = 0
     pinned = True  # the reference needs the coordinator's Python whatever --launcher asks
     resident = True
@@ -32,9 +33,9 @@ class HostLauncher(Launcher):
         return cls(settings.cache_dir)
 
     def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
-        if "host" in engine.launchers:
+        if self.environment in engine.environments:
             return None
-        return (f"{engine.name} does not run in the host Python (it runs with {', '.join(engine.launchers)}): "
+        return (f"{engine.name} does not run in the host Python (its environments: {', '.join(engine.environments)}): "
                 "rerun with --launcher auto")
 
     def prepare(self, engine: Engine) -> None:

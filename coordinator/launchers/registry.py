@@ -1,5 +1,6 @@
 """Every launcher, found by scanning this package (no list to edit), and the one policy that
-picks an engine's launcher: `e2e bench`, `e2e engines` and the config all use these."""
+picks an engine's launcher among those using an environment its manifest declares: `e2e bench`,
+`e2e engines` and the config all use these."""
 import importlib
 import inspect
 import pkgutil
@@ -7,7 +8,7 @@ import sys
 from functools import lru_cache
 from typing import Dict, List, Mapping, Optional, Tuple, Type
 
-from ..engines import Engine
+from ..engines import ENVIRONMENTS, Engine
 from .base import LaunchSettings, Launcher
 
 AUTO = "auto"
@@ -25,6 +26,9 @@ def launcher_classes() -> Dict[str, Type[Launcher]]:
             if issubclass(cls, Launcher) and cls.__module__ == module.__name__ and "name" in vars(cls):
                 if cls.name in found:
                     raise TypeError(f"two launchers are named {cls.name!r}: {found[cls.name]} and {cls}")
+                if getattr(cls, "environment", None) not in ENVIRONMENTS:
+                    raise TypeError(f"{cls} must say which environment it runs runners in: `environment = ...`, "
+                                    f"one of {', '.join(ENVIRONMENTS)} (coordinator/engines.py)")
                 found[cls.name] = cls
     return dict(sorted(found.items(), key=lambda kv: (kv[1].preference, kv[0])))
 
@@ -43,18 +47,18 @@ def choose(engine: Engine, requested: str, device: str,
            launchers: Mapping[str, Launcher]) -> Tuple[Optional[Launcher], Optional[str]]:
     """The launcher `engine` runs with, and why it cannot run here (None when it can).
 
-    Only the launchers the engine's manifest lists are considered. An engine that lists a
-    pinned launcher (the host, for the PyTorch reference) runs on it whatever is asked.
-    `auto` takes the first available by preference (`launchers` is in that order); a named
-    launcher is taken when the engine lists it, else the reason says what to do instead."""
-    unknown = [name for name in engine.launchers if name not in launchers]
-    if unknown:
-        return None, (f"{engine.folder / 'manifest.yaml'} lists unknown launcher(s) {', '.join(unknown)}; "
-                      f"known: {', '.join(launchers)}")
-    listed = [launcher for name, launcher in launchers.items() if name in engine.launchers]
-    if not listed:
-        return None, f"{engine.folder / 'manifest.yaml'} lists no launcher"
-    pinned = [launcher for launcher in listed if launcher.pinned]
+    Every launcher whose `environment` the engine's manifest declares is considered: a new
+    launcher using an existing kind of environment needs no manifest edit. An engine that
+    declares a pinned launcher's environment (the host's, for the PyTorch reference) runs on it
+    whatever is asked. `auto` takes the first available by preference (`launchers` is in that
+    order); a named launcher is taken when it uses one of the engine's environments, else the
+    reason says what to do instead."""
+    usable = [launcher for launcher in launchers.values() if launcher.environment in engine.environments]
+    if not usable:
+        return None, (f"no launcher here uses the environments {engine.folder / 'manifest.yaml'} declares "
+                      f"({', '.join(engine.environments)}); launchers: "
+                      + ", ".join(f"{name} ({launcher.environment})" for name, launcher in launchers.items()))
+    pinned = [launcher for launcher in usable if launcher.pinned]
     if pinned:
         return pinned[0], pinned[0].unavailable(engine, device)
     if requested != AUTO:
@@ -62,17 +66,18 @@ def choose(engine: Engine, requested: str, device: str,
             return None, f"unknown launcher {requested!r}; valid: {AUTO}, {', '.join(launchers)}"
         chosen = launchers[requested]
         reason = chosen.unavailable(engine, device)
-        if reason is None and requested not in engine.launchers:  # the launcher's own words first
+        if reason is None and chosen.environment not in engine.environments:  # the launcher's own words first
             note = f" ({engine.note})" if engine.note else ""
-            reason = (f"{engine.name} does not run with the {requested} launcher{note}: it runs with "
-                      f"{', '.join(engine.launchers)}; rerun with --launcher {AUTO} or {listed[0].name}")
+            reason = (f"{engine.name} does not run with the {requested} launcher{note}: its environments are "
+                      f"{', '.join(engine.environments)}, not {chosen.environment}; rerun with --launcher "
+                      f"{AUTO} or {usable[0].name}")
         return chosen, reason
     reasons = []
-    for launcher in listed:
+    for launcher in usable:
         why = launcher.unavailable(engine, device)
         if why is None:
             return launcher, None
         reasons.append((launcher.name, why))
     if len(reasons) == 1:
-        return listed[0], reasons[0][1]
-    return listed[-1], "; ".join(f"{name}: {why}" for name, why in reasons)
+        return usable[0], reasons[0][1]
+    return usable[-1], "; ".join(f"{name}: {why}" for name, why in reasons)

@@ -36,6 +36,7 @@ class VenvLauncher(Launcher):
     writes into `io_dir` on the same disk."""
 
     name = "venv"
+    environment = "venv"  # made from the engine folder's requirements.txt
     preference = 20  # after Docker: an image is the more isolated environment
     resident = True
 
@@ -53,10 +54,10 @@ class VenvLauncher(Launcher):
         return cls(settings.cache_dir, settings.log)
 
     def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
-        if "venv" in engine.launchers:
+        if self.environment in engine.environments:
             return None
         why = f" ({engine.note})" if engine.note else ""
-        if "docker" in engine.launchers:
+        if "docker" in engine.environments:
             return (f"{engine.name} runs only in its Docker image{why}: build it with "
                     f"`e2e images build {engine.id}`; --launcher auto or docker then runs it")
         return f"{engine.name} has no virtualenv{why}"

@@ -64,7 +64,7 @@ def test_unknown_variable_is_an_error(tmp_path):
 
 def test_the_project_bake_file_has_a_target_per_runner():
     f = bake.load(BAKE_FILE, environ={})
-    runners = [e for e, engine in discover().items() if "docker" in engine.launchers]
+    runners = [e for e, engine in discover().items() if "docker" in engine.environments]
     assert set(runners) <= set(f.targets)
     assert set(f.groups["default"]) == set(runners)
     for engine in runners:

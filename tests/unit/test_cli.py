@@ -136,7 +136,7 @@ def test_a_manifest_declares_what_its_engine_consumes(tmp_path):
     assert discover()["torch"].consumes == "torch" and discover()["openppl"].opsets == (7, 11)
     assert discover()["openppl"].opset_for(17) == 11 and discover()["ort"].opset_for(17) == 17
     (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "manifest.yaml").write_text("name: X\ndevices: [cpu]\nprecisions: [fp32]\nlaunchers: [venv]\n"
+    (tmp_path / "x" / "manifest.yaml").write_text("name: X\ndevices: [cpu]\nprecisions: [fp32]\nenvironments: [venv]\n"
                                                   "consumes: tflite\n")
     with pytest.raises(Exception, match="consumes must be one of onnx, torch"):
         _load(tmp_path / "x")

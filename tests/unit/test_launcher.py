@@ -10,7 +10,7 @@ from shared import RunSpec, save_samples
 from tests.fixtures.onnx_models import matmul_relu_samples
 
 ENGINE = Engine(id="numpy", name="numpy", folder=Path(__file__).parents[1] / "fixtures" / "numpy_engine",
-                devices=("cpu",), precisions=("fp32",), launchers=("host",))
+                devices=("cpu",), precisions=("fp32",), environments=("host",))
 
 
 def launch(tmp_path, timeout=60.0, **options):

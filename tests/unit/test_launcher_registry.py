@@ -1,6 +1,7 @@
 """Launchers: found by scanning coordinator/launchers/, each one implementing the `Launcher`
-interface, and one policy choosing an engine's launcher for `e2e bench` and `e2e engines`.
-No Docker daemon is asked: the policy tests use fake launchers."""
+interface and saying which kind of environment it uses, and one policy choosing an engine's
+launcher, among those using an environment its manifest declares, for `e2e bench` and
+`e2e engines`. No Docker daemon is asked: the policy tests use fake launchers."""
 import inspect
 import sys
 from dataclasses import replace
@@ -11,7 +12,7 @@ import pytest
 
 import coordinator.launchers as launchers_package
 from coordinator.config import BenchConfig
-from coordinator.engines import discover
+from coordinator.engines import ENVIRONMENTS, RUNNERS_DIR as RUNNERS, _load, discover
 from coordinator.errors import UsageError
 from coordinator.launchers import (AUTO, DockerLauncher, HostLauncher, LaunchSettings, Launcher, VenvLauncher,
                                    choose, create_all, launcher_classes, names)
@@ -24,6 +25,14 @@ INTERFACE = ("create", "unavailable", "prepare", "run", "describe", "provenance"
 def test_the_registry_finds_every_launcher_in_auto_order():
     assert launcher_classes() == {"host": HostLauncher, "docker": DockerLauncher, "venv": VenvLauncher}
     assert names().index("docker") < names().index("venv")  # auto: the image first
+
+
+def test_each_launcher_says_which_environment_it_uses_and_every_environment_has_one():
+    assert {name: cls.environment for name, cls in launcher_classes().items()} == \
+        {"host": "host", "docker": "docker", "venv": "venv"}
+    assert {cls.environment for cls in launcher_classes().values()} == set(ENVIRONMENTS)
+    declared = {env for engine in discover().values() for env in engine.environments}
+    assert declared == set(ENVIRONMENTS)
 
 
 @pytest.mark.parametrize("cls", [HostLauncher, VenvLauncher, DockerLauncher])
@@ -57,21 +66,22 @@ def test_config_takes_auto_and_every_registered_launcher():
 
 
 class Fake:
-    """A launcher as the policy sees it: a name, pinned or not, and an answer to `unavailable`."""
+    """A launcher as the policy sees it: a name, the environment it uses, pinned or not, and an
+    answer to `unavailable`."""
 
     def __init__(self, name: str, why: Optional[str] = None, pinned: bool = False) -> None:
-        self.name, self.why, self.pinned = name, why, pinned
+        self.name, self.environment, self.why, self.pinned = name, name, why, pinned
 
     def unavailable(self, engine, device: str = "cpu") -> Optional[str]:
-        return self.why if self.name in engine.launchers else None
+        return self.why if self.environment in engine.environments else None
 
 
 def fakes(docker: Optional[str] = None, venv: Optional[str] = None) -> dict:
     return {"host": Fake("host", pinned=True), "docker": Fake("docker", docker), "venv": Fake("venv", venv)}
 
 
-def engine(*launchers: str, note: str = ""):
-    return replace(discover()["ort"], launchers=launchers, note=note)
+def engine(*environments: str, note: str = ""):
+    return replace(discover()["ort"], environments=environments, note=note)
 
 
 def test_auto_takes_the_image_when_it_is_there_else_the_virtualenv():
@@ -88,17 +98,17 @@ def test_auto_with_nothing_available_says_why():
     assert reason == "docker: no daemon; venv: no python"
 
 
-def test_a_named_launcher_is_taken_when_the_engine_lists_it():
+def test_a_named_launcher_is_taken_when_the_engine_declares_its_environment():
     launcher, reason = choose(engine("venv", "docker"), "venv", "cpu", fakes())
     assert (launcher.name, reason) == ("venv", None)  # even where the image is there
     launcher, reason = choose(engine("venv", "docker"), "docker", "cuda:0", fakes(docker="no NVIDIA runtime"))
     assert (launcher.name, reason) == ("docker", "no NVIDIA runtime")  # never a silent fallback
 
 
-def test_a_named_launcher_the_engine_does_not_list_gives_a_reason():
+def test_a_named_launcher_whose_environment_the_engine_does_not_declare_gives_a_reason():
     _, reason = choose(engine("docker", note="no wheel"), "venv", "cpu", fakes())
-    assert reason == ("ONNX Runtime does not run with the venv launcher (no wheel): it runs with docker; "
-                      "rerun with --launcher auto or docker")
+    assert reason == ("ONNX Runtime does not run with the venv launcher (no wheel): its environments are "
+                      "docker, not venv; rerun with --launcher auto or docker")
     openppl = discover()["openppl"]  # the launcher's own words come first
     _, reason = choose(openppl, "venv", "cpu", create_all(LaunchSettings(Path("/nonexistent"))))
     assert "runs only in its Docker image" in reason and "e2e images build openppl" in reason
@@ -110,16 +120,53 @@ def test_the_reference_runs_on_the_host_whatever_is_asked(requested):
     assert (launcher.name, reason) == ("host", None)
 
 
-def test_an_engine_never_gets_the_host_unless_it_lists_it():
+def test_an_engine_never_gets_the_host_unless_it_declares_the_host_environment():
     launcher, _ = choose(engine("venv", "docker"), AUTO, "cpu", fakes(docker="x"))
     assert launcher.name == "venv"
     _, reason = choose(engine("venv", "docker"), "host", "cpu", create_all(LaunchSettings(Path("/nonexistent"))))
     assert reason and "does not run in the host Python" in reason
 
 
-def test_a_manifest_naming_an_unknown_launcher_is_said_in_the_row():
-    launcher, reason = choose(engine("venv", "dokcer"), AUTO, "cpu", fakes())
-    assert launcher is None and "unknown launcher(s) dokcer; known: host, docker, venv" in reason
+def manifest(tmp_path, line: str) -> Path:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "manifest.yaml").write_text(f"name: X\ndevices: [cpu]\nprecisions: [fp32]\n{line}\n")
+    return tmp_path / "x"
+
+
+def test_a_manifest_declares_environments_not_launchers(tmp_path):
+    assert {e.id: e.environments for e in discover().values() if e.environments != ("venv", "docker")} == \
+        {"torch": ("host",), "openppl": ("docker",)}
+    assert _load(manifest(tmp_path, "environments: [venv, docker]")).environments == ("venv", "docker")
+
+
+def test_a_manifest_with_the_old_launchers_key_says_how_to_fix_it(tmp_path):
+    with pytest.raises(UsageError, match=r"the `launchers` key is gone: replace it with "
+                                         r"`environments: \[venv, docker\]`"):
+        _load(manifest(tmp_path, "launchers: [venv, docker]"))
+
+
+@pytest.mark.parametrize("line", ["environments: [venv, dokcer]", "environments: []", "note: none"])
+def test_a_manifest_naming_an_unknown_or_no_environment_is_refused(tmp_path, line):
+    with pytest.raises(UsageError, match="environments|invalid manifest"):
+        _load(manifest(tmp_path, line))
+
+
+def test_an_engine_no_launcher_here_can_build_says_so():
+    launcher, reason = choose(engine("venv"), AUTO, "cpu", {"host": Fake("host", pinned=True), "docker": Fake("docker")})
+    assert launcher is None and reason.startswith("no launcher here uses the environments")
+    assert reason.endswith("(venv); launchers: host (host), docker (docker)")
+
+
+def test_a_launcher_that_names_no_environment_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "nowhere.py").write_text(SSH.replace('    environment = "venv"\n', ""))
+    monkeypatch.setattr(launchers_package, "__path__", [*launchers_package.__path__, str(tmp_path)])
+    cached_classes.cache_clear()
+    try:
+        with pytest.raises(TypeError, match="must say which environment it runs runners in"):
+            launcher_classes()
+    finally:
+        sys.modules.pop("coordinator.launchers.nowhere", None)
+        cached_classes.cache_clear()
 
 
 def test_e2e_engines_says_what_bench_would_choose():
@@ -135,7 +182,10 @@ from coordinator.launchers.base import Launcher
 
 
 class SshLauncher(Launcher):
+    """Runs an engine's virtualenv on another machine: it uses the venv environment."""
+
     name = "ssh"
+    environment = "venv"
     preference = 5  # before Docker
 
     @classmethod
@@ -143,7 +193,7 @@ class SshLauncher(Launcher):
         return cls()
 
     def unavailable(self, engine, device="cpu"):
-        return None if "ssh" in engine.launchers else "no ssh"
+        return None  # the policy, not the launcher, keeps it to the engines that declare a venv
 
     def prepare(self, engine):
         pass
@@ -172,9 +222,20 @@ def ssh_launcher(tmp_path, monkeypatch):
 
 
 def test_adding_a_launcher_is_one_file(ssh_launcher, tmp_path):
+    """No manifest names the new launcher: it runs every engine that declares the venv environment."""
+    manifests = {path: path.read_bytes() for path in sorted(RUNNERS.glob("*/manifest.yaml"))}
     assert names() == ["host", "ssh", "docker", "venv"]
     assert BenchConfig(model="-", launcher="ssh").launcher == "ssh"
     made = create_all(LaunchSettings(tmp_path))
-    launcher, reason = choose(engine("venv", "docker", "ssh"), AUTO, "cpu", made)
-    assert (launcher.name, reason, launcher.provenance(None)) == ("ssh", None, "ssh://host")
-    assert availability(engine("venv", "docker", "ssh"), "cpu", made) == "[green]yes[/] (ssh)"
+    ort = discover()["ort"]  # its manifest, as committed: environments: [venv, docker]
+    launcher, reason = choose(ort, AUTO, "cpu", made)
+    assert (launcher.name, reason, launcher.provenance(ort)) == ("ssh", None, "ssh://host")
+    assert choose(ort, "ssh", "cpu", made) == (made["ssh"], None)
+    assert availability(ort, "cpu", made) == "[green]yes[/] (ssh)"
+    # an engine without the venv environment is never given it: Docker only, and the reference on the host
+    _, reason = choose(discover()["openppl"], "ssh", "cpu", made)
+    assert reason == ("OpenPPL (ppl.nn) does not run with the ssh launcher (ppl.nn has no wheel; its image builds "
+                      "v0.9.2 from source): its environments are docker, not venv; rerun with --launcher auto or docker")
+    assert choose(discover()["openppl"], AUTO, "cpu", made)[0].name == "docker"
+    assert choose(discover()["torch"], "ssh", "cpu", made)[0].name == "host"
+    assert {path: path.read_bytes() for path in sorted(RUNNERS.glob("*/manifest.yaml"))} == manifests

@@ -74,7 +74,7 @@ def test_an_extra_index_and_find_links_of_pip_s_config_are_honoured_by_uv(tmp_pa
     runner.mkdir(parents=True)
     (runner / "requirements.txt").write_text("e2e_tiny_indexed==1.0\ne2e_tiny_linked==1.0\n")
     engine = Engine(id="tiny", name="tiny", folder=runner, devices=("cpu",), precisions=("fp32",),
-                    launchers=("venv",))
+                    environments=("venv",))
     launcher = VenvLauncher(tmp_path / "cache", log=lambda _: None)
     launcher.prepare(engine)
     folder = launcher.env_dir(engine)

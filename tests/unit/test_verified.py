@@ -30,7 +30,7 @@ def test_the_gpu_engines_are_never_verified_and_the_others_on_the_cpu():
 def _manifest(tmp_path, extra):
     folder = tmp_path / "x"
     folder.mkdir(exist_ok=True)
-    (folder / "manifest.yaml").write_text("name: X\ndevices: [cpu, cuda]\nprecisions: [fp32]\nlaunchers: [venv]\n" + extra)
+    (folder / "manifest.yaml").write_text("name: X\ndevices: [cpu, cuda]\nprecisions: [fp32]\nenvironments: [venv]\n" + extra)
     return _load(folder)
 
 
