@@ -101,6 +101,50 @@ target "base" {
   tags = ["e2e-base:latest", "e2e-base:${TAG}"]
 }
 
+# The GPU images' base (docker/gpu-base.Dockerfile): an NVIDIA CUDA image with what `base` adds to
+# Python (Python in a venv, a non-root user, the CA setup, the runner protocol). The GPU runners pin
+# different CUDA images (TRT_BASE, TORCH_TRT_BASE, ORT_GPU_BASE, CUDA_RUNTIME_BASE above), so each
+# has its variant of it, which only names that image and a tag: `gpu-base-<runner>`, tagged
+# e2e-gpu-base-<runner>. Its Dockerfile says `FROM e2e-gpu-base-<runner>` and maps that name to the
+# variant (contexts), as the CPU images do with e2e-base; the classic builder finds it by the tag.
+# Two variants with the same CUDA image build the same layers (a cache hit, no second copy).
+target "_gpu-base" {
+  inherits = ["_common"]
+  dockerfile = "docker/gpu-base.Dockerfile"
+}
+
+target "gpu-base-trt" {
+  inherits = ["_gpu-base"]
+  args = {
+    CUDA_BASE = "${TRT_BASE}"
+  }
+  tags = ["e2e-gpu-base-trt:latest", "e2e-gpu-base-trt:${TAG}"]
+}
+
+target "gpu-base-torch_tensorrt" {
+  inherits = ["_gpu-base"]
+  args = {
+    CUDA_BASE = "${TORCH_TRT_BASE}"
+  }
+  tags = ["e2e-gpu-base-torch_tensorrt:latest", "e2e-gpu-base-torch_tensorrt:${TAG}"]
+}
+
+target "gpu-base-ort_cuda" {
+  inherits = ["_gpu-base"]
+  args = {
+    CUDA_BASE = "${ORT_GPU_BASE}"
+  }
+  tags = ["e2e-gpu-base-ort_cuda:latest", "e2e-gpu-base-ort_cuda:${TAG}"]
+}
+
+target "gpu-base-openppl" {
+  inherits = ["_gpu-base"]
+  args = {
+    CUDA_BASE = "${CUDA_RUNTIME_BASE}"
+  }
+  tags = ["e2e-gpu-base-openppl:latest", "e2e-gpu-base-openppl:${TAG}"]
+}
+
 target "ort" {
   inherits = ["_common"]
   dockerfile = "runners/ort/Dockerfile"
@@ -167,8 +211,8 @@ target "ncnn" {
 target "trt" {
   inherits = ["_common"]
   dockerfile = "runners/trt/Dockerfile"
-  args = {
-    TRT_BASE = "${TRT_BASE}"
+  contexts = {
+    "e2e-gpu-base-trt" = "target:gpu-base-trt"
   }
   tags = ["e2e-trt:${TAG}"]
 }
@@ -177,8 +221,8 @@ target "trt" {
 target "ort_cuda" {
   inherits = ["_common"]
   dockerfile = "runners/ort_cuda/Dockerfile"
-  args = {
-    ORT_GPU_BASE = "${ORT_GPU_BASE}"
+  contexts = {
+    "e2e-gpu-base-ort_cuda" = "target:gpu-base-ort_cuda"
   }
   tags = ["e2e-ort_cuda:${TAG}"]
 }
@@ -193,29 +237,44 @@ target "ort_trt" {
   tags = ["e2e-ort_trt:${TAG}"]
 }
 
-# ppl.nn v0.9.2 built from source (runners/openppl/sources.sha256), x86 engine only, on the same
-# Python base as the other CPU images (Debian bookworm's Python 3.11).
-target "openppl" {
+# ppl.nn v0.9.2 built from source (runners/openppl/sources.sha256): what both variants share.
+target "_openppl" {
   inherits = ["_common"]
   dockerfile = "runners/openppl/Dockerfile"
   args = {
-    BUILD_BASE = "${PYTHON_BASE}"
-    RUNTIME_BASE = "${PYTHON_BASE}"
     SOURCES = "${SOURCES}"
     # The ppl.nn release sources.sha256 pins (the build checks that they agree).
     PPLNN_TAG = "v0.9.2"
-    PPLNN_USE_CUDA = "OFF"
   }
   tags = ["e2e-openppl:${TAG}"]
 }
 
+# The x86 engine only, built on the same Python as the other CPU images (Debian bookworm's Python
+# 3.11) and run on their base.
+target "openppl" {
+  inherits = ["_openppl"]
+  contexts = {
+    "e2e-base" = "target:base"
+  }
+  args = {
+    BUILD_BASE = "${PYTHON_BASE}"
+    RUNTIME_BASE = "e2e-base"
+    PPLNN_USE_CUDA = "OFF"
+  }
+}
+
 # The same image with the CUDA engine too (CUDA 11.8, Ubuntu 22.04, Python 3.10), under the same
 # tag: `docker buildx bake openppl-cuda` or `e2e images build openppl-cuda` replaces the x86 one.
+# Built on CUDA_DEVEL_BASE, run on the GPU base on CUDA_RUNTIME_BASE (gpu-base-openppl). Not an
+# heir of `openppl`: contexts merge, and this image needs no CPU base.
 target "openppl-cuda" {
-  inherits = ["openppl"]
+  inherits = ["_openppl"]
+  contexts = {
+    "e2e-gpu-base-openppl" = "target:gpu-base-openppl"
+  }
   args = {
     BUILD_BASE = "${CUDA_DEVEL_BASE}"
-    RUNTIME_BASE = "${CUDA_RUNTIME_BASE}"
+    RUNTIME_BASE = "e2e-gpu-base-openppl"
     PPLNN_USE_CUDA = "ON"
     # SASS for Volta to Hopper: CUDA 11.8's defaults in ppl.nn stop at sm_87 (no H100/H200).
     PPLNN_CUDA_ARCHITECTURES = "70;75;80;86;89;90"
@@ -250,8 +309,8 @@ target "torchscript" {
 target "torch_tensorrt" {
   inherits = ["_common"]
   dockerfile = "runners/torch_tensorrt/Dockerfile"
-  args = {
-    TORCH_TRT_BASE = "${TORCH_TRT_BASE}"
+  contexts = {
+    "e2e-gpu-base-torch_tensorrt" = "target:gpu-base-torch_tensorrt"
   }
   tags = ["e2e-torch_tensorrt:${TAG}"]
 }

@@ -1,4 +1,5 @@
 """docker-bake.hcl evaluated the way `docker buildx bake` does, without buildx."""
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,52 @@ def test_sources_for_images_that_take_none_is_an_error(tmp_path):
     with pytest.raises(UsageError, match="none of base, ort builds from source archives"):
         images._check_sources(tmp_path, bake.load(BAKE_FILE, environ={}).expand(["ort"]))
     images._check_sources(tmp_path, bake.load(BAKE_FILE, environ={}).expand(["ort", "openppl"]))
+
+
+# The GPU runners and the variable that names each one's CUDA image (docker-bake.hcl).
+GPU_RUNNERS = {"trt": "TRT_BASE", "torch_tensorrt": "TORCH_TRT_BASE", "ort_cuda": "ORT_GPU_BASE",
+               "openppl-cuda": "CUDA_RUNTIME_BASE"}
+GPU_BASE = "docker/gpu-base.Dockerfile"
+
+
+def _stage_bases(dockerfile: str, args: dict) -> list:
+    """What the stages of a Dockerfile start FROM, its ARGs before the first FROM (the ones a FROM
+    may use) set by their defaults, then by the build args."""
+    lines = [line.split() for line in (BAKE_FILE.parent / dockerfile).read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    first = next(i for i, words in enumerate(lines) if words[0] == "FROM")
+    scope = dict(words[1].split("=", 1) for words in lines[:first] if words[0] == "ARG" and "=" in words[1])
+    scope.update(args)
+    return [re.sub(r"\$\{(\w+)\}", lambda m: scope[m.group(1)], words[1]) for words in lines if words[0] == "FROM"]
+
+
+def test_the_gpu_runners_build_on_the_one_gpu_base():
+    environ = {variable: f"local/cuda-{runner}" for runner, variable in GPU_RUNNERS.items()}
+    f = bake.load(BAKE_FILE, environ=environ)
+    for runner, variable in GPU_RUNNERS.items():
+        target = f.targets[runner]
+        [base] = [f.targets[name] for name in target.depends]
+        # the image runs on its variant of the GPU base, which its variable's CUDA image is under
+        assert base.dockerfile == GPU_BASE and base.args["CUDA_BASE"] == environ[variable]
+        assert _stage_bases(target.dockerfile, target.args)[-1] == base.tags[0].removesuffix(":latest")
+        assert [t.name for t in f.expand([runner])] == [base.name, runner]  # the base first
+    assert [t.name for t in f.expand(["ort_trt"])] == ["gpu-base-ort_cuda", "ort_cuda", "ort_trt"]
+    # and the CPU variant of openppl on the CPU base: no GPU base, no CUDA image
+    assert f.targets["openppl"].depends == ["base"] and _stage_bases(
+        f.targets["openppl"].dockerfile, f.targets["openppl"].args)[-1] == "e2e-base"
+
+
+def test_no_dockerfile_repeats_the_base_preamble():
+    root = BAKE_FILE.parent
+    dockerfiles = sorted({*root.glob("docker/*Dockerfile*"), *root.glob("runners/*/*Dockerfile*")})
+    cuda = [p.relative_to(root).as_posix() for p in dockerfiles
+            if re.search(r"^\s*(FROM|ARG)\s.*nvidia/cuda", p.read_text(), re.MULTILINE)]
+    assert cuda == [GPU_BASE]  # the one CUDA FROM line
+    f = bake.load(BAKE_FILE, environ={})
+    bases = {name for name, t in f.targets.items() if t.dockerfile.startswith("docker/")}
+    on_a_base = {t.dockerfile for t in f.targets.values() if t.dockerfile.startswith("runners/") and bases & set(t.depends)}
+    assert {"runners/trt/Dockerfile", "runners/torch_tensorrt/Dockerfile", "runners/ort_cuda/Dockerfile",
+            "runners/openppl/Dockerfile", "runners/ort/Dockerfile"} <= on_a_base
+    for dockerfile in on_a_base:  # the venv and user, pip's settings and the entry point are the base's
+        text = (root / dockerfile).read_text()
+        assert not re.search(r"runner-user\.sh|PIP_CERT|^ENTRYPOINT", text, re.MULTILINE), dockerfile
