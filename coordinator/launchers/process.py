@@ -23,16 +23,16 @@ SHARED_DIR = Path(shared.__file__).parent
 
 
 def protocol_path(cache: Path) -> Path:
-    """A folder holding only `shared/`: put on a runner's PYTHONPATH, it brings the protocol
-    and nothing else of the coordinator's environment."""
-    files = sorted(SHARED_DIR.glob("*.py"))
-    digest = hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:16]
-    root = cache / "protocol" / digest
+    """A folder holding only `shared/` (its subpackages too: shared/scenarios/): put on a runner's
+    PYTHONPATH, it brings the protocol and nothing else of the coordinator's environment."""
+    files = sorted(f.relative_to(SHARED_DIR) for f in SHARED_DIR.rglob("*.py") if "__pycache__" not in f.parts)
+    digest = hashlib.sha256(b"".join(f.as_posix().encode() + (SHARED_DIR / f).read_bytes() for f in files))
+    root = cache / "protocol" / digest.hexdigest()[:16]
 
     def copy(tmp: str) -> None:
-        (Path(tmp) / "shared").mkdir(parents=True)
         for f in files:
-            shutil.copy2(f, Path(tmp) / "shared" / f.name)
+            (Path(tmp) / "shared" / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(SHARED_DIR / f, Path(tmp) / "shared" / f)
 
     atomic.ensure(str(root), copy, "The cached protocol copy")
     return root
