@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from shared.errors import ProtocolError, one_line
 from shared.records import convert
+from shared.scenarios import REGISTRY as SCENARIOS
 from shared.spec import PRECISIONS
 
 from coordinator.machine import host
@@ -51,8 +52,8 @@ class BenchConfig:
                                    "fp32 and each precision this device accelerates (bf16 with AVX512-BF16 or AMX, "
                                    "int8 with VNNI or AMX, fp16/bf16 on a GPU) on every engine that offers it.",
                                    factory=lambda: ["fp32"], flags=("--precision",))
-    scenarios: List[str] = option("Comma list: latency (one request at a time), throughput (requests in flight, "
-                                  "samples/s); one row per engine, precision and point.", factory=lambda: ["latency"],
+    scenarios: List[str] = option("Comma list: " + ", ".join(f"{s.name} ({s.summary})" for s in SCENARIOS.values())
+                                  + "; one row per engine, precision and point.", factory=lambda: ["latency"],
                                   flags=("--scenario",))
     batch: List[int] = option("Comma list of batch sizes (models with a batch axis): a row each.", factory=lambda: [1])
     concurrency: List[str] = option("Throughput: requests in flight, a comma list of counts, 'engine' (the engine's "

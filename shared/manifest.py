@@ -12,7 +12,7 @@ import os
 import re
 from typing import Dict, List, Optional
 
-from .errors import ProtocolError
+from .errors import EngineUnavailable, ProtocolError
 
 NAME = "manifest.yaml"
 KEYS = ("devices", "precisions")
@@ -47,3 +47,22 @@ def declared(runner_file: str) -> Optional[Dict[str, List[str]]]:
     if missing:
         raise ProtocolError("{} declares no {}".format(path, " and no ".join(missing)))
     return found
+
+
+def check_declared(runner_module_file: Optional[str], engine: str, device: str, precision: str) -> None:
+    """The spec's device kind and precision against the manifest beside the runner (what the
+    coordinator skips rows by): a runner does not check them again. A runner class defined
+    outside a runner folder (in a test) has no manifest to check (`runner_module_file` None)."""
+    found = declared(runner_module_file) if runner_module_file else None
+    if found is None:
+        return
+    kind = "cpu" if device == "cpu" else "cuda"
+    note = "; ".join(found.get("note", []))
+    if kind not in found["devices"]:
+        raise EngineUnavailable("the {} runner runs on {}, not {} ({}); rerun with --device {}".format(
+            engine, ", ".join(found["devices"]), kind, note or "its manifest.yaml",
+            found["devices"][0] if found["devices"] else "?"))
+    if precision not in found["precisions"]:
+        raise EngineUnavailable("the {} runner offers {}, not {} ({}); rerun with --precision {}".format(
+            engine, ", ".join(found["precisions"]), precision, note or "its manifest.yaml",
+            found["precisions"][0] if found["precisions"] else "?"))

@@ -18,10 +18,13 @@ Messages:
                 "waited_s": S, "waiting_cpu_s": U, "settle_ms": Q, "slice_cpu_s": V}
   coordinator: {"cmd": "stop", "stop": "converged" | "budget" | "count"}
 """
+import dataclasses
 import json
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .timing import Loop, StopRule
 
 CONTROL, REPLY = "control", "reply"
 
@@ -92,3 +95,48 @@ class RunnerChannel:
                 f.close()
             except OSError:
                 pass
+
+
+@dataclasses.dataclass
+class Slices:
+    """What a session's slices timed, together."""
+
+    latencies_ms: List[float] = dataclasses.field(default_factory=list)
+    input_index: List[int] = dataclasses.field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    stop: str = "budget"
+
+
+def serve(channel: RunnerChannel, loop: Callable[[Sequence[Any], StopRule], Loop], samples: Sequence[Any],
+          per_call_ms: float) -> Slices:
+    """Say ready, then time the slices asked for with `loop` (the scenario's timed loop) until
+    told to stop. Each slice starts at the input the coordinator names (every row of a round
+    times the same inputs), or repeats one input (the caching audit); a `warm` slice is untimed
+    warm-up again (after the other rows loaded, which may have taken minutes and pushed this
+    runner's pages out of memory). After a slice the runner waits for its own threads to go
+    quiet before it answers, so that a pool still spinning never overlaps the next engine's
+    slice; what it used while waiting is said."""
+    out = Slices()
+    channel.send({"event": "ready", "per_call_ms": per_call_ms})
+    while True:
+        command = channel.receive()
+        if command is None or command.get("cmd") == "stop":
+            out.stop = (command or {}).get("stop", "budget")
+            return out
+        n, start = len(samples), int(command.get("start", 0)) % len(samples)
+        order = [samples[start]] if command.get("repeat") else list(samples[start:]) + list(samples[:start])
+        cpu0 = cpu_seconds()
+        timed = loop(order, StopRule(int(command["calls"])))
+        cpu = cpu_seconds() - cpu0
+        settle_ms = settle()
+        index = [start if command.get("repeat") else (start + i) % n for i in timed.input_index]
+        # the audit's slices are the audit's, and a warm-up slice no one's: not the row's figures
+        if not command.get("repeat") and not command.get("warm"):
+            out.latencies_ms += timed.latencies_ms
+            out.input_index += index
+            out.wall_s += timed.wall_s
+            out.cpu_s += cpu
+        channel.send({"event": "timed", "latencies_ms": timed.latencies_ms, "input_index": index,
+                      "wall_s": timed.wall_s, "slice_cpu_s": cpu, "settle_ms": settle_ms,
+                      "waited_s": command["waited_s"], "waiting_cpu_s": command["waiting_cpu_s"]})

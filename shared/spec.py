@@ -4,15 +4,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from . import scenarios
 from .faults import FAULTS
 from .records import Record
 
 SCHEMA_VERSION = 4  # 3: scenario and concurrency; 4: session
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-# How the timed loop drives the engine (the runner base class runs each; names after MLPerf's):
-# latency: one request at a time (SingleStream); throughput: `concurrency` requests in flight
-# through the engine's own async API or worker threads, the engine kept busy (as Offline aims).
-SCENARIOS = ("latency", "throughput")
+# How the timed loop drives the engine: one module each in shared/scenarios/, found there (latency:
+# one request at a time; throughput: `concurrency` requests in flight).
+SCENARIOS = tuple(scenarios.REGISTRY)
 
 
 @dataclass
@@ -66,10 +66,11 @@ class RunSpec(Record):
             raise ValueError("precision must be one of {}, got {!r}".format(", ".join(PRECISIONS), self.precision))
         if self.device != "cpu" and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
             raise ValueError("device must be 'cpu' or 'cuda:N', got {!r}".format(self.device))
-        if self.scenario not in SCENARIOS:
-            raise ValueError("scenario must be one of {}, got {!r}".format(", ".join(SCENARIOS), self.scenario))
-        if self.concurrency < 0 or (self.scenario == "latency" and self.concurrency != 1):
-            raise ValueError("concurrency must be >= 0 (0: the engine's choice), and 1 in the latency scenario")
+        if self.scenario not in scenarios.REGISTRY:
+            raise ValueError("scenario must be one of {}, got {!r}".format(", ".join(scenarios.REGISTRY), self.scenario))
+        if self.concurrency < 0 or (not scenarios.get(self.scenario).concurrent and self.concurrency != 1):
+            raise ValueError("concurrency must be >= 0 (0: the engine's choice), and 1 in the {} scenario".format(
+                self.scenario))
         for name in ("warmup", "batch_size", "threads", "repeats", "min_iterations"):
             if getattr(self, name) < (0 if name == "warmup" else 1):
                 raise ValueError("{} must be positive, got {}".format(name, getattr(self, name)))

@@ -9,7 +9,7 @@ stop rising by GROWTH, as perf_analyzer and Model Analyzer search).
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-from shared.spec import SCENARIOS
+from shared import scenarios as registry
 
 from coordinator.errors import UsageError
 
@@ -35,12 +35,19 @@ class Point:
             return 0
         return int(self.concurrency.rpartition(":")[2])
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether its scenario keeps requests in flight (shared/scenarios/), so takes a concurrency;
+        a scenario this version does not know (a later report's) has none."""
+        found = registry.REGISTRY.get(self.scenario)
+        return found is not None and found.concurrent
+
     def label(self) -> str:
         """"" for the default point (latency, batch 1), else e.g. "throughput b4 c2"."""
         if self == Point():
             return ""
         parts = [self.scenario, f"b{self.batch}"]
-        return " ".join(parts + ([f"c={self.concurrency}"] if self.scenario == "throughput" else []))
+        return " ".join(parts + ([f"c={self.concurrency}"] if self.concurrent else []))
 
     def folder(self) -> str:
         """The suffix of the row's log folder."""
@@ -49,9 +56,9 @@ class Point:
 
 def check(scenarios: Sequence[str], batches: Sequence[int], concurrency: Sequence[str]) -> None:
     """One clear error for a bad value of --scenario, --batch or --concurrency."""
-    bad = [s for s in scenarios if s not in SCENARIOS]
+    bad = [s for s in scenarios if s not in registry.REGISTRY]  # every module of shared/scenarios/
     if bad or not scenarios:
-        raise UsageError(f"--scenario: unknown {', '.join(bad) or '(none)'}; valid: {', '.join(SCENARIOS)}")
+        raise UsageError(f"--scenario: unknown {', '.join(bad) or '(none)'}; valid: {', '.join(registry.REGISTRY)}")
     if not batches or any(b < 1 for b in batches):
         raise UsageError("--batch: give batch sizes >= 1, e.g. 1,4,8")
     for c in concurrency:
@@ -62,12 +69,13 @@ def check(scenarios: Sequence[str], batches: Sequence[int], concurrency: Sequenc
 
 
 def points(scenarios: Sequence[str], batches: Sequence[int], concurrency: Sequence[str]) -> List[Point]:
-    """Every point of the sweep, latency first; an AUTO concurrency starts at 1 (bench grows it)."""
+    """Every point of the sweep, in the order of `scenarios`; a scenario without requests in flight
+    gets one point per batch, and an AUTO concurrency starts at 1 (bench grows it)."""
     out = []
     for scenario in dict.fromkeys(scenarios):
         for batch in dict.fromkeys(batches):
-            counts = ["1"] if scenario == "latency" else [f"{AUTO}:1" if c == AUTO else c
-                                                          for c in dict.fromkeys(concurrency)]
+            counts = ["1"] if not registry.get(scenario).concurrent else [f"{AUTO}:1" if c == AUTO else c
+                                                                           for c in dict.fromkeys(concurrency)]
             out += [Point(scenario, batch, c) for c in counts]
     return out
 

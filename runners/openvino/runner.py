@@ -1,9 +1,11 @@
 """OpenVINO runner: the CPU plugin, at an explicit inference precision read back after compiling.
 int8 is NNCF post-training quantization, calibrated (--calibration or the test inputs) and cached.
 
-Throughput scenario: compiled with the THROUGHPUT hint (the plugin picks its streams for the
-thread budget, as `benchmark_app -hint throughput` does) and driven by an AsyncInferQueue of
-OPTIMAL_NUMBER_OF_INFER_REQUESTS requests (or the concurrency asked), both read back."""
+Throughput scenario (shared/scenarios/throughput.py, which drives the runner's `submit_impl`):
+compiled with the THROUGHPUT hint (the plugin picks its streams for the thread budget, as
+`benchmark_app -hint throughput` does) and driven by an AsyncInferQueue of
+OPTIMAL_NUMBER_OF_INFER_REQUESTS requests (or the concurrency asked), both read back: this
+runner's `submit_impl` replaces the base class's worker threads."""
 import os
 import re
 from collections import Counter
@@ -13,7 +15,6 @@ from typing import Any, Callable, Optional, Tuple
 from shared import Runner, Sample, UnsupportedError, one_line
 
 HINTS = ("LATENCY", "THROUGHPUT")
-SCENARIO_HINT = {"latency": "LATENCY", "throughput": "THROUGHPUT"}  # an expert's hint for each scenario
 # e2e precision -> OpenVINO element type, and back
 TO_OV = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 FROM_OV = {v: k for k, v in TO_OV.items()}
@@ -58,9 +59,10 @@ class OpenVinoRunner(Runner):
             # int8: the quantized ops run in int8 whatever the hint; the rest at f32.
             "INFERENCE_PRECISION_HINT": TO_OV.get(self.spec.precision, "f32"),
             "INFERENCE_NUM_THREADS": self.spec.threads,
-            "PERFORMANCE_HINT": self.options.performance_hint or SCENARIO_HINT[self.spec.scenario],
+            # an expert's hint for the scenario: requests in flight want THROUGHPUT
+            "PERFORMANCE_HINT": self.options.performance_hint or ("THROUGHPUT" if self.scenario.concurrent else "LATENCY"),
         }
-        if self.options.num_streams or self.spec.scenario == "latency":
+        if self.options.num_streams or not self.scenario.concurrent:
             config["NUM_STREAMS"] = self.options.num_streams or 1
         with self.stage("compile"):
             self.compiled = _unsupported_from(core.compile_model, model, "CPU", config)
@@ -79,15 +81,23 @@ class OpenVinoRunner(Runner):
             "INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT", "NUM_STREAMS",
             "EXECUTION_MODE_HINT", "EXECUTION_DEVICES")})
         self.settings["device"] = core.get_property("CPU", "FULL_DEVICE_NAME")
-        if self.spec.scenario == "throughput":
-            optimal = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-            self.in_flight = self.spec.concurrency or optimal
-            self.threads_per_request = max(1, self.spec.threads // max(1, self.settings["num_streams"]))
-            self.settings["optimal_number_of_infer_requests"] = optimal
-            self.queue = ov.AsyncInferQueue(self.compiled, self.in_flight)
-            # On OpenVINO's thread when a request ends: its outputs copied (as infer_impl's are)
-            self.queue.set_callback(lambda request, done: done(
-                tuple(t.data.copy() for t in request.output_tensors), None))
+        if self.scenario.concurrent:
+            self._request_queue()
+
+    def _request_queue(self) -> None:
+        """Requests in flight through OpenVINO's own async API (what `submit_impl` feeds): the
+        plugin's optimal number of infer requests unless a concurrency is asked; each stream's
+        share of the thread budget."""
+        import openvino as ov
+
+        optimal = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.in_flight = self.spec.concurrency or optimal
+        self.threads_per_request = max(1, self.spec.threads // max(1, self.settings["num_streams"]))
+        self.settings["optimal_number_of_infer_requests"] = optimal
+        self.queue = ov.AsyncInferQueue(self.compiled, self.in_flight)
+        # On OpenVINO's thread when a request ends: its outputs copied (as infer_impl's are)
+        self.queue.set_callback(lambda request, done: done(
+            tuple(t.data.copy() for t in request.output_tensors), None))
 
     def _fix_input_shapes(self, model: Any) -> None:
         """Reshape each dynamic input to the one shape every sample gives it, as benchmark_app does
