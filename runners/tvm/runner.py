@@ -1,7 +1,7 @@
 """Apache TVM runner: ONNX -> Relax (TVM's ONNX frontend) -> LLVM for the host CPU -> Relax VM."""
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from shared import EngineUnavailable, Runner, RunnerTimeout, Sample, UnsupportedError
 from shared.specialise import specialised_model
@@ -57,8 +57,6 @@ class TvmRunner(Runner):
     def load_impl(self) -> None:
         import onnx
         import tvm
-        from tvm import relax
-        from tvm.relax.frontend import detach_params
         from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
 
         model = onnx.load(self.spec.model_path)
@@ -97,6 +95,14 @@ class TvmRunner(Runner):
                 raise _unsupported(e, graph) from None
         del model, graph  # the module holds its own copy of the weights
         self.params = []  # type: List[Any]
+        self._compile(mod, target, shapes, tuned)
+
+    def _compile(self, mod: Any, target: Any, shapes: Dict[str, list], tuned: bool) -> None:
+        """The compile stage: tuned when asked, built for `target`, loaded in a Relax VM."""
+        import tvm
+        from tvm import relax
+        from tvm.relax.frontend import detach_params
+
         with self.stage("compile"):
             cpu = self.options.pipeline == "cpu"
             pipeline = relax.get_default_pipeline(target) if cpu else "default"
@@ -147,7 +153,7 @@ class TvmRunner(Runner):
     def infer_impl(self, feeds: Sample) -> Sample:
         if self.first_call:
             self.first_call = False
-            return self._bounded_call(feeds, self.spec.max_time_s)
+            return _bounded_call(self._call, feeds, self.spec.max_time_s, self.spec.session, self.options.trials)
         return self._call(feeds)
 
     def _call(self, feeds: Sample) -> Sample:
@@ -157,36 +163,38 @@ class TvmRunner(Runner):
         outs = [out] if isinstance(out, tvm.runtime.Tensor) else list(out)
         return {name: o.numpy() for name, o in zip(self.output_names, outs)}
 
-    def _bounded_call(self, feeds: Sample, seconds: float) -> Sample:
-        """The first call, given up after `seconds` (the row's budget): untuned, one call of a
-        detector can take many minutes, and every test input is called at least once more. The
-        VM releases the GIL, so the wait ends on time; the call's thread dies with the process."""
-        import threading
-
-        done = {}  # type: Dict[str, Any]
-
-        def call() -> None:
-            try:
-                done["outputs"] = self._call(feeds)
-            except BaseException as e:  # raised again on the runner's thread
-                done["error"] = e
-
-        worker = threading.Thread(target=call, name="tvm-first-call", daemon=True)
-        worker.start()
-        worker.join(seconds)
-        if worker.is_alive():
-            budget = "--rounds-budget" if self.spec.session else "--max-time"
-            advice = ("raise the budget ({}) or tune more (tvm.trials)".format(budget) if self.options.trials else
-                      "untuned, every kernel runs TVM's default schedule on one core: tune it with "
-                      "-o tvm.trials=2000 (cached once done), or wait for it with a larger {}".format(budget))
-            raise RunnerTimeout("one call takes longer than the row's budget: the first had not returned after "
-                                "{:g} s ({}); {}".format(seconds, budget, advice))
-        if "error" in done:
-            raise done["error"]
-        return done["outputs"]
-
     def release_impl(self) -> None:
         self.vm, self.params = None, []
+
+
+def _bounded_call(call_once: Callable[[Sample], Sample], feeds: Sample, seconds: float, session: bool,
+                  trials: int) -> Sample:
+    """The first call, given up after `seconds` (the row's budget): untuned, one call of a
+    detector can take many minutes, and every test input is called at least once more. The
+    VM releases the GIL, so the wait ends on time; the call's thread dies with the process."""
+    import threading
+
+    done = {}  # type: Dict[str, Any]
+
+    def call() -> None:
+        try:
+            done["outputs"] = call_once(feeds)
+        except BaseException as e:  # raised again on the runner's thread
+            done["error"] = e
+
+    worker = threading.Thread(target=call, name="tvm-first-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        budget = "--rounds-budget" if session else "--max-time"
+        advice = ("raise the budget ({}) or tune more (tvm.trials)".format(budget) if trials else
+                  "untuned, every kernel runs TVM's default schedule on one core: tune it with "
+                  "-o tvm.trials=2000 (cached once done), or wait for it with a larger {}".format(budget))
+        raise RunnerTimeout("one call takes longer than the row's budget: the first had not returned after "
+                            "{:g} s ({}); {}".format(seconds, budget, advice))
+    if "error" in done:
+        raise done["error"]
+    return done["outputs"]
 
 
 def _sibling(name: str) -> Any:
