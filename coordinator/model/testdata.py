@@ -150,12 +150,13 @@ def _random_inputs(artifact: Artifact, count: int) -> Tuple[List[Dict[str, np.nd
 
 
 def _load_rgb(path: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
+    except Exception as e:  # PIL's UnidentifiedImageError, an OSError; or, once Ultralytics has patched
+        # Image.open (the yolo extra), a ModuleNotFoundError for its HEIF plugin: the file is no image
         raise UsageError(f"{path} is not a readable image ({e.__class__.__name__})") from None
 
 
