@@ -1,7 +1,6 @@
 """What every row of a run shares (the export, the inputs, the reference, the launchers), and how
 one row is launched, run and made into a report row. Every schedule goes through `launch` and
 `finish`: interleaved rounds (resident.py) between them, one whole run (`run`) otherwise."""
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from coordinator.engines import Engine
 from coordinator.launchers import EnvironmentFailed, Launcher, choose
 from coordinator.launchers.process import start_overhead
 from coordinator.launchers.ray.cluster import Node
+from coordinator.report import faults
 from coordinator.report.document import Report, Row
 from coordinator.run import host_phases, skips
 from coordinator.run.exports import Exports
@@ -80,7 +80,7 @@ class Context:
             concurrency=point.in_flight if point.scenario == "throughput" else 1,
             cache_dir=str(cfg.cache_dir / "engines" / engine.id),
             calibration_path=self.prepared.calibration_path if precision == "int8" else None,
-            memory_limit_mb=cfg.memory_limit, fault=injected_fault(engine.id),
+            memory_limit_mb=cfg.memory_limit, fault=faults.injected(engine.id),
             engine_options=cfg.options_for(engine.id) if options is None else options)
 
     def launch(self, engine: Engine, precision: str, point: Point = Point(), options: Optional[Dict[str, Any]] = None,
@@ -165,9 +165,3 @@ def explain(ctx: Context, row: Row, model_path: Path) -> Divergence:
         atol, rtol = row.parity.atol, row.parity.rtol  # type: ignore[union-attr]
         return Divergence("failed", row.engine, row.precision_label(), atol, rtol,
                           note=f"{type(e).__name__}: {one_line(e)}")
-
-
-def injected_fault(engine_id: str) -> str:
-    """The fault-injection test hook: `E2E_FAULT=ort=abort,tvm=hang` (see shared/faults.py)."""
-    wanted = dict(item.partition("=")[::2] for item in os.environ.get("E2E_FAULT", "").split(",") if "=" in item)
-    return wanted.get(engine_id, "")
