@@ -17,7 +17,8 @@ from coordinator.launchers import EnvironmentFailed, LaunchSettings, Launcher, c
 from coordinator.divergence.localise import BUDGET_MB, REFERENCE_EXECUTOR, RunFailed, Search, Side, cannot, clean, reference_side, search
 from coordinator.divergence.onnx_graph import Graph
 from coordinator.report.parity import TOLERANCES, tolerance_precision
-from coordinator.report.document import Report, Row, load_report, parity_failure
+from coordinator.report.document import Report, Row, load_report
+from coordinator.report.row_text import parity_failure
 
 
 def explain_run(run_dir: Path, engine_id: str, precision: Optional[str] = None, sample: Optional[int] = None,

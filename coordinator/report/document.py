@@ -12,19 +12,18 @@ from shared.records import Record
 from shared.result import RunResult
 
 from coordinator.engines import NEVER, REFERENCE, Engine
-from coordinator.report import faults
+from coordinator.report import faults, row_text
 from coordinator.report.accuracy import Accuracy
 from coordinator.divergence.search import Divergence
 from coordinator.report.parity import Parity
 from coordinator.run.points import Point
-from coordinator.run.round_stats import AUDIT_FLAG, Rounds
+from coordinator.run.round_stats import Rounds
 from coordinator.report.sections import DataInfo, Device, ModelInfo, Section, Setup
 
 # 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
 # their machine kind and node, and `machines` describes each node; 4: rows carry their engine's
 # `verified` and an injected `fault`, setup the fault-injection hooks of the run (`faults`)
 REPORT_SCHEMA_VERSION = 4
-WAITING_CPU_NOTE = 5.0  # % of a core a waiting runner uses before its row says so
 
 
 @dataclass
@@ -120,7 +119,7 @@ class Row(RunResult):
         noisy = f", NOISY (spread {spread:.1%})" if self.noisy else ""
         if self.speedup_text():
             noisy = f", {self.speedup_text()} vs {REFERENCE}" + noisy
-        why = f" ({parity_failure(self.parity)})" if self.parity and not self.parity.passed else ""
+        why = f" ({row_text.parity_failure(self.parity)})" if self.parity and not self.parity.passed else ""
         return f"p50 {self.latency_ms.p50:.2f} ms {self.ci_text()}, parity {self.verdict()}{why}{noisy}"
 
     def ci_text(self) -> str:
@@ -144,56 +143,16 @@ class Row(RunResult):
         half = self.latency_ms.ci_halfwidth() if self.latency_ms else None
         return half is None or half > m.target_ci
 
-    def stop_text(self) -> str:
-        """Why the timed loop stopped, in words."""
-        m = self.measurement
-        if m is None or self.latency_ms is None:
-            return ""
-        n, secs = self.latency_ms.count, m.timed_s
-        if self.rounds is not None:
-            r = self.rounds
-            how = {"converged": f"every ratio known to ±{r.target:.0%}", "count": "the calls asked for",
-                   "budget": f"budget spent before every ratio was known to ±{r.target:.0%}"}.get(r.stop, r.stop)
-            return f"{len(r.round_p50_ms)} rounds, {n} calls in {secs:.1f} s: {how}"
-        if m.stop == "count":
-            return f"{n} calls in {secs:.1f} s (fixed count)"
-        if m.stop == "converged":
-            return f"{n} calls in {secs:.1f} s: median known to ±{m.target_ci:.0%}"
-        return f"{n} calls in {secs:.1f} s: budget spent before the median was known to ±{m.target_ci:.0%}"
-
     def load_seconds(self) -> float:
         """Load, convert and compile together."""
         return sum(v for k, v in self.stage_seconds.items() if k in ("load", "convert", "compile"))
-
-    def spread(self) -> str:
-        """With --repeats: the range of the repeats' medians, relative to their median."""
-        if len(self.repeat_p50_ms) < 2:
-            return ""
-        xs = sorted(self.repeat_p50_ms)
-        mid = xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
-        return f"{len(xs)} repeats, p50 {xs[0]:.2f}–{xs[-1]:.2f} ms (spread {(xs[-1] - xs[0]) / mid:.1%})"
 
     def note(self) -> str:
         """The note column of every view: why a row is not ok, or what to know about its figures;
         first an injected fault, last an engine that e2e's tests have never run."""
         fault = f"FAULT INJECTED: {self.fault}" if self.fault else ""
         unverified = f"unverified: e2e's tests have never run {self.engine}" if self.verified == NEVER else ""
-        return "; ".join(p for p in (fault, self._figures_note(), unverified) if p)
-
-    def _figures_note(self) -> str:
-        if self.status != "ok" or self.latency_ms is None:
-            return self.summary()
-        parts = [f"parity: {parity_failure(self.parity)}" if self.parity and not self.parity.passed else "",
-                 f"noisy: spread {self.rounds.paired_spread if self.rounds else self.latency_ms.robust_cv:.1%}"
-                 if self.noisy else "",
-                 f"imprecise: {self.stop_text()}" if self.imprecise() else "",
-                 f"may reuse results: {self.rounds.repeated_over_rotated:.2f}x the time on a repeated input"
-                 if self.rounds and self.rounds.repeated_over_rotated and self.rounds.repeated_over_rotated < AUDIT_FLAG
-                 else "",
-                 f"used {self.rounds.waiting_cpu_percent:.0f}% of a core while others were timed"
-                 if self.rounds and self.rounds.waiting_cpu_percent > WAITING_CPU_NOTE else "",
-                 self.spread()]
-        return "; ".join(p for p in parts if p)
+        return "; ".join(p for p in (fault, row_text.figures_note(self), unverified) if p)
 
     def verdict(self) -> str:
         if self.parity is None:
@@ -298,23 +257,3 @@ def inside(relative: str) -> bool:
     """A relative path that stays below its base directory."""
     parts = Path(relative).parts
     return not Path(relative).is_absolute() and ".." not in parts
-
-
-def parity_failure(p: Parity) -> str:
-    """Why parity failed, in a few words."""
-    if p.note:
-        return p.note
-    if p.summary:
-        return p.summary
-    if p.classification:
-        c = p.classification
-        return (f"{c.output}: top-1 agreement {c.top1_agreement:.0%}, min cosine {c.min_cosine:.4f} "
-                f"(need 100% and {c.min_required_cosine})")
-    if p.detection:
-        d = p.detection
-        return (f"{d.matched_fraction:.0%} of boxes matched, labels {d.label_agreement:.0%} equal, "
-                f"mean IoU {d.mean_iou:.3f}")
-    for o in p.outputs:
-        if not o.passed:
-            return f"{o.name}: {o.note}" if o.note else f"{o.name}: max abs diff {o.max_abs:.2e} > atol {p.atol:g} + rtol {p.rtol:g}"
-    return "failed"

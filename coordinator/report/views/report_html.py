@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from coordinator.report import charts, pictures, sweep
+from coordinator.report import charts, pictures, row_text, sweep
 from coordinator.report.document import Report, Row
 from coordinator.report.verdict import decide
 from coordinator.report.views._text import divergence_lines, drift_rows, ms, parity_text, phases_text
@@ -120,7 +120,7 @@ def _row(r: Row, speedup: Optional[float]) -> Dict[str, Any]:
         "engine": r.engine, "precision": r.where(), "launcher": r.launcher, "status": r.status,
         "ok": r.status == "ok", "p50": ms(lat and lat.p50), "p90": ms(lat and lat.p90), "p99": ms(lat and lat.p99),
         "mean": ms(lat and lat.mean), "cv": f"{lat.cv:.1%}" if lat else "",
-        "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": r.stop_text(),
+        "ci": r.ci_text() if lat else "", "spread": f"{lat.robust_cv:.1%}" if lat else "", "loop": row_text.stop_text(r),
         "throughput": f"{r.throughput_per_s:.2f}" if r.throughput_per_s else "",
         "speedup": speed, "interval": interval, "parity": r.verdict(), "note": note, "short_note": _short(note),
         "start": ms(r.start_overhead_s), "first": ms(r.first_inference_ms), "phases": phases_text(r),

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 from typing import List
 
-from coordinator.report import sweep
+from coordinator.report import row_text, sweep
 from coordinator.report.document import Report
 from coordinator.run.round_stats import AUDIT_FLAG
 from coordinator.report.sections import TensorInfo
@@ -129,7 +129,7 @@ def _resources(report: Report) -> List[str]:
             lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB{split}, CPU "
                          f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
                          f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
-                         f"{ms(r.first_inference_ms)} ms; timed loop: {r.stop_text()}")
+                         f"{ms(r.first_inference_ms)} ms; timed loop: {row_text.stop_text(r)}")
     return lines
 
 
