@@ -92,7 +92,7 @@ def environment(engine_id: str, threads: int, cache: Path) -> Tuple[str, dict, P
     from coordinator.launchers.process import protocol_path, runner_env
 
     engine = discover()[engine_id]
-    if "venv" in engine.launchers:
+    if VenvLauncher.environment in engine.environments:
         launcher = VenvLauncher(cache)
         launcher.prepare(engine)
         return launcher.python(engine), runner_env(threads, [protocol_path(cache)]), engine.runner_path
