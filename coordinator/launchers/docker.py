@@ -117,13 +117,7 @@ class DockerLauncher(Launcher):
                               calibration_path=f"/calibration/{calibration.name}" if calibration else None,
                               device="cpu" if spec.device == "cpu" else "cuda:0")
         inside.save(str(io_dir / "spec.json"))
-        mounts = [
-            docker.types.Mount("/model", str(model.parent.resolve()), type="bind", read_only=True),
-            docker.types.Mount("/data", str(inputs.parent.resolve()), type="bind", read_only=True),
-            docker.types.Mount("/io", str(io_dir.resolve()), type="bind"),
-            docker.types.Mount("/cache", str(cache.resolve()), type="bind"),
-        ] + ([docker.types.Mount("/calibration", str(calibration.parent.resolve()), type="bind", read_only=True)]
-             if calibration else [])
+        mounts = _mounts(model, inputs, io_dir, cache, calibration)
         gpus = [docker.types.DeviceRequest(device_ids=[str(spec.device_index)], capabilities=[["gpu"]])] \
             if spec.device != "cpu" else []
         return dict(
@@ -179,6 +173,21 @@ class DockerLauncher(Launcher):
                                signal.valid_signals() else code)
         finally:
             container.remove(force=True)
+
+
+def _mounts(model: Path, inputs: Path, io_dir: Path, cache: Path, calibration: Optional[Path]) -> List[Any]:
+    """The model's, the inputs' and the calibration's folders read-only; /io and /cache writable."""
+    import docker
+
+    mounts = [
+        docker.types.Mount("/model", str(model.parent.resolve()), type="bind", read_only=True),
+        docker.types.Mount("/data", str(inputs.parent.resolve()), type="bind", read_only=True),
+        docker.types.Mount("/io", str(io_dir.resolve()), type="bind"),
+        docker.types.Mount("/cache", str(cache.resolve()), type="bind"),
+    ]
+    if calibration:
+        mounts.append(docker.types.Mount("/calibration", str(calibration.parent.resolve()), type="bind", read_only=True))
+    return mounts
 
 
 class ContainerSession(PipeSession):

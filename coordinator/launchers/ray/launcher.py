@@ -104,7 +104,7 @@ class RayLauncher(Launcher):
         except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ActorDiedError,
                 ray.exceptions.ActorUnavailableError, ray.exceptions.TaskUnschedulableError,
                 ray.exceptions.RaySystemError) as e:
-            if self._gone():
+            if _node_gone(self.fleet, self.node):
                 self.lost = f"{where} left the cluster"
             raise NodeLost(f"{where} {'died' if self.lost else 'lost its worker'} during the row: {type(e).__name__}: "
                            f"{_first_line(e)}") from None
@@ -114,25 +114,8 @@ class RayLauncher(Launcher):
     def take(self, answer: NodeAnswer, io_dir: Path) -> RunResult:
         """The node's answer into the row's io folder, as a local runner would have left it."""
         self.answer = answer
-        for name, data in answer.files.items():
-            path = io_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        if answer.log:
-            (io_dir / "fleet.log").write_text("\n".join(answer.log) + "\n")
+        _unpack(answer, io_dir)
         return RunResult.from_dict(answer.result)
-
-    def _gone(self, seconds: float = 30.0) -> bool:
-        """Whether the node left the cluster, waiting for Ray's health check to tell a dead node
-        from a crashed worker on a live one."""
-        import time
-
-        deadline = time.monotonic() + seconds
-        while self.fleet.alive(self.node.node_id):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(1)
-        return True
 
     def start(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> Session:
         """The row loaded on the node by its `NodeHost` actor, which holds the node's e2e-bench
@@ -185,6 +168,28 @@ class RayLauncher(Launcher):
         """The row's launcher: "ray:" and the node's local launcher that ran it."""
         local = self.answer.launcher if self.answer else ""
         return f"{self.name}:{local}" if local else self.name
+
+
+def _unpack(answer: NodeAnswer, io_dir: Path) -> None:
+    for name, data in answer.files.items():
+        path = io_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    if answer.log:
+        (io_dir / "fleet.log").write_text("\n".join(answer.log) + "\n")
+
+
+def _node_gone(fleet: Fleet, node: Node, seconds: float = 30.0) -> bool:
+    """Whether the node left the cluster, waiting for Ray's health check to tell a dead node
+    from a crashed worker on a live one."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while fleet.alive(node.node_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
 
 
 def _model_files(spec: RunSpec) -> List[Path]:
