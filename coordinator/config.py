@@ -139,65 +139,7 @@ class BenchConfig:
         return None
 
     def __post_init__(self) -> None:
-        bad = [p for p in self.precisions if p not in PRECISIONS and p != AUTO_PRECISION]
-        if bad or not self.precisions:
-            raise UsageError(f"unknown precision {', '.join(bad) or '(none)'}; valid: {', '.join(PRECISIONS)}, "
-                             f"{AUTO_PRECISION} (fp32 and what this device accelerates, on each engine that offers it)")
-        if self.device == "cuda":
-            self.device = "cuda:0"
-        if self.device not in (None, "cpu") and not (self.device.startswith("cuda:") and self.device[5:].isdigit()):
-            raise UsageError(f"unknown device {self.device!r}; valid: cpu, cuda, cuda:N")
-        for name in ("iterations", "threads", "repeats"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be at least 1")
-        if self.min_time is None:
-            self.min_time = 0.0 if self.iterations else 1.0
-        if self.tune_time <= 0:
-            raise UsageError("--tune-time must be > 0 seconds")
-        if self.schedule not in SCHEDULES:
-            raise UsageError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
-        if self.processes < 1:
-            raise UsageError("--processes must be 1 or more")
-        if self.slice_time <= 0 or self.rounds_budget <= 0 or not 0 < self.target_ratio < 1:
-            raise UsageError("--slice-time and --rounds-budget must be > 0 seconds and --target-ratio in (0, 1)")
-        if not 0 < self.target_ci < 1 or self.max_time <= 0 or self.warmup_time < 0:
-            raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
-        from coordinator.run.points import check
-
-        check(self.scenarios, self.batch, self.concurrency)
-        bad = sorted(set(self.fail_on) - set(FAIL_ON))
-        if bad:
-            raise UsageError(f"--fail-on: unknown outcome {', '.join(bad)}; valid: {', '.join(FAIL_ON)}")
-        self._absolute_paths()
-        if self.images is not None and self.dataset is not None:
-            raise UsageError("--images and --dataset both name the test images: give one")
-        if self.warmup < 0 or self.min_time < 0 or self.timeout <= 0:
-            raise UsageError("--warmup and --min-time must be >= 0, --timeout > 0")
-        if self.memory_limit is not None and self.memory_limit < 64:
-            raise UsageError("--memory-limit is in MB and must be at least 64")
-        self.options_for("")  # the format is checked here, the keys by each runner
-        if self.hosts is not None and not [k for k in self.hosts.split(",") if k.strip()]:
-            raise UsageError("--hosts: expected all-kinds or a comma list of machine kinds")
-        if self.ray_address is not None and self.hosts is None:
-            raise UsageError("--ray-address names the cluster of --hosts: give --hosts too")
-        if self.exporter not in EXPORTERS:
-            raise UsageError(f"unknown exporter {self.exporter!r}; valid: {', '.join(EXPORTERS)}")
-        if self.launcher not in (AUTO, *launcher_names()):
-            raise UsageError(f"unknown launcher {self.launcher!r}; valid: {', '.join((AUTO, *launcher_names()))}")
-
-    def _absolute_paths(self) -> None:
-        """Every path made absolute once, here: runners start in their own working directory,
-        and the report must name files that exist wherever it is read from."""
-        for name in ("out", "images", "dataset", "calibration", "cache_dir"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, _absolute(value))
-        if self.model.endswith(".onnx"):
-            self.model = str(_absolute(self.model))
-        if self.weights not in ("pretrained", "random"):
-            self.weights = str(_absolute(self.weights))
-        if self.inputs and self.inputs.endswith((".npz", ".pt", ".pth")):
-            self.inputs = str(_absolute(self.inputs))
+        _check(self)
 
     def resolved(self) -> "BenchConfig":
         """The machine's facts where the user gave none: the device (cuda:0 when an NVIDIA GPU is
@@ -244,6 +186,70 @@ class BenchConfig:
         if "model" not in data:
             raise UsageError(f"{where}: no model given (--model)")
         return cls(**{k: _typed(hints[k], v, f"{where}: {k}") for k, v in data.items()})
+
+
+def _check(cfg: "BenchConfig") -> None:
+    """Every value checked (one line per mistake) and normalised; nothing probed."""
+    bad = [p for p in cfg.precisions if p not in PRECISIONS and p != AUTO_PRECISION]
+    if bad or not cfg.precisions:
+        raise UsageError(f"unknown precision {', '.join(bad) or '(none)'}; valid: {', '.join(PRECISIONS)}, "
+                         f"{AUTO_PRECISION} (fp32 and what this device accelerates, on each engine that offers it)")
+    if cfg.device == "cuda":
+        cfg.device = "cuda:0"
+    if cfg.device not in (None, "cpu") and not (cfg.device.startswith("cuda:") and cfg.device[5:].isdigit()):
+        raise UsageError(f"unknown device {cfg.device!r}; valid: cpu, cuda, cuda:N")
+    for name in ("iterations", "threads", "repeats"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if cfg.min_time is None:
+        cfg.min_time = 0.0 if cfg.iterations else 1.0
+    if cfg.tune_time <= 0:
+        raise UsageError("--tune-time must be > 0 seconds")
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if cfg.processes < 1:
+        raise UsageError("--processes must be 1 or more")
+    if cfg.slice_time <= 0 or cfg.rounds_budget <= 0 or not 0 < cfg.target_ratio < 1:
+        raise UsageError("--slice-time and --rounds-budget must be > 0 seconds and --target-ratio in (0, 1)")
+    if not 0 < cfg.target_ci < 1 or cfg.max_time <= 0 or cfg.warmup_time < 0:
+        raise UsageError("--target-ci must be between 0 and 1, --max-time > 0, --warmup-time >= 0")
+    from coordinator.run.points import check
+
+    check(cfg.scenarios, cfg.batch, cfg.concurrency)
+    bad = sorted(set(cfg.fail_on) - set(FAIL_ON))
+    if bad:
+        raise UsageError(f"--fail-on: unknown outcome {', '.join(bad)}; valid: {', '.join(FAIL_ON)}")
+    _absolute_paths(cfg)
+    if cfg.images is not None and cfg.dataset is not None:
+        raise UsageError("--images and --dataset both name the test images: give one")
+    if cfg.warmup < 0 or cfg.min_time < 0 or cfg.timeout <= 0:
+        raise UsageError("--warmup and --min-time must be >= 0, --timeout > 0")
+    if cfg.memory_limit is not None and cfg.memory_limit < 64:
+        raise UsageError("--memory-limit is in MB and must be at least 64")
+    cfg.options_for("")  # the format is checked here, the keys by each runner
+    if cfg.hosts is not None and not [k for k in cfg.hosts.split(",") if k.strip()]:
+        raise UsageError("--hosts: expected all-kinds or a comma list of machine kinds")
+    if cfg.ray_address is not None and cfg.hosts is None:
+        raise UsageError("--ray-address names the cluster of --hosts: give --hosts too")
+    if cfg.exporter not in EXPORTERS:
+        raise UsageError(f"unknown exporter {cfg.exporter!r}; valid: {', '.join(EXPORTERS)}")
+    if cfg.launcher not in (AUTO, *launcher_names()):
+        raise UsageError(f"unknown launcher {cfg.launcher!r}; valid: {', '.join((AUTO, *launcher_names()))}")
+
+
+def _absolute_paths(cfg: "BenchConfig") -> None:
+    """Every path made absolute once, here: runners start in their own working directory,
+    and the report must name files that exist wherever it is read from."""
+    for name in ("out", "images", "dataset", "calibration", "cache_dir"):
+        value = getattr(cfg, name)
+        if value is not None:
+            setattr(cfg, name, _absolute(value))
+    if cfg.model.endswith(".onnx"):
+        cfg.model = str(_absolute(cfg.model))
+    if cfg.weights not in ("pretrained", "random"):
+        cfg.weights = str(_absolute(cfg.weights))
+    if cfg.inputs and cfg.inputs.endswith((".npz", ".pt", ".pth")):
+        cfg.inputs = str(_absolute(cfg.inputs))
 
 
 def resolve(given: Dict[str, Any], config_file: Optional[Path] = None) -> BenchConfig:
