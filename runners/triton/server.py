@@ -16,7 +16,7 @@ import sysconfig
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 NVIDIA_ROOT = "/opt/tritonserver"
 
@@ -212,6 +212,15 @@ class Server:
                             found.append(int(entry))
                 except (OSError, ValueError, IndexError):  # gone meanwhile
                     pass
+        return found
+
+    def processes(self, child: str) -> List[Dict[str, Any]]:
+        """The server and its children (each called `child`), with their peak memory so far."""
+        found = []
+        for i, pid in enumerate(self.pids()):
+            peak = peak_rss_mb(pid)
+            found.append({"role": "tritonserver" if i == 0 else child, "pid": pid,
+                          "peak_rss_mb": None if peak is None else round(peak, 1)})
         return found
 
     def log_tail(self, lines: int = 15) -> str:

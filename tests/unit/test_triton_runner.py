@@ -77,5 +77,6 @@ def test_options_are_checked(runner):
 
 def test_the_operator_in_an_onnx_runtime_message(runner):
     message = "Could not find an implementation for Rulu(14) node with name 'r'"
-    assert runner._operator_in(message) == "Rulu" and runner._operator_in("other") is None
+    client = runner._sibling("client")
+    assert client.operator_in(message) == "Rulu" and client.operator_in("other") is None
     assert "e2e_triton_server" in sys.modules  # siblings load once, by path
