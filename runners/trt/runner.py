@@ -13,12 +13,11 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from shared import EngineUnavailable, Runner, Sample, UnsupportedError, one_line
+from shared import EngineUnavailable, Runner, Sample, UnsupportedError
 from shared.ort import TENSORRT_INT8, describe_int8, to_int8
 from shared.tensors import profile_shapes
 
 INSTALL = "pip install -r runners/trt/requirements.txt, or use the e2e-trt image"
-FLAGS = {"fp16": "FP16", "bf16": "BF16"}  # exist in TensorRT 10 (deprecated in 10.12, gone in 11)
 Shapes = Dict[str, List[List[int]]]  # input name -> [min, opt, max]
 
 
@@ -68,32 +67,17 @@ class TrtRunner(Runner):
     def load_impl(self) -> None:
         import tensorrt as trt
 
-        spec, opts = self.spec, self.options
+        spec, build = self.spec, _sibling("build")
         self.logger = _make_logger(trt)
         trt.init_libnvinfer_plugins(self.logger, "")  # ops the parser maps to plugins
-        builder = trt.Builder(self.logger)
-        config = builder.create_builder_config()
-        if opts.workspace_mb:
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, opts.workspace_mb << 20)
-        config.builder_optimization_level = opts.builder_optimization_level
-        # Per-layer formats in the engine inspector (as trtexec --profilingVerbosity=detailed):
-        # how the precision is read back; it does not change the kernels chosen.
-        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-        if not opts.tf32:
-            config.clear_flag(trt.BuilderFlag.TF32)
-        if spec.precision in FLAGS:  # allows the precision; TensorRT may still keep fp32 kernels per layer
-            config.set_flag(getattr(trt.BuilderFlag, FLAGS[spec.precision]))
+        builder, config = build.configure(trt, self.logger, self.options, spec.precision)
         shapes = profile_shapes(self.samples)
         calibration = self.calibration_samples() if spec.precision == "int8" else []
         if calibration:  # said on an engine cache hit too
             self.settings.update(network="strongly typed",
                                  quantization=describe_int8(TENSORRT_INT8, len(calibration)))
-        self.settings.update(
-            tensorrt=trt.__version__, gpu=self.gpu, compute_capability=self.sm, input_shapes=shapes,
-            builder_flags=[f for f in ("FP16", "BF16", "TF32") if config.get_flag(getattr(trt.BuilderFlag, f))],
-            workspace_mb=config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE) >> 20,
-            builder_optimization_level=config.builder_optimization_level,
-        )
+        self.settings.update(tensorrt=trt.__version__, gpu=self.gpu, compute_capability=self.sm, input_shapes=shapes,
+                             **build.described(trt, config))
         self.runtime = trt.Runtime(self.logger)
         path, engine = self._cache_path(trt.__version__, shapes, calibration), None
         if path and os.path.isfile(path):
@@ -102,13 +86,13 @@ class TrtRunner(Runner):
         self.settings["engine_cache"] = "off" if path is None else ("hit" if engine else "miss")
         if engine is None:
             plan = self._build(trt, builder, config, shapes, calibration)
-            self.settings["engine_cache_file"] = _save(path, plan)
+            self.settings["engine_cache_file"] = build.save(path, plan)
             with self.stage("compile"):
                 engine = self.runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise RuntimeError(f"TensorRT cannot load the engine it built: {self.logger.last_errors()}")
         # The flag or the Q/DQ nodes allow a precision; the engine says per layer what it chose.
-        self.precision, self.precision_detail = _layer_precisions(trt, engine, spec.precision)
+        self.precision, self.precision_detail = build.layer_precisions(trt, engine, spec.precision)
         self._setup_io(trt, engine)
 
     def _build(self, trt: Any, builder: Any, config: Any, shapes: Shapes, calibration: List[Sample]) -> Any:
@@ -123,20 +107,8 @@ class TrtRunner(Runner):
             parser = trt.OnnxParser(network, self.logger)
             if not parser.parse_from_file(model_path):  # from a path, so external weights load too
                 raise _parse_error(parser)
-        with self.stage("compile"):
-            inputs = [network.get_input(i) for i in range(network.num_inputs)]
-            dynamic = [t.name for t in inputs if -1 in tuple(t.shape)]
-            if dynamic:  # one profile, spanning the samples' shapes
-                profile = builder.create_optimization_profile()
-                for name in dynamic:
-                    if name not in shapes:
-                        raise RuntimeError(f"input {name!r} has dynamic dims but the samples do not give it")
-                    profile.set_shape(name, *shapes[name])
-                config.add_optimization_profile(profile)
-            plan = builder.build_serialized_network(network, config)
-            if plan is None:
-                raise RuntimeError(f"TensorRT could not build an engine: {self.logger.last_errors()}")
-        return plan
+        with self.stage("compile"):  # the parser owns the weights: it lives until the plan is built
+            return _sibling("build").serialized(trt, builder, config, network, shapes, self.logger)
 
     def _cache_path(self, version: str, shapes: Shapes, calibration: List[Sample]) -> Optional[str]:
         """An engine is valid only for one ONNX file, TensorRT version, GPU, precision, options
@@ -168,17 +140,10 @@ class TrtRunner(Runner):
             raise RuntimeError(f"TensorRT could not create an execution context: {self.logger.last_errors()}")
         self.input_buffers = _DeviceBuffers(self.cudart)
         self.allocator = _make_output_allocator(trt, _DeviceBuffers(self.cudart))
-        self.inputs, self.outputs, self.dtypes = [], [], {}  # type: List[str], List[str], Dict[str, Any]
-        for name in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors)):
-            self.dtypes[name] = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
-                if engine.is_shape_inference_io(name):  # would need host memory, not a device buffer
-                    raise UnsupportedError(f"input {name!r} is a shape tensor, which this runner cannot feed yet")
-                self.inputs.append(name)
-            else:
-                self.outputs.append(name)
-                if not self.context.set_output_allocator(name, self.allocator):
-                    raise RuntimeError(f"TensorRT refused an output allocator for {name!r}")
+        self.inputs, self.outputs, self.dtypes = _io_tensors(trt, engine)
+        for name in self.outputs:
+            if not self.context.set_output_allocator(name, self.allocator):
+                raise RuntimeError(f"TensorRT refused an output allocator for {name!r}")
         self.stream = _cuda(self.cudart, self.cudart.cudaStreamCreate())
 
     def infer_impl(self, feeds: Sample) -> Sample:
@@ -216,6 +181,20 @@ class TrtRunner(Runner):
                 buffers.free()
         if getattr(self, "stream", None) is not None:
             self.cudart.cudaStreamDestroy(self.stream)
+
+
+def _io_tensors(trt: Any, engine: Any) -> Tuple[List[str], List[str], Dict[str, Any]]:
+    """The engine's input and output tensor names, and each one's numpy dtype."""
+    inputs, outputs, dtypes = [], [], {}  # type: List[str], List[str], Dict[str, Any]
+    for name in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors)):
+        dtypes[name] = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            if engine.is_shape_inference_io(name):  # would need host memory, not a device buffer
+                raise UnsupportedError(f"input {name!r} is a shape tensor, which this runner cannot feed yet")
+            inputs.append(name)
+        else:
+            outputs.append(name)
+    return inputs, outputs, dtypes
 
 
 class _DeviceBuffers:
@@ -295,54 +274,22 @@ def _parse_error(parser: Any) -> Exception:
     return RuntimeError(f"TensorRT cannot parse the ONNX model ({first.code()}): {first.desc()}{more}")
 
 
-def _layer_precisions(trt: Any, engine: Any, asked: str) -> Tuple[str, Dict[str, Any]]:
-    """What the built engine runs at, from its inspector: the data type of each layer's outputs
-    ("Row major linear FP16 format", "Int8 ..."). The row's precision is the asked one when some
-    layer runs at it, else fp32 (TensorRT kept fp32 kernels everywhere)."""
-    import json
-    from collections import Counter
-
-    # An older engine from the cache, an inspector error, an engine without per-layer formats: the
-    # precision asked is shown and the detail says it was not read back (NOT_READ_BACK would be the
-    # honest value once the coordinator accepts it; tests/unit/test_precision_readback.py pins this)
-    try:
-        info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
-    except Exception as e:
-        return asked, {"source": "TensorRT engine inspector", "error": one_line(e, 200)}
-    counts = Counter()  # type: Counter
-    for layer in info.get("Layers", []):
-        formats = " ".join(str(o.get("Format/Datatype", "")) for o in layer.get("Outputs", [])) \
-            if isinstance(layer, dict) else ""
-        upper = formats.upper()
-        kind = ("int8" if "INT8" in upper else "fp16" if "FP16" in upper or "HALF" in upper else
-                "bf16" if "BF16" in upper else "fp32" if "FP32" in upper or "FLOAT" in upper else "other")
-        counts[kind] += 1
-    detail = {"source": "TensorRT engine inspector", "layers": dict(counts)}
-    if not sum(n for kind, n in counts.items() if kind != "other"):  # built without detailed verbosity
-        return asked, {**detail, "note": "no per-layer formats in this engine: the precision asked is shown"}
-    return (asked if counts[asked] or asked == "fp32" else "fp32"), detail
-
-
-def _save(path: Optional[str], plan: Any) -> str:
-    """Write atomically, so that a killed run never leaves half an engine behind."""
-    if path is None:
-        return ""
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(f"{path}.{os.getpid()}.tmp", "wb") as f:
-            f.write(plan)
-        os.replace(f.name, path)
-        return path
-    except OSError as e:
-        return f"not saved: {e}"
-
-
 def _cuda(cudart: Any, result: Tuple[Any, ...]) -> Any:
     """cuda-python returns (error, *values): raise on error, else return the value(s)."""
     err, values = result[0], result[1:]
     if err != cudart.cudaError_t.cudaSuccess:
         raise RuntimeError(f"CUDA error {_cuda_error(cudart, err)}")
     return values[0] if len(values) == 1 else values
+
+
+def _sibling(name: str) -> Any:
+    """A module beside this file (a runner is loaded from its path, not imported as a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("e2e_trt_" + name, os.path.join(os.path.dirname(__file__), name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def _cuda_error(cudart: Any, err: Any) -> str:

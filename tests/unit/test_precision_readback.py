@@ -9,8 +9,8 @@ from onnx import TensorProto, helper
 ROOT = Path(__file__).parents[2]
 
 
-def runner_module(engine):
-    spec = importlib.util.spec_from_file_location(f"readback_{engine}", ROOT / "runners" / engine / "runner.py")
+def runner_module(engine, name="runner"):
+    spec = importlib.util.spec_from_file_location(f"readback_{engine}_{name}", ROOT / "runners" / engine / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,7 +59,7 @@ class FakeEngine:
 
 
 def test_tensorrt_reads_the_layer_formats_from_its_inspector():
-    layer_precisions = runner_module("trt")._layer_precisions
+    layer_precisions = runner_module("trt", "build").layer_precisions
     fp32 = {"Name": "conv", "Outputs": [{"Name": "y", "Format/Datatype": "Row major linear FP32"}]}
     fp16 = {"Name": "conv2", "Outputs": [{"Name": "z", "Format/Datatype": "Channel major FP16 format where..."}]}
     assert layer_precisions(FakeTrt, FakeEngine([fp32, fp16]), "fp16") == (
