@@ -134,7 +134,7 @@ class BenchConfig:
             return "--schedule sequential"
         if self.tune:
             return "--tune searches each row's options one loop at a time"
-        if "auto" in self.concurrency and "throughput" in self.scenarios:
+        if "auto" in self.concurrency and any(s in SCENARIOS and SCENARIOS[s].concurrent for s in self.scenarios):
             return "--concurrency auto grows each row's point from the last one's figure"
         return None
 

@@ -77,7 +77,7 @@ class Context:
             iterations=None if max_time else cfg.iterations, min_time_s=0.0 if max_time else cfg.min_time or 0.0,
             target_ci=cfg.target_ci, max_time_s=max_time or cfg.max_time,
             repeats=cfg.repeats, threads=cfg.threads or 1, scenario=point.scenario, batch_size=point.batch,
-            concurrency=point.in_flight if point.scenario == "throughput" else 1,
+            concurrency=point.in_flight if point.concurrent else 1,
             cache_dir=str(cfg.cache_dir / "engines" / engine.id),
             calibration_path=self.prepared.calibration_path if precision == "int8" else None,
             memory_limit_mb=cfg.memory_limit, fault=faults.injected(engine.id),
