@@ -71,6 +71,7 @@ def cycles() -> List[List[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limits", action="store_true", help="exit 1 when a limit is passed")
+    parser.add_argument("--smoke", action="store_true", help="the same (it reads the tree; it takes a second)")
     args = parser.parse_args()
     print("What a newcomer adds, per kind of extension:")
     for kind, (adds, found_by) in EXTENSIONS.items():
