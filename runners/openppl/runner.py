@@ -11,7 +11,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -115,15 +115,11 @@ class OpenPPLRunner(Runner):
             return self.spec.model_path, False
         import onnx
 
-        rewrites = _sibling("rewrites")
-        model = onnx.load(self.spec.model_path)
-        done = rewrites.for_x86(model)
+        model, done, code = _rewritten_for_x86(self.spec.model_path)
         if not done:
             return self.spec.model_path, False
         self.settings["rewrites"] = done
         if self.spec.model_sha256:
-            with open(rewrites.__file__, "rb") as f:  # a change to the rewrites makes a new file
-                code = hashlib.sha256(f.read()).hexdigest()[:16]
             return self.cached("-x86.onnx", ["rewrites", code, onnx.__version__],
                                lambda tmp: onnx.save(model, tmp)), False
         handle, path = tempfile.mkstemp(suffix=".onnx")
@@ -132,26 +128,11 @@ class OpenPPLRunner(Runner):
         return path, True
 
     def _create_engine(self, pplnn: Any, dims: List[List[int]]) -> Any:
-        spec, perf = self.spec, self.options.mm_policy == "perf"
-        if spec.device == "cpu":
-            options = pplnn.x86.EngineOptions()
-            options.mm_policy = pplnn.x86.MM_MRU if perf else pplnn.x86.MM_COMPACT
-            engine = pplnn.x86.EngineFactory.Create(options)
-            self.precision = "fp32"  # the x86 engine is fp32 only
-            self.settings.update(engine="x86", isa="avx512" if "avx512f" in _cpu_flags() else "fma3",
-                                 omp_num_threads=os.environ.get("OMP_NUM_THREADS", "unset"))
-        else:
-            options = pplnn.cuda.EngineOptions()
-            options.device_id = spec.device_index
-            options.mm_policy = pplnn.cuda.MM_BEST_FIT if perf else pplnn.cuda.MM_COMPACT
-            engine = pplnn.cuda.EngineFactory.Create(options)
-            # ppl.nn's CUDA Conv/Gemm kernels are fp16 (or int8) only; bridge nodes convert around them
-            # (ppl.nn issues #9 and #561): an fp32 model does not run at fp32 there.
-            self.precision = "fp16"
-            self.settings.update(engine="cuda", device_id=spec.device_index, quick_select=self.options.quick_select)
-            self.precision_detail = {"fp16": "Conv and Gemm (ppl.nn's CUDA kernels for them are fp16 or int8 only), "
-                                             "and the ops downstream of them", "fp32": "the ops before the first Conv/Gemm",
-                                     "conversions": "ppl.nn inserts bridge nodes between the two"}
+        spec = self.spec
+        engine, self.precision, settings, detail = _new_engine(pplnn, spec, self.options)
+        self.settings.update(settings)
+        if detail:
+            self.precision_detail = detail
         if not engine:
             raise RuntimeError(f"ppl.nn could not create its {self.settings['engine']} engine; see runner.log")
         if spec.device != "cpu":  # option names as in tools/pplnn.py; older builds may lack them
@@ -211,6 +192,41 @@ class OpenPPLRunner(Runner):
 
     def release_impl(self) -> None:
         self.runtime = self.builder = self.engine = None
+
+
+def _new_engine(pplnn: Any, spec: Any, options: Options) -> Tuple[Any, str, Dict[str, Any], Dict[str, str]]:
+    """ppl.nn's engine for the device (None if it could not be made), the precision it runs an fp32
+    model at, the row's settings of it and, where that precision is not the model's, the detail."""
+    perf = options.mm_policy == "perf"
+    if spec.device == "cpu":
+        x86 = pplnn.x86.EngineOptions()
+        x86.mm_policy = pplnn.x86.MM_MRU if perf else pplnn.x86.MM_COMPACT
+        return pplnn.x86.EngineFactory.Create(x86), "fp32", {  # the x86 engine is fp32 only
+            "engine": "x86", "isa": "avx512" if "avx512f" in _cpu_flags() else "fma3",
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset")}, {}
+    cuda = pplnn.cuda.EngineOptions()
+    cuda.device_id = spec.device_index
+    cuda.mm_policy = pplnn.cuda.MM_BEST_FIT if perf else pplnn.cuda.MM_COMPACT
+    # ppl.nn's CUDA Conv/Gemm kernels are fp16 (or int8) only; bridge nodes convert around them
+    # (ppl.nn issues #9 and #561): an fp32 model does not run at fp32 there.
+    return pplnn.cuda.EngineFactory.Create(cuda), "fp16", {
+        "engine": "cuda", "device_id": spec.device_index, "quick_select": options.quick_select}, {
+        "fp16": "Conv and Gemm (ppl.nn's CUDA kernels for them are fp16 or int8 only), and the ops downstream of "
+                "them", "fp32": "the ops before the first Conv/Gemm",
+        "conversions": "ppl.nn inserts bridge nodes between the two"}
+
+
+def _rewritten_for_x86(model_path: str) -> Tuple[Any, Dict[str, int], str]:
+    """The model with rewrites.py's rewrites for the x86 engine applied, what they did (empty: none
+    applied), and rewrites.py's hash: a change to the rewrites makes a new cached file."""
+    import onnx
+
+    rewrites = _sibling("rewrites")
+    model = onnx.load(model_path)
+    done = rewrites.for_x86(model)
+    with open(rewrites.__file__, "rb") as f:
+        code = hashlib.sha256(f.read()).hexdigest()[:16]
+    return model, done, code
 
 
 def _refused_op(log: str) -> Tuple[Optional[str], Optional[str], Optional[str]]:
