@@ -48,7 +48,8 @@ def figures_note(row: Any) -> str:
              else "",
              f"used {row.rounds.waiting_cpu_percent:.0f}% of a core while others were timed"
              if row.rounds and row.rounds.waiting_cpu_percent > WAITING_CPU_NOTE else "",
-             repeats_spread(row)]
+             repeats_spread(row),
+             row.schedule]  # timed alone in an interleaved run, and why
     return "; ".join(p for p in parts if p)
 
 
