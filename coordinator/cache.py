@@ -17,9 +17,9 @@ from typing import Iterator, List, Optional, Sequence
 
 from shared import atomic
 
-from .engines import discover
-from .errors import UsageError
-from .launchers.venv import READY, VenvLauncher, broken
+from coordinator.engines import discover
+from coordinator.errors import UsageError
+from coordinator.launchers.venv import READY, VenvLauncher, broken
 
 # fleet: the files a fleet node received for its rows (coordinator/launchers/ray/node.py), by digest
 # machine: this machine's measured arithmetic peaks (coordinator/machine/peak.py)

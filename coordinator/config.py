@@ -13,8 +13,8 @@ from shared.spec import PRECISIONS
 
 from coordinator.machine import host
 from coordinator.model.exporters import CHOICES as EXPORTERS
-from .errors import UsageError
-from .launchers.registry import AUTO, names as launcher_names
+from coordinator.errors import UsageError
+from coordinator.launchers.registry import AUTO, names as launcher_names
 from coordinator.model.zoo import model_name
 from coordinator.machine.precisions import AUTO as AUTO_PRECISION
 

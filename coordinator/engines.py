@@ -8,7 +8,7 @@ import yaml
 
 import runners
 
-from .errors import UsageError
+from coordinator.errors import UsageError
 
 RUNNERS_DIR = Path(runners.__file__).parent
 REFERENCE = "torch"  # the engine whose outputs are the reference; listed first

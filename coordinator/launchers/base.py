@@ -11,8 +11,8 @@ from shared.errors import E2EError
 from shared.result import RunResult
 from shared.spec import RunSpec
 
-from ..engines import Engine
-from .session import Session
+from coordinator.engines import Engine
+from coordinator.launchers.session import Session
 
 
 class EnvironmentFailed(E2EError):

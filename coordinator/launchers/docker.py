@@ -17,10 +17,10 @@ from shared.session import make_pipes
 from shared.spec import RunSpec
 
 from coordinator.images import build as images
-from ..engines import Engine
-from .base import LaunchSettings, Launcher
-from .process import current_stage, fresh_io, read_result
-from .session import PipeSession
+from coordinator.engines import Engine
+from coordinator.launchers.base import LaunchSettings, Launcher
+from coordinator.launchers.process import current_stage, fresh_io, read_result
+from coordinator.launchers.session import PipeSession
 
 IMAGE_UID = 1000  # the `e2e` user of every runner image
 PIDS_LIMIT = 1024

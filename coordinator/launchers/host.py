@@ -9,10 +9,10 @@ from typing import Optional
 from shared.result import RunResult
 from shared.spec import RunSpec
 
-from ..engines import Engine
-from .base import LaunchSettings, Launcher
-from .process import protocol_path, run_process, start_session
-from .session import Session
+from coordinator.engines import Engine
+from coordinator.launchers.base import LaunchSettings, Launcher
+from coordinator.launchers.process import protocol_path, run_process, start_session
+from coordinator.launchers.session import Session
 
 
 class HostLauncher(Launcher):

@@ -16,8 +16,8 @@ from shared.session import CONTROL, REPLY, make_pipes
 from shared.result import RunResult
 from shared.spec import RunSpec
 
-from ..engines import Engine
-from .session import PipeSession
+from coordinator.engines import Engine
+from coordinator.launchers.session import PipeSession
 
 SHARED_DIR = Path(shared.__file__).parent
 

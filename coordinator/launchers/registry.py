@@ -8,8 +8,8 @@ import sys
 from functools import lru_cache
 from typing import Dict, List, Mapping, Optional, Tuple, Type
 
-from ..engines import ENVIRONMENTS, Engine
-from .base import LaunchSettings, Launcher
+from coordinator.engines import ENVIRONMENTS, Engine
+from coordinator.launchers.base import LaunchSettings, Launcher
 
 AUTO = "auto"
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 from shared.result import RunResult
 from shared.session import CONTROL, REPLY
 
-from ..engines import Engine
+from coordinator.engines import Engine
 
 
 class SessionEnded(Exception):

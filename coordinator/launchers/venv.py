@@ -21,10 +21,10 @@ from shared import atomic, faults
 from shared.result import RunResult
 from shared.spec import RunSpec
 
-from ..engines import Engine
-from .base import EnvironmentFailed, LaunchSettings, Launcher
-from .process import last_line, protocol_path, run_process, start_session
-from .session import Session
+from coordinator.engines import Engine
+from coordinator.launchers.base import EnvironmentFailed, LaunchSettings, Launcher
+from coordinator.launchers.process import last_line, protocol_path, run_process, start_session
+from coordinator.launchers.session import Session
 
 READY = ".e2e-ready"  # written last; holds the tool that made the environment
 NO_DEPS = "requirements-nodeps.txt"  # installed without their dependencies (pnnx's wheel requires torch; its binary does not)
@@ -189,7 +189,7 @@ def install_plan(folder: Path, requirements: Path, cache: Path) -> Install:
     unpinned = requirements.with_name(NO_DEPS)
     uv = uv_binary() if os.environ.get("E2E_INSTALLER", "uv") != "pip" else None
     if uv:
-        from . import pipconf
+        from coordinator.launchers import pipconf
 
         settings = pipconf.read()
         env = {**os.environ, **settings.uv_environment(), "UV_CACHE_DIR": str(cache / "uv"),

@@ -17,8 +17,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..launchers.session import Session
-from .round_stats import MIN_ROUNDS, Rounds, combine, known, median, summarise, trimmed_mean
+from coordinator.launchers.session import Session
+from coordinator.run.round_stats import MIN_ROUNDS, Rounds, combine, known, median, summarise, trimmed_mean
 
 
 @dataclass

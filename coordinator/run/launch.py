@@ -6,8 +6,8 @@ from shared.result import RunResult
 from shared.spec import RunSpec
 from shared.errors import one_line
 
-from ..engines import Engine
-from ..launchers import Launcher
+from coordinator.engines import Engine
+from coordinator.launchers import Launcher
 from coordinator.run.points import Point
 
 

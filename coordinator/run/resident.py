@@ -16,11 +16,11 @@ from typing import Any, List, Optional
 from shared.result import RunResult
 from shared.errors import one_line
 
-from ..engines import REFERENCE
-from ..launchers.process import current_stage
+from coordinator.engines import REFERENCE
+from coordinator.launchers.process import current_stage
 from coordinator.report.document import Row
-from .interleave import Plan, Slot, run_rounds
-from .launch import launcher_failed
+from coordinator.run.interleave import Plan, Slot, run_rounds
+from coordinator.run.launch import launcher_failed
 
 # Stop loading more rows into a group when available memory would fall under this share of it.
 MEMORY_MARGIN = 0.15

@@ -22,7 +22,7 @@ from shared.tensors import Sample
 
 from coordinator.report import parity
 from coordinator.report.accuracy import Accuracy
-from ..errors import UsageError
+from coordinator.errors import UsageError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from . import IMAGENET_MEAN, IMAGENET_STD
+from coordinator.tasks import IMAGENET_MEAN, IMAGENET_STD
 
 
 def rgb(chw: np.ndarray, normalised: bool) -> np.ndarray:

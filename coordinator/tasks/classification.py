@@ -11,8 +11,8 @@ import numpy as np
 from shared.tensors import Sample
 
 from coordinator.report.parity import ClassificationParity, Parity, compare_tensors
-from . import ExportSignature
-from .generic import Generic
+from coordinator.tasks import ExportSignature
+from coordinator.tasks.generic import Generic
 
 # precision -> least cosine similarity of each input's logits to the reference
 MIN_COSINE: Dict[str, float] = {"fp16": 0.999, "bf16": 0.995, "int8": 0.98}

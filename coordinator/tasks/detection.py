@@ -21,7 +21,7 @@ from shared.tensors import Sample
 
 from coordinator.report.accuracy import coco_map, fidelity_map, to_coco_detections
 from coordinator.report.parity import TOLERANCES, DetectionParity, Parity
-from . import ExportSignature, Task
+from coordinator.tasks import ExportSignature, Task
 
 OUTPUTS = ("boxes", "labels", "scores")
 # precision -> (min matched fraction, min mean IoU of matches)

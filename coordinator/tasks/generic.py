@@ -9,7 +9,7 @@ from typing import Any, Dict, Sequence, Tuple
 from shared.tensors import Sample
 
 from coordinator.report.accuracy import topk_accuracy
-from . import Task
+from coordinator.tasks import Task
 
 
 class Generic(Task):

@@ -15,9 +15,9 @@ import numpy as np
 from shared.tensors import Sample
 
 from coordinator.report.parity import Parity
-from . import ExportSignature, _drawing
-from .detection import OUTPUTS as BOX_OUTPUTS
-from .detection import Detection, match_detections
+from coordinator.tasks import ExportSignature, _drawing
+from coordinator.tasks.detection import OUTPUTS as BOX_OUTPUTS
+from coordinator.tasks.detection import Detection, match_detections
 
 OUTPUTS = (*BOX_OUTPUTS, "masks")
 MASK_THRESHOLD = 0.5

@@ -14,7 +14,7 @@ import numpy as np
 from shared.tensors import Sample
 
 from coordinator.report.parity import TOLERANCES, Parity, compare_tensors
-from . import IMAGENET_MEAN, IMAGENET_STD, ExportSignature, Task, _drawing
+from coordinator.tasks import IMAGENET_MEAN, IMAGENET_STD, ExportSignature, Task, _drawing
 
 OUTPUT = "out"
 # precision -> (least pixel agreement, least mean IoU against the reference map)

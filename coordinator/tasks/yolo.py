@@ -18,8 +18,8 @@ import numpy as np
 from shared.tensors import Sample
 
 from coordinator.report.parity import Parity, compare_tensors
-from . import ExportSignature, Task
-from .detection import Detection
+from coordinator.tasks import ExportSignature, Task
+from coordinator.tasks.detection import Detection
 
 OUTPUT = "predictions"
 PARITY_SCORE = 5e-5  # detections parity compares (random heads score ~1e-4)
@@ -111,7 +111,7 @@ def decode(predictions: np.ndarray, min_score: float = PARITY_SCORE) -> Sample:
 
 def nms(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Indices kept by greedy NMS at NMS_IOU, highest score first."""
-    from .detection import box_iou
+    from coordinator.tasks.detection import box_iou
 
     order = np.argsort(-scores, kind="stable")
     kept: List[int] = []
