@@ -14,9 +14,10 @@ from typing import Any, List, NamedTuple, Optional, Tuple
 from . import faults, session
 from .batching import unbatched
 from .errors import ProtocolError
-from .monitor import ResourceWindow, peak_rss_mb, reset_peak_rss, resets_peak_rss
+from .monitor import ResourceWindow
 from .records import write_json_atomic
 from .result import NOT_READ_BACK, Latency, Measurement, Resources, RunResult
+from .rss import peak_rss_mb, reset_peak_rss, resets_peak_rss
 from .scenarios import Scenario
 from .spec import RunSpec
 from .tensors import Sample

@@ -1,17 +1,16 @@
 """Resource usage read from the OS around the timed loop: nothing runs during it.
 
-Peak RSS is the kernel's high-water mark; CPU utilisation is process CPU
+Peak RSS is the kernel's high-water mark (shared/rss.py); CPU utilisation is process CPU
 time over wall time. GPU figures use nvidia-ml-py when the runner environment has it: the
 driver keeps its own buffer of utilisation and power samples, read after the loop for the
 loop's time span, so nothing samples during it.
 """
 import os
-import resource
-import sys
 import time
 from typing import Dict, Optional
 
 from .result import Resources
+from .rss import peak_rss_mb
 
 
 # nvmlValueType_t -> the field of nvmlValue_t that holds it
@@ -68,41 +67,6 @@ class ResourceWindow:
         field = VALUE_FIELDS.get(value_type, "uiVal")
         return [float(getattr(s.sampleValue, field)) for s in samples
                 if self._epoch_us0 <= s.timeStamp <= self._epoch_us1]
-
-
-def peak_rss_mb() -> float:
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a runner started from a
-    # large coordinator would report the coordinator's peak.
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0  # bytes on macOS, KiB on Linux
-
-
-def reset_peak_rss() -> bool:
-    """Start the high-water mark again from the current RSS (Linux: `5` to clear_refs), so the
-    timed loops' own peak can be read apart from load and compile. False where it cannot."""
-    global _RESET
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        _RESET = True
-    except OSError:
-        _RESET = False
-    return _RESET
-
-
-def resets_peak_rss() -> bool:
-    """Whether the last `reset_peak_rss` worked."""
-    return _RESET
-
-
-_RESET = False
 
 
 def _cpu_seconds() -> float:
