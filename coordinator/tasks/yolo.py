@@ -8,7 +8,8 @@ is on the final detections, matched as `detection.py` matches boxes. Ultralytics
 class biases to a prior of about 1e-4 (`Detect.bias_init`), so a randomly initialised head
 scores every anchor near 1e-4: parity keeps detections from PARITY_SCORE, far below the
 picture's 0.25, and says so when nothing is left on either side. Each row reports the host's
-pre- and post-processing medians beside the engine's, and their sum (`host_phases`).
+pre- and post-processing medians beside the engine's, and their sum (`host_phases`). The host's
+steps themselves are `_yolo_host.py`'s.
 """
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -19,14 +20,12 @@ from shared.tensors import Sample
 
 from coordinator.report.parity import Parity, compare_tensors
 from coordinator.tasks import ExportSignature, Task
+from coordinator.tasks._yolo_host import NMS_IOU, decode, letterbox
 from coordinator.tasks.detection import Detection
 
 OUTPUT = "predictions"
 PARITY_SCORE = 5e-5  # detections parity compares (random heads score ~1e-4)
 PICTURE_SCORE = 0.25  # Ultralytics' own default confidence
-NMS_IOU = 0.7  # Ultralytics' default
-MAX_DETECTIONS = 300
-PAD = 114 / 255  # Ultralytics' letterbox grey
 HOST_REPEATS = 20  # host pre/post calls timed per row
 
 
@@ -55,8 +54,8 @@ class Yolo(Task):
         raw = compare_tensors([{OUTPUT: r[OUTPUT]} for r in reference], outputs, precision)
         if raw.outputs[0].note:
             return Parity(False, "detection", precision, raw.atol, raw.rtol, raw.outputs, note=raw.outputs[0].note)
-        boxes = Detection().compare_outputs([decode(r[OUTPUT]) for r in reference],
-                                            [decode(o[OUTPUT]) for o in outputs], precision)
+        boxes = Detection().compare_outputs([decode(r[OUTPUT], PARITY_SCORE) for r in reference],
+                                            [decode(o[OUTPUT], PARITY_SCORE) for o in outputs], precision)
         d = boxes.detection
         figures = {"matched_fraction": d.matched_fraction, "mean_box_iou": d.mean_iou,
                    "reference_boxes": float(d.reference_boxes), "engine_boxes": float(d.engine_boxes),
@@ -82,44 +81,6 @@ class Yolo(Task):
         if x is None or x.ndim != 4 or OUTPUT not in outputs:
             return None
         return Detection().picture({"images": x[0]}, decode(outputs[OUTPUT], PICTURE_SCORE), min_score=PICTURE_SCORE)
-
-
-def letterbox(image: Any, size: Tuple[int, int]) -> np.ndarray:
-    """An RGB PIL image fitted into (h, w) at its own aspect ratio, centred on grey, NCHW [0, 1]."""
-    from PIL import Image
-
-    h, w = size
-    r = min(h / image.size[1], w / image.size[0])
-    nw, nh = round(image.size[0] * r), round(image.size[1] * r)
-    canvas = np.full((h, w, 3), PAD, np.float32)
-    top, left = (h - nh) // 2, (w - nw) // 2
-    canvas[top:top + nh, left:left + nw] = np.asarray(image.resize((nw, nh), Image.BILINEAR), np.float32) / 255.0
-    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
-
-
-def decode(predictions: np.ndarray, min_score: float = PARITY_SCORE) -> Sample:
-    """The head's (1, 4 + classes, anchors) as detections: best class per anchor, score filter,
-    centre/size to corners, class-aware greedy NMS, at most MAX_DETECTIONS."""
-    p = predictions[0].T.astype(np.float32)
-    scores, labels = p[:, 4:].max(axis=1), p[:, 4:].argmax(axis=1)
-    keep = scores >= min_score
-    p, scores, labels = p[keep], scores[keep], labels[keep]
-    boxes = np.concatenate([p[:, :2] - p[:, 2:4] / 2, p[:, :2] + p[:, 2:4] / 2], axis=1)
-    kept = nms(boxes + labels[:, None] * 4096.0, scores)[:MAX_DETECTIONS]  # offset per class: class-aware
-    return {"boxes": boxes[kept], "labels": labels[kept].astype(np.int64), "scores": scores[kept]}
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Indices kept by greedy NMS at NMS_IOU, highest score first."""
-    from coordinator.tasks.detection import box_iou
-
-    order = np.argsort(-scores, kind="stable")
-    kept: List[int] = []
-    while order.size:
-        i = order[0]
-        kept.append(int(i))
-        order = order[1:][box_iou(boxes[i:i + 1], boxes[order[1:]])[0] <= NMS_IOU]
-    return np.array(kept, dtype=np.int64)
 
 
 def median_ms(call: Any) -> float:

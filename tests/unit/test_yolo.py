@@ -3,7 +3,7 @@ import numpy as np
 from PIL import Image
 
 from coordinator import tasks
-from coordinator.tasks.yolo import PAD, decode, letterbox
+from coordinator.tasks._yolo_host import PAD, decode, letterbox
 
 YOLO = tasks.get("yolo")
 
