@@ -3,25 +3,17 @@ tensor, a tuple or a dict of tensors, or a `.npz` / `.pt` file of named tensors.
 inputs, any rank and dtype; they are exported by name and become the test inputs.
 
 Without `--inputs` a factory's model is assumed to take one RGB image batch (`assumed_image`).
+How the values given are named after the model's forward is input_binding.py's.
 """
 import hashlib
-import inspect
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from coordinator.errors import UsageError
-from coordinator.model.user_code import UserCodeError, calling, describe
+from coordinator.model.input_binding import ExampleInputs, bind
+from coordinator.model.user_code import calling, describe
 
 FILES = (".npz", ".pt", ".pth")
-
-
-@dataclass
-class ExampleInputs:
-    names: List[str]  # the ONNX input names, in the order the exported graph takes them
-    tensors: List[Any]  # torch tensors, in that order
-    keywords: bool  # the model is called model(**{name: tensor}) rather than model(*tensors)
-    source: str  # for the report: how they were given
 
 
 def is_file(spec: str) -> bool:
@@ -73,7 +65,7 @@ def load(spec: str, net: Any) -> ExampleInputs:
             function = getattr(torch_model.import_module(module_name), attr)
         with calling(f"the inputs function {spec}", module_name):
             value = function()
-    return _normalise(value, net, spec)
+    return bind(value, net, spec)
 
 
 def _read(path: Path) -> Any:
@@ -91,46 +83,3 @@ def _read(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UsageError(f"--inputs: cannot read {path} as tensors saved by torch.save ({describe(e)})") from None
-
-
-def _normalise(value: Any, net: Any, spec: str) -> ExampleInputs:
-    import numpy as np
-    import torch
-
-    def tensor(v: Any, name: str) -> Any:
-        if isinstance(v, np.ndarray):
-            return torch.from_numpy(v)
-        if isinstance(v, torch.Tensor):
-            return v.detach().cpu()  # exported and saved as numpy on the CPU
-        raise UserCodeError(f"--inputs {spec}: {name} is a {type(v).__name__}; expected a tensor, a tuple or "
-                            "a dict of tensors (or numpy arrays)")
-
-    parameters = _parameters(net)
-    if isinstance(value, dict):
-        if not value:
-            raise UserCodeError(f"--inputs {spec}: no tensors")
-        names = [str(k) for k in value]
-        # keys the forward takes as parameters are passed by keyword, else in order
-        keywords = "**" in parameters or set(names) <= set(parameters)
-        return ExampleInputs(names, [tensor(v, repr(k)) for k, v in value.items()], keywords, spec)
-    items = list(value) if isinstance(value, (tuple, list)) else [value]
-    if not items:
-        raise UserCodeError(f"--inputs {spec}: no tensors")
-    positional = [p for p in parameters if p != "**"]
-    names = [positional[i] if i < len(positional) else f"input_{i}" for i in range(len(items))]
-    return ExampleInputs(names, [tensor(v, f"item {i}") for i, v in enumerate(items)], False, spec)
-
-
-def _parameters(net: Any) -> List[str]:
-    """The forward's parameter names in order; "**" when it takes any keyword."""
-    try:
-        signature = inspect.signature(net.forward)
-    except (TypeError, ValueError):
-        return []
-    out = []
-    for p in signature.parameters.values():
-        if p.kind == p.VAR_KEYWORD:
-            out.append("**")
-        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            out.append(p.name)
-    return out

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from coordinator.model import example_inputs, exporters
+from coordinator.model import example_inputs, exporters, input_binding
 from coordinator.cli.app import app
 from shared import torch_model
 
@@ -99,11 +99,11 @@ class TwoIn(torch.nn.Module):
 
 
 def test_inputs_are_named_after_the_forward_or_the_dict():
-    pair = example_inputs._normalise((torch.zeros(1), torch.ones(1)), TwoIn(), "f")
+    pair = input_binding.bind((torch.zeros(1), torch.ones(1)), TwoIn(), "f")
     assert pair.names == ["image1", "image2"] and not pair.keywords
-    named = example_inputs._normalise({"image2": np.ones(1, np.int64), "image1": torch.zeros(1)}, TwoIn(), "f")
+    named = input_binding.bind({"image2": np.ones(1, np.int64), "image1": torch.zeros(1)}, TwoIn(), "f")
     assert named.names == ["image2", "image1"] and named.keywords  # by keyword: any order
-    other = example_inputs._normalise({"a": torch.zeros(1), "b": torch.zeros(1)}, TwoIn(), "f")
+    other = input_binding.bind({"a": torch.zeros(1), "b": torch.zeros(1)}, TwoIn(), "f")
     assert other.names == ["a", "b"] and not other.keywords  # not the forward's names: in order
     assert named.tensors[0].dtype == torch.int64
 
