@@ -26,8 +26,8 @@ EXTENSIONS = {
     "a model family": ("coordinator/tasks/<family>.py", "coordinator/tasks/__init__.py scans the package"),
     "a launcher": ("coordinator/launchers/<name>.py", "coordinator/launchers/registry.py scans the package"),
     "a report view": ("coordinator/report/views/<name>.py", "coordinator/report/views/__init__.py scans the package"),
-    "a scenario": ("shared/scenarios/<name>.py (the verdict and the sweep pivot still name latency and throughput: "
-                   "docs/extending.md)", "shared/scenarios/__init__.py scans the package"),
+    "a scenario": ("shared/scenarios/<name>.py (it declares what the verdict and the sweep read of it)",
+                   "shared/scenarios/__init__.py scans the package"),
 }
 
 

@@ -4,6 +4,7 @@ beyond the default one, so a plain bench and a warm rerun never pay for it."""
 from typing import Any, List, Sequence, Tuple
 
 from coordinator.report.document import Report, Row
+from shared.scenarios import declared
 
 COLUMNS = ["engine", "precision", "scenario", "batch", "concurrency", "in flight", "achieved", "samples/s",
            "p50 ms", "p99 ms", "parity", "pareto"]
@@ -27,10 +28,15 @@ def frame(report: Report) -> Any:
 def pivot(report: Report) -> Any:
     """samples/s with a row per (engine, precision) and a column per point."""
     table = frame(report)
-    table["point"] = [f"{s} b{b}" + (f" c={c}" if s == "throughput" else "")
-                      for s, b, c in zip(table["scenario"], table["batch"], table["concurrency"])]
+    table["point"] = [point_label(s, b, c) for s, b, c in zip(table["scenario"], table["batch"], table["concurrency"])]
     return table.pivot_table(index=["engine", "precision"], columns="point", values="samples/s", aggfunc="max",
                              sort=False)
+
+
+def point_label(scenario: str, batch: int, concurrency: str) -> str:
+    """A sweep point as its scenario labels it ("throughput b4 c=2"); a scenario no longer
+    registered by name and batch."""
+    return declared(scenario).point_label(batch, concurrency)
 
 
 def pareto(points: Sequence[Tuple[float, float]]) -> List[int]:

@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 from coordinator.machine.precisions import accelerated, why
 from coordinator.report.document import Report, Row
 from coordinator.run.round_stats import Estimate, estimate, paired
+from shared.scenarios import declared
 
 
 
@@ -83,10 +84,11 @@ def pareto_front(rows: List[Row]) -> List[Row]:
 
 
 def costs(report: Report, price_per_hour: Optional[float]) -> List[str]:
-    """--price-per-hour: what 1,000 inferences cost at each throughput row's samples/s."""
+    """--price-per-hour: what 1,000 inferences cost at the samples/s of each row whose scenario is
+    `priced` (the throughput scenario's)."""
     if not price_per_hour:
         return []
-    rows = sorted((r for r in report.results if r.status == "ok" and r.scenario == "throughput" and r.throughput_per_s),
+    rows = sorted((r for r in report.results if r.status == "ok" and declared(r.scenario).priced and r.throughput_per_s),
                   key=lambda r: -r.throughput_per_s)  # type: ignore[operator]
     return [f"At {price_per_hour:g} per hour, {r.label()} costs {price_per_hour / 3600 * 1000 / r.throughput_per_s:.4g} "
             f"per 1,000 inferences ({r.throughput_per_s:.1f}/s)." for r in rows]  # type: ignore[operator]
@@ -104,15 +106,19 @@ def passing(r: Row, accuracy_budget: Optional[float] = None) -> bool:
     return r.parity.passed or within
 
 
+def at_verdict_point(r: Row) -> bool:
+    """Whether a row is at the point the verdict decides on: batch 1 of a `ranked` scenario (the
+    latency scenario: one request at a time), on this machine."""
+    return r.batch_size == 1 and not r.machine and declared(r.scenario).ranked
+
+
 def decide(report: Report) -> Verdict:
-    """The fastest passing row at one request at a time on this machine (the latency scenario,
-    batch 1), against the next fastest."""
+    """The fastest passing row at the verdict's point (`at_verdict_point`), against the next fastest."""
     budget = report.setup.setting("accuracy_budget")
-    rows = [r for r in report.results if passing(r, budget) and r.scenario == "latency" and r.batch_size == 1
-            and not r.machine]
+    rows = [r for r in report.results if passing(r, budget) and at_verdict_point(r)]
     ranked = sorted(rows, key=lambda r: r.latency_ms.p50)  # type: ignore[union-attr]
-    same_point = [r for r in report.results if r.status == "ok" and r.scenario == "latency" and r.batch_size == 1
-                  and not r.machine and (r.parity is not None or r.is_reference())]
+    same_point = [r for r in report.results if r.status == "ok" and at_verdict_point(r)
+                  and (r.parity is not None or r.is_reference())]
     v = Verdict(ranked=ranked, untried=untried(report), front=pareto_front(same_point),
                 costs=costs(report, report.setup.setting("price_per_hour")))
     if not ranked:

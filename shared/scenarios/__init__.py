@@ -6,7 +6,8 @@ them by scanning itself (no list to edit): a new scenario is one file here, and 
 spec's scenario its measuring (shared/measure.py calls the methods below in turn); an engine
 changes what a scenario does only through the runner hooks the scenario names in `hooks` (the
 throughput scenario's requests go through `submit_impl`, which OpenVINO overrides with its own
-AsyncInferQueue).
+AsyncInferQueue). The report asks a scenario what it needs too (`ranked`, `priced`, `point_label`,
+through `declared`, which answers for a name no longer registered): no report module names one.
 """
 import importlib
 import pkgutil
@@ -26,6 +27,15 @@ class Scenario:
     concurrent = False
     #: the runner hooks its loop calls: what an engine overrides to change how it is driven
     hooks: Tuple[str, ...] = ("infer_impl",)
+    #: whether the verdict ranks its rows at batch 1 by p50 (the deploy decision; the latency scenario)
+    ranked = False
+    #: whether its samples/s are what --price-per-hour costs per 1,000 inferences (the throughput scenario)
+    priced = False
+
+    def point_label(self, batch: int, concurrency: str) -> str:
+        """The point in the sweep's pivot and chart: "latency b4", "throughput b4 c=2" (the
+        concurrency asked, shown where the scenario keeps requests in flight)."""
+        return f"{self.name} b{batch}" + (f" c={concurrency}" if self.concurrent else "")
 
     def setup(self, runner: Any) -> None:
         """Before `load_impl` (which may change them): the requests in flight, and each one's
@@ -70,3 +80,15 @@ REGISTRY = _scan()
 def get(name: str) -> Scenario:
     """The scenario called `name` (RunSpec has checked it is one)."""
     return REGISTRY[name]
+
+
+def declared(name: str) -> Scenario:
+    """What the report reads of a row's scenario: the registered one, else (a report from a version
+    with other scenarios) a bare `Scenario` of that name: not ranked, not priced, labelled by name
+    and batch, so the report still renders its rows."""
+    found = REGISTRY.get(name)
+    if found is not None:
+        return found
+    unknown = Scenario()
+    unknown.name = name
+    return unknown

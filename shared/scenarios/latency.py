@@ -13,6 +13,7 @@ from . import Scenario
 class OneAtATime(Scenario):
     name = "latency"
     summary = "one request at a time"
+    ranked = True  # the verdict's point: batch 1, one request at a time
 
     def loop(self, runner: Any, samples: List[Sample], rule: StopRule) -> Loop:
         return timed_loop(runner.infer_impl, samples, rule)

@@ -22,6 +22,7 @@ class InFlight(Scenario):
     summary = "requests in flight, samples/s"
     concurrent = True
     hooks = ("submit_impl",)
+    priced = True  # --price-per-hour: the cost of 1,000 inferences at its samples/s
 
     def setup(self, runner: Any) -> None:
         spec = runner.spec

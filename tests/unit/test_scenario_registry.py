@@ -101,3 +101,17 @@ def test_an_unknown_scenario_is_refused_where_it_is_read():
 def test_the_latency_loop_is_the_bare_timed_loop():
     assert scenarios.get("latency").loop.__code__.co_names == ("timed_loop", "infer_impl")
     assert timed_loop.__module__ == "shared.timing"
+
+
+def test_what_the_report_reads_is_declared_by_each_scenario():
+    latency, throughput = scenarios.get("latency"), scenarios.get("throughput")
+    assert latency.ranked and not latency.priced  # the verdict's point: batch 1, one request at a time
+    assert throughput.priced and not throughput.ranked  # --price-per-hour's samples/s
+    assert latency.point_label(4, "1") == "latency b4" and throughput.point_label(4, "2") == "throughput b4 c=2"
+    assert scenarios.declared("throughput") is throughput
+
+
+def test_a_name_no_longer_registered_is_read_as_a_bare_scenario():
+    offline = scenarios.declared("offline")  # a report from a version that had it
+    assert offline.name == "offline" and not offline.ranked and not offline.priced and not offline.concurrent
+    assert offline.point_label(2, "4") == "offline b2" and "offline" not in scenarios.REGISTRY

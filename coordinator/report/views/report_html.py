@@ -89,7 +89,7 @@ def _curves(report: Report) -> str:
     table = sweep.frame(report)
     series: Dict[str, list] = {}
     for _, r in table.iterrows():
-        point = f"{r['scenario']} b{r['batch']}" + (f" c={r['concurrency']}" if r["scenario"] == "throughput" else "")
+        point = sweep.point_label(r["scenario"], r["batch"], r["concurrency"])
         series.setdefault(f"{r['engine']} {r['precision']}", []).append((r["samples/s"], r["p50 ms"], point))
     front = [(r["samples/s"], r["p50 ms"]) for _, r in table.iterrows() if r["pareto"]]
     return charts.latency_throughput(list(series.items()), front, "Latency against throughput")
