@@ -14,15 +14,13 @@ import numpy as np
 from shared.tensors import Sample
 
 from coordinator.report.parity import Parity
-from coordinator.tasks import ExportSignature, _drawing
+from coordinator.tasks import ExportSignature, _skeletons
 from coordinator.tasks.detection import OUTPUTS as BOX_OUTPUTS
 from coordinator.tasks.detection import Detection, match_detections
 
 OUTPUTS = (*BOX_OUTPUTS, "keypoints", "keypoints_scores")
 # COCO's per-keypoint sigmas (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles)
 SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10
-SKELETON = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
-            (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]
 # precision -> least mean OKS of matched persons
 MIN_OKS: Dict[str, float] = {"fp32": 0.95, "fp16": 0.90, "bf16": 0.85, "int8": 0.75}
 
@@ -80,23 +78,10 @@ class Keypoints(Detection):
 
     def picture(self, inputs: Sample, outputs: Sample, min_score: float = 0.5, most: int = 10) -> Optional[str]:
         """The skeletons of the most confident persons over the input."""
-        from PIL import Image, ImageDraw
-
         chw = next(iter(inputs.values()), None)
         if chw is None or chw.ndim != 3 or any(k not in outputs for k in OUTPUTS):
             return None
-        picture = Image.fromarray(_drawing.rgb(chw, normalised=False))
-        draw = ImageDraw.Draw(picture)
-        colours = _drawing.palette(most + 1)[1:]
-        shown = [i for i in np.argsort(-outputs["scores"])[:most] if outputs["scores"][i] >= min_score]
-        for colour, i in zip(colours, shown):
-            points = [(float(x), float(y)) for x, y, _ in outputs["keypoints"][i]]
-            fill = tuple(int(c) for c in colour)
-            for a, b in SKELETON:
-                draw.line([points[a], points[b]], fill=fill, width=2)
-            for x, y in points:
-                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=fill)
-        return _drawing.png(picture)
+        return _skeletons.draw(chw, outputs, min_score, most)
 
 
 def oks(ref: np.ndarray, out: np.ndarray, box: np.ndarray) -> Tuple[float, float]:
