@@ -1,7 +1,13 @@
-"""The `Launcher` interface: where a runner runs. A launcher is one module in this package
-defining a subclass of `Launcher`; the registry finds it, `--launcher` accepts its `name`, and
-it may run every engine whose manifest declares the environment it uses (`environment`): a new
-launcher that uses an existing kind of environment needs no manifest edit."""
+"""The `Launcher` interface: where a runner runs. A launcher is one module in this package, or
+a folder of modules (`ray/`), defining a subclass of `Launcher`; the registry finds it, and it may
+run every engine whose manifest declares the environment it uses (`environment`): a new launcher
+that uses an existing kind of environment needs no manifest edit.
+
+A launcher of this machine runs runners here in an environment of its kind and is picked by
+`--launcher`. A launcher of other machines (`environment = NODES`: the Ray launcher) runs each row
+on one of them with that machine's own launcher, picked there by the same policy: it makes no
+environment itself, is made per machine by the option that names the machines (`selected_by`:
+`--hosts`), and `--launcher` then picks the machines' own launcher."""
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +19,10 @@ from shared.spec import RunSpec
 
 from coordinator.engines import Engine
 from coordinator.launchers.session import Session
+
+
+# The `environment` of a launcher of other machines: whichever the machine's own launcher makes there.
+NODES = "nodes"
 
 
 class EnvironmentFailed(E2EError):
@@ -34,10 +44,12 @@ class Launcher(ABC):
     The launcher decides *where*; the runner decides *how*. A launcher never imports an engine.
     """
 
-    name: ClassVar[str]  # the --launcher value
+    name: ClassVar[str]  # the --launcher value (a launcher of this machine); the report's `launcher` column
     # The kind of environment it runs a runner in (one of coordinator.engines.ENVIRONMENTS): it may
-    # run the engines whose manifest's `environments` declare it.
+    # run the engines whose manifest's `environments` declare it. NODES: a launcher of other machines.
     environment: ClassVar[str]
+    # The option that picks it: --launcher, or for a launcher of other machines the one naming them.
+    selected_by: ClassVar[str] = "--launcher"
     # `--launcher auto` tries the launchers that may run an engine in this order, lowest first.
     preference: ClassVar[int] = 100
     # An engine that declares a pinned launcher's environment runs on it whatever --launcher asks.

@@ -1,6 +1,7 @@
-"""Every launcher, found by scanning this package (no list to edit), and the one policy that
-picks an engine's launcher among those using an environment its manifest declares: `e2e bench`,
-`e2e engines` and the config all use these."""
+"""Every launcher, found by scanning this package (no list to edit: a module or a folder of
+modules is one launcher), and the one policy that picks an engine's launcher among this machine's,
+those using an environment its manifest declares: `e2e bench`, `e2e engines`, the config and each
+fleet node all use these."""
 import importlib
 import inspect
 import pkgutil
@@ -9,38 +10,69 @@ from functools import lru_cache
 from typing import Dict, List, Mapping, Optional, Tuple, Type
 
 from coordinator.engines import ENVIRONMENTS, Engine
-from coordinator.launchers.base import LaunchSettings, Launcher
+from coordinator.errors import UsageError
+from coordinator.launchers.base import NODES, LaunchSettings, Launcher
 
 AUTO = "auto"
 
 
 @lru_cache(maxsize=None)
 def launcher_classes() -> Dict[str, Type[Launcher]]:
-    """Each `Launcher` subclass defined in a module of this package (one that sets its own
-    `name`), by name, in the order `--launcher auto` tries them."""
+    """Each `Launcher` subclass defined in a module of this package or of a folder in it (one
+    that sets its own `name`), by name, in the order `--launcher auto` tries them."""
     found: Dict[str, Type[Launcher]] = {}
-    # The package's own search path (its folder): a module put there is a launcher.
-    for info in pkgutil.iter_modules(sys.modules[__package__].__path__):
-        module = importlib.import_module(f"{__package__}.{info.name}")
+    # The package's own search path (its folder): a module or a folder put there is a launcher.
+    for info in pkgutil.walk_packages(sys.modules[__package__].__path__, prefix=f"{__package__}."):
+        module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, Launcher) and cls.__module__ == module.__name__ and "name" in vars(cls):
-                if cls.name in found:
-                    raise TypeError(f"two launchers are named {cls.name!r}: {found[cls.name]} and {cls}")
-                if getattr(cls, "environment", None) not in ENVIRONMENTS:
-                    raise TypeError(f"{cls} must say which environment it runs runners in: `environment = ...`, "
-                                    f"one of {', '.join(ENVIRONMENTS)} (coordinator/engines.py)")
+                _check_class(cls, found)
                 found[cls.name] = cls
     return dict(sorted(found.items(), key=lambda kv: (kv[1].preference, kv[0])))
 
 
+def _check_class(cls: Type[Launcher], found: Mapping[str, Type[Launcher]]) -> None:
+    if cls.name in found:
+        raise TypeError(f"two launchers are named {cls.name!r}: {found[cls.name]} and {cls}")
+    if getattr(cls, "environment", None) not in (*ENVIRONMENTS, NODES):
+        raise TypeError(f"{cls} must say which environment it runs runners in: `environment = ...`, "
+                        f"one of {', '.join(ENVIRONMENTS)} (coordinator/engines.py), or NODES for a "
+                        f"launcher of other machines (coordinator/launchers/base.py)")
+    if (cls.environment == NODES) == (cls.selected_by == "--launcher"):
+        raise TypeError(f"{cls}: a launcher of other machines (environment = NODES), and only it, names "
+                        f"the option that picks those machines: `selected_by = \"--hosts\"`")
+
+
+def _here() -> Dict[str, Type[Launcher]]:
+    """The launchers of this machine, in `--launcher auto`'s order."""
+    return {name: cls for name, cls in launcher_classes().items() if cls.environment != NODES}
+
+
 def names() -> List[str]:
-    """The values `--launcher` takes besides `auto`."""
+    """Every launcher's name: the values `--launcher` takes besides `auto` (`check` then refuses
+    a launcher of other machines, saying which option picks it)."""
     return list(launcher_classes())
 
 
+def check(requested: str) -> None:
+    """Refuse `--launcher` naming a launcher of other machines (Ray), in one line saying which
+    option picks it.
+
+    `--launcher` picks the environment a row runs in on a machine, `--hosts` picks the machines:
+    on a fleet node `--launcher` is the node's own launcher. So `--launcher ray` would mean Ray
+    within Ray, or be a second spelling of `--hosts` with the nodes' launcher left unsaid; one
+    option per question keeps each answer whole, and a user who typed it learns the other."""
+    cls = launcher_classes().get(requested)
+    if cls is not None and cls.environment == NODES:
+        raise UsageError(f"--launcher {requested}: the {requested} launcher runs each row on another machine with "
+                         f"that machine's own launcher; pick the machines with {cls.selected_by} and their "
+                         f"launcher with --launcher ({', '.join((AUTO, *_here()))})")
+
+
 def create_all(settings: LaunchSettings) -> Dict[str, Launcher]:
-    """One of each launcher, in `--launcher auto`'s order (what `choose` expects)."""
-    return {name: cls.create(settings) for name, cls in launcher_classes().items()}
+    """One of each launcher of this machine, in `--launcher auto`'s order (what `choose`
+    expects); a launcher of other machines is made per machine by its option (`selected_by`)."""
+    return {name: cls.create(settings) for name, cls in _here().items()}
 
 
 def choose(engine: Engine, requested: str, device: str,
@@ -52,7 +84,9 @@ def choose(engine: Engine, requested: str, device: str,
     declares a pinned launcher's environment (the host's, for the PyTorch reference) runs on it
     whatever is asked. `auto` takes the first available by preference (`launchers` is in that
     order); a named launcher is taken when it uses one of the engine's environments, else the
-    reason says what to do instead."""
+    reason says what to do instead. A launcher of other machines named is a usage error (`check`)."""
+    if requested != AUTO:
+        check(requested)
     usable = [launcher for launcher in launchers.values() if launcher.environment in engine.environments]
     if not usable:
         return None, (f"no launcher here uses the environments {engine.folder / 'manifest.yaml'} declares "

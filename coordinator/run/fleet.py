@@ -18,9 +18,11 @@ class FleetRun:
 
     def __init__(self, cfg: BenchConfig) -> None:
         """Connect (before the export: a wrong cluster fails at once) and find the nodes asked for."""
+        from coordinator.launchers import check
         from coordinator.launchers.ray.launcher import RayLauncher
 
         assert cfg.hosts
+        check(cfg.launcher)  # it names the nodes' own launcher: `--launcher ray` is refused, saying why
         self.cfg = cfg
         self.cluster = Fleet(cfg.ray_address)
         try:

@@ -1,7 +1,9 @@
-"""Launchers: found by scanning coordinator/launchers/, each one implementing the `Launcher`
-interface and saying which kind of environment it uses, and one policy choosing an engine's
-launcher, among those using an environment its manifest declares, for `e2e bench` and
-`e2e engines`. No Docker daemon is asked: the policy tests use fake launchers."""
+"""Launchers: found by scanning coordinator/launchers/ (a module or a folder of modules), each one
+implementing the `Launcher` interface and saying which kind of environment it uses, and one
+policy choosing an engine's launcher, among this machine's launchers using an environment its
+manifest declares, for `e2e bench` and `e2e engines`. The Ray launcher is found as the others
+are, but is a launcher of other machines: picked by --hosts, never by --launcher or `auto`. No
+Docker daemon nor Ray cluster is asked: the policy tests use fake launchers."""
 import inspect
 import sys
 from dataclasses import replace
@@ -14,8 +16,10 @@ import coordinator.launchers as launchers_package
 from coordinator.config import BenchConfig
 from coordinator.engines import ENVIRONMENTS, RUNNERS_DIR as RUNNERS, _load, discover
 from coordinator.errors import UsageError
-from coordinator.launchers import (AUTO, DockerLauncher, HostLauncher, LaunchSettings, Launcher, VenvLauncher,
-                                   choose, create_all, launcher_classes, names)
+from coordinator.launchers import (AUTO, NODES, DockerLauncher, HostLauncher, LaunchSettings, Launcher,
+                                   VenvLauncher, check, choose, create_all, launcher_classes, names)
+from coordinator.launchers.ray.cluster import Node
+from coordinator.launchers.ray.launcher import RayLauncher
 from coordinator.launchers.registry import launcher_classes as cached_classes
 from coordinator.cli.summary import availability
 
@@ -23,19 +27,22 @@ INTERFACE = ("create", "unavailable", "prepare", "run", "describe", "provenance"
 
 
 def test_the_registry_finds_every_launcher_in_auto_order():
-    assert launcher_classes() == {"host": HostLauncher, "docker": DockerLauncher, "venv": VenvLauncher}
+    """The Ray launcher too, in its folder (coordinator/launchers/ray/launcher.py)."""
+    assert launcher_classes() == {"host": HostLauncher, "docker": DockerLauncher, "venv": VenvLauncher,
+                                  "ray": RayLauncher}
     assert names().index("docker") < names().index("venv")  # auto: the image first
 
 
 def test_each_launcher_says_which_environment_it_uses_and_every_environment_has_one():
-    assert {name: cls.environment for name, cls in launcher_classes().items()} == \
-        {"host": "host", "docker": "docker", "venv": "venv"}
-    assert {cls.environment for cls in launcher_classes().values()} == set(ENVIRONMENTS)
+    assert {name: (cls.environment, cls.selected_by) for name, cls in launcher_classes().items()} == \
+        {"host": ("host", "--launcher"), "docker": ("docker", "--launcher"), "venv": ("venv", "--launcher"),
+         "ray": (NODES, "--hosts")}  # the Ray launcher runs rows with each node's own launcher
+    assert {cls.environment for cls in launcher_classes().values()} - {NODES} == set(ENVIRONMENTS)
     declared = {env for engine in discover().values() for env in engine.environments}
     assert declared == set(ENVIRONMENTS)
 
 
-@pytest.mark.parametrize("cls", [HostLauncher, VenvLauncher, DockerLauncher])
+@pytest.mark.parametrize("cls", [HostLauncher, VenvLauncher, DockerLauncher, RayLauncher])
 def test_each_launcher_implements_the_whole_interface(cls, tmp_path):
     assert set(Launcher.__abstractmethods__) == set(INTERFACE)
     assert not inspect.isabstract(cls)
@@ -43,13 +50,17 @@ def test_each_launcher_implements_the_whole_interface(cls, tmp_path):
         assert getattr(cls, method) is not getattr(Launcher, method), f"{cls.__name__} lacks {method}"
     assert list(inspect.signature(cls.unavailable).parameters) == ["self", "engine", "device"]
     assert list(inspect.signature(cls.run).parameters) == ["self", "engine", "spec", "io_dir", "timeout"]
+    if cls.environment == NODES:  # made per node by the fleet, from a cluster and a node
+        with pytest.raises(TypeError, match="made per node by the fleet"):
+            cls.create(LaunchSettings(tmp_path))
+        return
     launcher = cls.create(LaunchSettings(tmp_path, memory_limit_mb=512))
     assert isinstance(launcher, Launcher) and launcher.name in names()
 
 
 def test_making_the_launchers_asks_no_daemon_and_provenance_names_the_environment(tmp_path):
     made = create_all(LaunchSettings(tmp_path, memory_limit_mb=512))
-    assert list(made) == names()
+    assert list(made) == ["host", "docker", "venv"]  # this machine's: the Ray launcher is made per node
     assert made["docker"]._client is None and made["docker"].memory_limit_mb == 512
     ort, torch = discover()["ort"], discover()["torch"]
     assert str(made["venv"].env_dir(ort)) in made["venv"].provenance(ort)
@@ -61,8 +72,57 @@ def test_making_the_launchers_asks_no_daemon_and_provenance_names_the_environmen
 def test_config_takes_auto_and_every_registered_launcher():
     for name in (AUTO, *names()):
         assert BenchConfig(model="-", launcher=name).launcher == name
-    with pytest.raises(UsageError, match="unknown launcher 'ray'; valid: auto, host, docker, venv"):
-        BenchConfig(model="-", launcher="ray")
+    with pytest.raises(UsageError, match="unknown launcher 'rya'; valid: auto, host, docker, venv, ray"):
+        BenchConfig(model="-", launcher="rya")
+
+
+RAY_REFUSED = ("--launcher ray: the ray launcher runs each row on another machine with that machine's own "
+               "launcher; pick the machines with --hosts and their launcher with --launcher (auto, host, docker, venv)")
+
+
+def test_launcher_ray_is_refused_in_one_line_saying_to_use_hosts(tmp_path):
+    """--launcher picks a machine's launcher (on a fleet node, the node's own), --hosts the machines."""
+    with pytest.raises(UsageError) as refused:
+        check("ray")
+    assert str(refused.value) == RAY_REFUSED
+    for name in (AUTO, "host", "docker", "venv", "nonesuch"):  # the policy says what is wrong with these
+        check(name)
+    made = create_all(LaunchSettings(tmp_path))
+    with pytest.raises(UsageError, match="pick the machines with --hosts"):  # a bench here, `e2e setup`
+        choose(discover()["ort"], "ray", "cpu", made)
+    from coordinator.run.fleet import FleetRun
+
+    cfg = BenchConfig(model="-", launcher="ray", hosts="all-kinds")  # the fleet's nodes: before connecting
+    with pytest.raises(UsageError, match="pick the machines with --hosts"):
+        FleetRun(cfg)
+
+
+def test_auto_never_picks_ray_here_nor_on_a_fleet_node(tmp_path):
+    """A node chooses its launcher with create_all and choose, as a bench here does."""
+    made = create_all(LaunchSettings(tmp_path))
+    assert "ray" not in made
+    for engine in discover().values():
+        for device in engine.devices:
+            launcher, _ = choose(engine, AUTO, device, made)
+            assert launcher is None or launcher.environment != NODES
+
+
+class FakeFleet:
+    def describe(self) -> dict:
+        return {"ray": "2.x", "address": "10.0.0.1:6379"}
+
+
+def test_the_fleet_makes_one_ray_launcher_per_node_which_answers_as_a_launcher():
+    gpu, cpu = Node("a" * 56, "a100", "10.0.0.5", gpus=1.0), Node("b" * 56, "epyc", "10.0.0.6")
+    ort = discover()["ort"]
+    for node in (gpu, cpu):
+        launcher = RayLauncher(FakeFleet(), node, "venv", memory_limit_mb=512)
+        assert isinstance(launcher, Launcher) and launcher.name in names()
+        assert launcher.unavailable(ort, "cpu") is None  # the node's own launcher decides the rest
+        assert launcher.ran_with() == "ray" and launcher.provenance(ort) == f"node {node.label()}"
+        assert launcher.describe() == {"ray": "2.x", "address": "10.0.0.1:6379"}
+    assert "has no GPU" in RayLauncher(FakeFleet(), cpu, AUTO).unavailable(ort, "cuda")
+    assert RayLauncher(FakeFleet(), gpu, AUTO).unavailable(ort, "cuda") is None
 
 
 class Fake:
@@ -224,7 +284,7 @@ def ssh_launcher(tmp_path, monkeypatch):
 def test_adding_a_launcher_is_one_file(ssh_launcher, tmp_path):
     """No manifest names the new launcher: it runs every engine that declares the venv environment."""
     manifests = {path: path.read_bytes() for path in sorted(RUNNERS.glob("*/manifest.yaml"))}
-    assert names() == ["host", "ssh", "docker", "venv"]
+    assert names() == ["host", "ssh", "docker", "venv", "ray"]
     assert BenchConfig(model="-", launcher="ssh").launcher == "ssh"
     made = create_all(LaunchSettings(tmp_path))
     ort = discover()["ort"]  # its manifest, as committed: environments: [venv, docker]
@@ -239,3 +299,37 @@ def test_adding_a_launcher_is_one_file(ssh_launcher, tmp_path):
     assert choose(discover()["openppl"], AUTO, "cpu", made)[0].name == "docker"
     assert choose(discover()["torch"], "ssh", "cpu", made)[0].name == "host"
     assert {path: path.read_bytes() for path in sorted(RUNNERS.glob("*/manifest.yaml"))} == manifests
+
+
+def test_a_launcher_may_be_a_folder_of_modules(tmp_path, monkeypatch):
+    """As the Ray launcher is (coordinator/launchers/ray/): the registry scans sub-packages too."""
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "__init__.py").write_text('"""An SSH launcher in a folder."""\n')
+    (tmp_path / "remote" / "helpers.py").write_text("VERSION = '2.0'\n")  # no launcher here: ignored
+    (tmp_path / "remote" / "launcher.py").write_text(SSH)
+    monkeypatch.setattr(launchers_package, "__path__", [*launchers_package.__path__, str(tmp_path)])
+    cached_classes.cache_clear()
+    try:
+        assert names() == ["host", "ssh", "docker", "venv", "ray"]
+        assert launcher_classes()["ssh"].__module__ == "coordinator.launchers.remote.launcher"
+        assert list(create_all(LaunchSettings(tmp_path))) == ["host", "ssh", "docker", "venv"]
+    finally:
+        for name in ("remote", "remote.helpers", "remote.launcher"):
+            sys.modules.pop(f"coordinator.launchers.{name}", None)
+        cached_classes.cache_clear()
+
+
+@pytest.mark.parametrize("edit, match", [
+    (('    environment = "venv"\n', '    environment = "nodes"\n'), "names the option that picks those machines"),
+    (('    preference = 5', '    selected_by = "--hosts"\n    preference = 5'), "names the option that picks"),
+])
+def test_only_a_launcher_of_other_machines_names_the_option_that_picks_them(tmp_path, monkeypatch, edit, match):
+    (tmp_path / "elsewhere.py").write_text(SSH.replace(*edit))
+    monkeypatch.setattr(launchers_package, "__path__", [*launchers_package.__path__, str(tmp_path)])
+    cached_classes.cache_clear()
+    try:
+        with pytest.raises(TypeError, match=match):
+            launcher_classes()
+    finally:
+        sys.modules.pop("coordinator.launchers.elsewhere", None)
+        cached_classes.cache_clear()

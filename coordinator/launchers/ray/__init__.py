@@ -8,7 +8,10 @@ custom resource (`ray start --resources '{"e2e-bench": 1, "e2e-kind:NAME": 1}'`)
 
 - `cluster.py`: connect, find the nodes and their kinds.
 - `launcher.py`: `RayLauncher`, the `Launcher` of one node: stages the row's files, runs the row
-  there, brings back what the runner wrote.
+  there, brings back what the runner wrote. The registry finds it as it finds every launcher (a
+  folder is one launcher too); being a launcher of other machines (`environment = NODES`), it is
+  picked by `--hosts`, made per node by the fleet (coordinator/run/fleet.py), and `--launcher`
+  picks the nodes' own launcher.
 - `node.py`: what runs on the node.
 """
 from coordinator.launchers.ray.cluster import Fleet, Node

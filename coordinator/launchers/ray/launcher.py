@@ -10,7 +10,7 @@ from shared.result import RunResult
 from shared.spec import RunSpec
 
 from coordinator.engines import Engine
-from coordinator.launchers import LaunchSettings, Launcher
+from coordinator.launchers.base import NODES, LaunchSettings, Launcher
 from coordinator.launchers.process import fresh_io
 from coordinator.launchers.session import Session
 from coordinator.launchers.ray import node as on_node
@@ -30,8 +30,15 @@ class NodeFailed(Exception):
 
 
 class RayLauncher(Launcher):
-    name = "ray"
-    preference = 1000  # never chosen by --launcher auto: the fleet makes one per node
+    """Runs a row on one node of the Ray cluster, with the node's own launcher there (`node.py`
+    chooses it as a local bench would, from --launcher): found by the registry as every launcher
+    is, but a launcher of other machines, so made per node by the fleet (--hosts,
+    coordinator/run/fleet.py), never by `create_all` nor by --launcher (registry.check)."""
+
+    name = "ray"  # rows it ran say "ray:<the node's launcher>" (`ran_with`)
+    environment = NODES  # whichever the node's own launcher makes there
+    selected_by = "--hosts"
+    preference = 1000  # last in listings; --launcher auto chooses among this machine's launchers only
     resident = True  # through the node's NodeHost actor
 
     def __init__(self, fleet: Fleet, node: Node, local: str, memory_limit_mb: Optional[int] = None) -> None:
@@ -43,7 +50,9 @@ class RayLauncher(Launcher):
 
     @classmethod
     def create(cls, settings: LaunchSettings) -> "RayLauncher":
-        raise TypeError("a RayLauncher is made per node by the fleet (coordinator/launchers/ray), not by the registry")
+        """Refused: it needs a cluster and a node (`RayLauncher(fleet, node, local, ...)`)."""
+        raise TypeError("a RayLauncher is made per node by the fleet (--hosts: coordinator/run/fleet.py); "
+                        "create_all makes only this machine's launchers")
 
     def unavailable(self, engine: Engine, device: str = "cpu") -> Optional[str]:
         if self.lost:
