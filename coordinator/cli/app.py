@@ -94,15 +94,15 @@ def list_engines(
     from coordinator.cli.summary import availability, verified
 
     with user_errors():
-        cfg = BenchConfig(model="-", device=device).resolved()
-    launchers = create_all(LaunchSettings(cfg.cache_dir, cfg.memory_limit))
+        cfg = BenchConfig.of(model="-", device=device).resolved()
+    launchers = create_all(LaunchSettings(cfg.execution.cache_dir, cfg.execution.memory_limit))
     # verified: the devices e2e's tests have run the engine on ("never": written, never run)
     table = Table("engine", "name", "devices", "verified", "precisions", "environments")
     table.add_column("here", overflow="fold")
     for engine in discover().values():
         table.add_row(engine.id, engine.name, ", ".join(engine.devices), verified(engine),
                       ", ".join(engine.precisions), ", ".join(engine.environments),
-                      availability(engine, cfg.device or "cpu", launchers))
+                      availability(engine, cfg.execution.device or "cpu", launchers))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 

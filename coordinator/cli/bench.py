@@ -1,10 +1,11 @@
-"""`e2e bench`: its options are made from `BenchConfig`'s fields (name, type, help, default), so
-an option is declared once, in config.py; this module only turns them into Typer parameters."""
+"""`e2e bench`: its options are made from the fields of `BenchConfig`'s sections (name, type, help,
+default), so an option is declared once, in coordinator/config/sections.py; this module only turns
+them into Typer parameters."""
 import inspect
 import signal
 import sys
 import typing
-from dataclasses import MISSING, Field, fields
+from dataclasses import MISSING, Field
 from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from coordinator.cli.console import console, user_errors
 from coordinator.config import BenchConfig, resolve
+from coordinator.config.bench import OPTIONS, Option
 from coordinator.errors import UsageError
 
 COMMAND_ONLY = ("config", "resume")  # options of the command, not of the configuration
@@ -30,23 +32,24 @@ def bench(**options: Any) -> None:
             _bench(resolve(given, config.absolute() if config else None))
 
 
-def _parameter(f: Field) -> inspect.Parameter:
-    """A field as an option. Every option defaults to None, meaning "not given": the default
-    shown is the field's, applied by `resolve` after the config file."""
-    hint = typing.get_type_hints(BenchConfig)[f.name]
+def _parameter(name: str, o: Option) -> inspect.Parameter:
+    """An option as a Typer parameter. Every option defaults to None, meaning "not given": the
+    default shown is the field's, applied by `resolve` after the config file."""
+    f, hint = o.field, o.hint
     inner = [a for a in typing.get_args(hint) if a is not type(None)]
     plain = inner[0] if typing.get_origin(hint) is typing.Union else hint
-    if f.name == "engine_options":  # the one repeatable option
+    if name == "engine_options":  # the one repeatable option
         cli_type: Any = List[str]
     elif typing.get_origin(plain) in (list, tuple):  # comma lists and HxW: strings, read by the config
         cli_type = str
     else:
         cli_type = plain
     default = f.metadata.get("shown") or _default_text(f)
-    flags = f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),)
+    flags = f.metadata.get("flags") or ("--" + name.replace("_", "-"),)
     text = f.metadata["help"] + (f" [default: {default}]" if default else "")
-    option = typer.Option(*flags, help=escape(text), show_default=False)  # Typer's help is rich markup
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+    # Typer's help is rich markup; --help lists the options by section, as a nested config file names them
+    option = typer.Option(*flags, help=escape(text), show_default=False, rich_help_panel=o.section)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[Optional[cli_type], option])
 
 
@@ -58,10 +61,12 @@ def _default_text(f: Field) -> str:
 
 
 bench.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [_parameter(f) for f in fields(BenchConfig)] + [
+    [_parameter(name, o) for name, o in OPTIONS.items()] + [
         inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
             Optional[Path], typer.Option(help="YAML or JSON file of these options (names as the options', - or _; "
-                                              "--precision is precisions); options on the command line win.")]),
+                                              "--precision is precisions), flat or nested by section (model: "
+                                              "{name: resnet18}, timing: {warmup: 2}); options on the command "
+                                              "line win.")]),
         inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
             Optional[Path], typer.Option(help="An interrupted run directory: run its missing engines with its "
                                               "own settings.")]),
@@ -75,11 +80,9 @@ def _resume(run_dir: Path, given: set) -> None:
         flags = sorted("--" + name.replace("_", "-") for name in given)
         raise UsageError(f"--resume runs with the run's own settings; drop {', '.join(flags)}")
     report = load_report(run_dir)
-    saved = report.setup.config
-    if not saved:
+    if report.setup.config is None:
         raise UsageError(f"{run_dir}: report.json has no saved settings (made by an older e2e): cannot resume")
-    cfg = BenchConfig.from_dict({**saved, "out": str(run_dir)}, where=f"{run_dir}/report.json setup.config").resolved()
-    _bench(cfg, report)
+    _bench(report.setup.config.at(run_dir).resolved(), report)
 
 
 def _bench(cfg: BenchConfig, resume: Any = None) -> None:
@@ -98,7 +101,7 @@ def _bench(cfg: BenchConfig, resume: Any = None) -> None:
         console.print(line, markup=False, highlight=False)
     console.print(f"Report: {report.run_dir}/report.html (report.md, report.json, results.csv, logs/)",
                   markup=False)
-    code, why = exit_status(report, cfg.fail_on)
+    code, why = exit_status(report, cfg.reporting.fail_on)
     if code:
         console.print(f"[bold red]error:[/] {escape(why)}", highlight=False)
         raise typer.Exit(code)

@@ -27,9 +27,9 @@ def explain_run(run_dir: Path, engine_id: str, precision: Optional[str] = None, 
     from coordinator.report.views import write_report
 
     report = load_report(run_dir)
-    if not report.setup.config:
+    if report.setup.config is None:
         raise UsageError(f"{run_dir}: report.json has no saved settings (made by an older e2e): cannot explain")
-    cfg = BenchConfig.from_dict({**report.setup.config, "out": str(run_dir)}, where=f"{run_dir}/report.json setup.config")
+    cfg = report.setup.config.at(run_dir)
     rows = [r for r in report.results if r.engine == engine_id and precision in (None, r.precision_requested)]
     if not rows:
         have = ", ".join(f"{r.engine} {r.precision_requested}" for r in report.results) or "none"
@@ -38,7 +38,7 @@ def explain_run(run_dir: Path, engine_id: str, precision: Optional[str] = None, 
         raise UsageError(f"{run_dir}: {engine_id} has rows at {', '.join(r.precision_requested for r in rows)}: "
                          "choose one with --precision")
     row = rows[0]
-    launchers = create_all(LaunchSettings(cfg.cache_dir, cfg.memory_limit, log))
+    launchers = create_all(LaunchSettings(cfg.execution.cache_dir, cfg.execution.memory_limit, log))
     row.divergence = explain_row(report, run_dir, row, cfg, launchers, log, sample=sample, budget_mb=budget_mb)
     write_report(report, run_dir)
     return row
@@ -62,13 +62,13 @@ def explain_row(report: Report, run_dir: Path, row: Row, cfg: BenchConfig, launc
     samples = load_samples(report.data.inputs_path)
     if sample is None:
         sample = _worst_sample(run_dir, row, testdata.reference_file(Path(report.data.inputs_path).parent,
-                                                                      cfg.device or "cpu"), atol, rtol)
+                                                                      cfg.execution.device or "cpu"), atol, rtol)
     if not 0 <= sample < len(samples):
         raise UsageError(f"--sample {sample}: the run has {len(samples)} test input(s), 0-{len(samples) - 1}")
-    device = cfg.device or "cpu"
+    device = cfg.execution.device or "cpu"
     sides = []
     for wanted, on in ((engine, device), (engine_registry.discover()[REFERENCE_EXECUTOR], "cpu")):
-        launcher, unavailable = choose(wanted, cfg.launcher, on, launchers)
+        launcher, unavailable = choose(wanted, cfg.execution.launcher, on, launchers)
         if unavailable:
             return Divergence("cannot", engine.id, row.precision_label(), atol, rtol,
                               note=f"{wanted.id} cannot run here: {unavailable}")
@@ -81,15 +81,15 @@ def explain_row(report: Report, run_dir: Path, row: Row, cfg: BenchConfig, launc
 
     model = onnx.load(str(model_path or _model_path(report, cfg, engine, log)))
     spec = RunSpec(engine=engine.id, model_path="", inputs_path="", device=device, precision=row.precision_requested,
-                   threads=cfg.threads or 1, cache_dir=str(cfg.cache_dir / "engines" / engine.id),
-                   memory_limit_mb=cfg.memory_limit, engine_options=cfg.options_for(engine.id),
+                   threads=cfg.execution.threads or 1, cache_dir=str(cfg.execution.cache_dir / "engines" / engine.id),
+                   memory_limit_mb=cfg.execution.memory_limit, engine_options=cfg.execution.options_for(engine.id),
                    # the row's quantization calibrated on these, not on the one input compared here
                    calibration_path=_calibration(report) if row.precision_requested == "int8" else None)
     work = run_dir / "logs" / f"explain-{engine.id}-{row.precision_requested}"
     clean(work)
     s = Search(Graph(model), Side(engine, sides[0], spec, model),
                reference_side(sides[1], engine_registry.discover()[REFERENCE_EXECUTOR], spec, model),
-               samples[sample], work, atol, rtol, cfg.timeout, log)
+               samples[sample], work, atol, rtol, cfg.execution.timeout, log)
     try:
         found = search(s, engine.id, row.precision_label(), budget_mb)
     except RunFailed as e:
@@ -122,11 +122,12 @@ def _worst_sample(run_dir: Path, row: Row, reference: Path, atol: float, rtol: f
 def _model_path(report: Report, cfg: BenchConfig, engine: Any, log: Callable[[str], None]) -> Path:
     """The ONNX file the row ran: the run's export, or the engine's own at the opset it loads
     (from the export cache, as the bench made it)."""
-    opset = engine.opset_for(cfg.opset)
-    if opset == report.model.opset or cfg.model.endswith(".onnx"):
+    opset = engine.opset_for(cfg.model.opset)
+    if opset == report.model.opset or cfg.model.name.endswith(".onnx"):
         return Path(report.model.onnx_file)
-    return export.prepare(models.resolve(cfg.model, cfg.input_size), cfg.weights, cfg.seed, opset, cfg.cache_dir,
-                          log=log).onnx_path
+    model = cfg.model
+    return export.prepare(models.resolve(model.name, cfg.data.input_size), model.weights, model.seed, opset,
+                          cfg.execution.cache_dir, log=log).onnx_path
 
 
 def _calibration(report: Report) -> str:

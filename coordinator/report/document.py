@@ -18,12 +18,14 @@ from coordinator.divergence.search import Divergence
 from coordinator.report.parity import Parity
 from coordinator.run.points import Point
 from coordinator.run.round_stats import Rounds
-from coordinator.report.sections import DataInfo, Device, ModelInfo, Section, Setup
+from coordinator.report.sections import DataInfo, Device, ModelInfo, Section
+from coordinator.report.setup import Setup
 
 # 2: setup holds each setting once, in config (1 also had copies; still read); 3: fleet rows carry
 # their machine kind and node, and `machines` describes each node; 4: rows carry their engine's
-# `verified` and an injected `fault`, setup the fault-injection hooks of the run (`faults`)
-REPORT_SCHEMA_VERSION = 4
+# `verified` and an injected `fault`, setup the fault-injection hooks of the run (`faults`); 5: setup.config
+# nested by section (a flat one, 1-4, is still read)
+REPORT_SCHEMA_VERSION = 5
 
 
 @dataclass

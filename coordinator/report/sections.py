@@ -1,4 +1,4 @@
-"""The report's sections, typed: `setup`, `device`, `model` and `data` of report.json.
+"""The report's sections, typed: `device`, `model` and `data` of report.json (`setup`: setup.py).
 
 Field names are the JSON keys. Two rules keep the JSON as an older e2e wrote it: a field left
 None is not written (a key the run did not have stays out of the file), and the keys an older
@@ -10,15 +10,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar
 
 from shared.records import Record, convert
 
-from coordinator.report import faults
-
 S = TypeVar("S", bound="Section")
-
-# The settings an older e2e also copied into setup beside `config` (or, before config existed,
-# instead of it): their keys there, by BenchConfig field name.
-COPIES = {**{name: name for name in ("device", "precisions", "warmup", "iterations", "target_ci", "repeats",
-                                     "threads", "weights", "seed", "opset", "launcher", "cache_dir", "cv_threshold")},
-          "warmup_time": "warmup_time_s", "min_time": "min_time_s", "max_time": "max_time_s", "timeout": "timeout_s"}
 
 
 @dataclass(kw_only=True)
@@ -43,38 +35,6 @@ class Section(Record):
             return data
         return {**{k: v for k, v in data.items() if k not in cls.LEGACY},
                 "legacy": {k: v for k, v in data.items() if k in cls.LEGACY}}
-
-
-@dataclass(kw_only=True)
-class Setup(Section):
-    """How the bench ran: its settings (`config`, the one source of them) and what it measured."""
-
-    LEGACY: ClassVar[Tuple[str, ...]] = tuple(COPIES.values())
-    e2e_commit: str = ""  # the e2e checkout's commit, when e2e ran from one
-    config: Dict[str, Any] = field(default_factory=dict)  # BenchConfig.to_dict(): what --resume reruns with
-    copy_policy: str
-    timed_region: str
-    phase_seconds: Optional[Dict[str, float]] = None  # export, inputs, environments, reference, total: at the end
-    # the fault-injection test hooks set when the run's setup was made ({"E2E_FAULT": "ort=abort"}),
-    # read from the environment then; None when none was (and in a report read back without the key)
-    faults: Optional[Dict[str, str]] = field(default_factory=faults.hooks)
-
-    @classmethod
-    def lift(cls, data: Any) -> Any:
-        # a report read back is as it was written: no hooks of this process's environment
-        return super().lift({"faults": None, **data} if isinstance(data, dict) else data)
-
-    def settings(self) -> Dict[str, Any]:
-        """Every bench setting by its BenchConfig name: `config`, completed by an older report's copies."""
-        merged = dict(self.config)
-        for name, key in COPIES.items():
-            if name not in merged and key in self.legacy:
-                merged[name] = self.legacy[key]
-        return merged
-
-    def setting(self, name: str, default: Any = None) -> Any:
-        """One bench setting by its BenchConfig name (`threads`, `min_time`), from any report."""
-        return self.settings().get(name, default)
 
 
 @dataclass

@@ -35,10 +35,11 @@ def measure_peaks(report: Report, cfg: BenchConfig, log: Any) -> None:
     reached: Dict[str, float] = {}
     for r in rows:
         reached[r.precision] = max(reached.get(r.precision, 0.0), report.model.gflop / (r.latency_ms.p50 / 1e3))
-    device = cfg.device or "cpu"
+    device = cfg.execution.device or "cpu"
     d = report.device
     identity = d.gpus[0].name if device != "cpu" and d.gpus else f"{d.cpu} {' '.join(d.cpu_flags)}"
     try:
-        report.device.peak_gflops = peak.peaks(cfg.cache_dir, cfg.threads or 1, device, identity, reached=reached)
+        report.device.peak_gflops = peak.peaks(cfg.execution.cache_dir, cfg.execution.threads or 1, device, identity,
+                                               reached=reached)
     except Exception as e:
         log(f"This machine's arithmetic peaks could not be measured ({type(e).__name__}: {one_line(e, 200)})")

@@ -34,24 +34,25 @@ from coordinator.run.sequential import Work
 @cancelled_on_error  # environments started ahead are ended if the bench stops before it needs them
 def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Report:
     """Run every (engine, precision, point) of `cfg`; with `resume`, only those not yet in its rows."""
-    selected = engine_registry.select(cfg.engines)
-    unknown = sorted({o.partition(".")[0] for o in cfg.engine_options} - set(engine_registry.discover()))
+    selected = engine_registry.select(cfg.execution.engines)
+    unknown = sorted({o.partition(".")[0] for o in cfg.execution.engine_options} - set(engine_registry.discover()))
     if unknown:
         raise UsageError(f"--engine-option for unknown engine {', '.join(unknown)}; valid: "
                          f"{', '.join(engine_registry.discover())}")
-    assert cfg.out is not None  # the config resolves it (absolute)
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    assert cfg.reporting.out is not None  # the config resolves it (absolute)
+    cfg.reporting.out.mkdir(parents=True, exist_ok=True)
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
-    fleet = fleet_rows.FleetRun(cfg) if cfg.hosts else None  # before the export: a wrong cluster fails at once
+    fleet = fleet_rows.FleetRun(cfg) if cfg.fleet.hosts else None  # before the export: a wrong cluster fails at once
     # sized against the free disk (one line if they cannot fit), then made while the model exports
-    ahead = None if fleet else Ahead(selected, cfg.launcher, cfg.device or "cpu", cfg.cache_dir, log, cfg.memory_limit)
+    run = cfg.execution
+    ahead = None if fleet else Ahead(selected, run.launcher, run.device or "cpu", run.cache_dir, log, run.memory_limit)
     started = time.perf_counter()
     phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
     prepared = prepare(cfg, console, log, phases)
     report, done = start_report(cfg, prepared, resume)
     arithmetic.count_if_missing(report, prepared, console, log)
-    launchers = ahead.launchers if ahead else create_all(LaunchSettings(cfg.cache_dir, cfg.memory_limit, log))
+    launchers = ahead.launchers if ahead else create_all(LaunchSettings(run.cache_dir, run.memory_limit, log))
     if ahead is not None:  # the launchers that are making the environments; none is made under a clock
         phases["environments_s"] += ahead.wait()
     if fleet is not None:
@@ -71,7 +72,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         ctx.stop()
         report.interrupted = True
         report.notes.append(f"{INTERRUPTED}: the engines without a row did not run (or did not finish); "
-                            f"`e2e bench --resume {cfg.out}` runs them.")
+                            f"`e2e bench --resume {cfg.reporting.out}` runs them.")
         raise
     finally:
         report.setup.phase_seconds = {**phases, "total_s": time.perf_counter() - started}
@@ -81,7 +82,7 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
         runtimes = {name: d for name, launcher in launchers.items() if name in used and (d := launcher.describe())}
         if runtimes:  # e.g. the Docker daemon's version, when a row ran in a container
             report.device.launchers = runtimes
-        save(report, cfg.out)
+        save(report, cfg.reporting.out)
     return report
 
 
@@ -89,11 +90,11 @@ def _rows(ctx: Context, progress: Progress, selected: list, done: set) -> None:
     """Every row not yet done, by the schedule the run asks for: interleaved rounds (the
     default), one after the other, or on the fleet's nodes."""
     cfg = ctx.cfg
-    sweep = points(cfg.scenarios, cfg.batch, cfg.concurrency)
+    sweep = points(cfg.points.scenarios, cfg.points.batch, cfg.points.concurrency)
     kinds = list(ctx.fleet.nodes) if ctx.fleet else [""]
-    native = accelerated(cfg.device, cpu_flags(), host.nvidia_gpus()) if AUTO in cfg.precisions else []
+    native = accelerated(cfg.execution.device, cpu_flags(), host.nvidia_gpus()) if AUTO in cfg.points.precisions else []
     queues: Dict[str, list] = {
-        kind: [(e, p, pt) for e in selected for p in for_engine(cfg.precisions, e.precisions, native)
+        kind: [(e, p, pt) for e in selected for p in for_engine(cfg.points.precisions, e.precisions, native)
                for pt in sweep if row_key(e.id, p, pt, "", kind) not in done] for kind in kinds}
     work = Work(ctx, progress, progress.add_task("engines", total=sum(map(len, queues.values()))), done)
     interleaved = cfg.sequential_because() is None
@@ -103,4 +104,4 @@ def _rows(ctx: Context, progress: Progress, selected: list, done: set) -> None:
     if not ctx.reference.have():  # once, here: the nodes' rows are all compared with it
         ctx.reference.make()
     fleet_rows.interleave_on_nodes(work, queues) if interleaved else fleet_rows.on_nodes(work, queues)
-    fleet_rows.unrun(ctx.report, queues, cfg.out)
+    fleet_rows.unrun(ctx.report, queues, cfg.reporting.out)

@@ -32,8 +32,8 @@ from coordinator.run.reference import Reference
 class Context:
     def __init__(self, cfg: BenchConfig, prepared: Prepared, report: Report, log: Any, phases: Dict[str, float],
                  launchers: Dict[str, Launcher], console_is_terminal: bool, fleet: Optional[FleetRun]) -> None:
-        assert cfg.out is not None
-        self.cfg, self.run_dir, self.prepared, self.report, self.log = cfg, cfg.out, prepared, report, log
+        assert cfg.reporting.out is not None
+        self.cfg, self.run_dir, self.prepared, self.report, self.log = cfg, cfg.reporting.out, prepared, report, log
         self.artifact, self.data = prepared.artifact, prepared.data
         self.phases = phases  # seconds spent making environments and the reference, for the report
         self.launchers = launchers
@@ -58,30 +58,30 @@ class Context:
         """The launcher for this engine and, if it cannot run the engine, why (the policy of
         coordinator/launchers/registry.py). On a fleet node: the node's launcher, which applies
         that policy there."""
-        device = self.cfg.device or "cpu"
+        device = self.cfg.execution.device or "cpu"
         if node is not None:
             launcher = self.fleet.launcher(node)
             return launcher, launcher.unavailable(engine, device)
-        return choose(engine, self.cfg.launcher, device, self.launchers)
+        return choose(engine, self.cfg.execution.launcher, device, self.launchers)
 
     def spec_for(self, engine: Engine, precision: str, point: Point, options: Optional[Dict[str, Any]] = None,
                  max_time: Optional[float] = None) -> RunSpec:
         """The runner's spec: `options` instead of the -o ones, `max_time` instead of --max-time."""
-        cfg = self.cfg
+        run, timing = self.cfg.execution, self.cfg.timing
         model_path, model_info, _ = self.exports.model_for(engine)
         return RunSpec(
             engine=engine.id, model_path=str(model_path), inputs_path=str(self.data.inputs_path),
             model_sha256=model_info.sha256 if model_info else "",
             model_files=list(model_info.external_data) if model_info else [],
-            device=cfg.device or "cpu", precision=precision, warmup=cfg.warmup, warmup_time_s=cfg.warmup_time,
-            iterations=None if max_time else cfg.iterations, min_time_s=0.0 if max_time else cfg.min_time or 0.0,
-            target_ci=cfg.target_ci, max_time_s=max_time or cfg.max_time,
-            repeats=cfg.repeats, threads=cfg.threads or 1, scenario=point.scenario, batch_size=point.batch,
+            device=run.device or "cpu", precision=precision, warmup=timing.warmup, warmup_time_s=timing.warmup_time,
+            iterations=None if max_time else timing.iterations, min_time_s=0.0 if max_time else timing.min_time or 0.0,
+            target_ci=timing.target_ci, max_time_s=max_time or timing.max_time,
+            repeats=timing.repeats, threads=run.threads or 1, scenario=point.scenario, batch_size=point.batch,
             concurrency=point.in_flight if point.concurrent else 1,
-            cache_dir=str(cfg.cache_dir / "engines" / engine.id),
+            cache_dir=str(run.cache_dir / "engines" / engine.id),
             calibration_path=self.prepared.calibration_path if precision == "int8" else None,
-            memory_limit_mb=cfg.memory_limit, fault=faults.injected(engine.id),
-            engine_options=cfg.options_for(engine.id) if options is None else options)
+            memory_limit_mb=run.memory_limit, fault=faults.injected(engine.id),
+            engine_options=run.options_for(engine.id) if options is None else options)
 
     def launch(self, engine: Engine, precision: str, point: Point = Point(), options: Optional[Dict[str, Any]] = None,
                variant: str = "", max_time: Optional[float] = None, node: Optional[Node] = None) -> Union[Launch, Row]:
@@ -115,7 +115,7 @@ class Context:
             return self.on_node(launch, node)
         started = time.time()
         try:
-            result = launch.launcher.run(engine, launch.spec, launch.io_dir, self.cfg.timeout)
+            result = launch.launcher.run(engine, launch.spec, launch.io_dir, self.cfg.execution.timeout)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:  # the launcher itself broke (a Docker API error, a GPU that is not there): a row
@@ -136,12 +136,12 @@ class Context:
         row.image = launch.launcher.provenance(engine)  # the image tag@id, the venv, the host Python
         # Noisy from the robust spread around each input's median: a detector's latency depends
         # on the image, so a CV over mixed images would flag a quiet machine.
-        row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.cv_threshold)
+        row.noisy = bool(result.latency_ms and result.latency_ms.robust_cv > cfg.timing.cv_threshold)
         row.parity = self.reference.parity(engine, precision, result, io_dir, point)
         outputs = io_dir / result.outputs_file if result.status == "ok" and result.outputs_file else None
         if outputs is not None and result.latency_ms and node is None:  # this machine's host steps
             host_phases.add(row, self.prepared, result.latency_ms.p50, outputs)
-        if cfg.explain and row.parity and not row.parity.passed:
+        if cfg.reporting.explain and row.parity and not row.parity.passed:
             row.divergence = explain(self, row, launch.model_path)
         evaluation = self.data.info.evaluation
         if evaluation and outputs is not None:

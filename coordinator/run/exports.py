@@ -26,7 +26,7 @@ class Exports:
         if engine.consumes == "torch":
             assert artifact.torch_card is not None  # else the row was skipped
             return artifact.torch_card, None, "the PyTorch model"
-        opset = engine.opset_for(self.cfg.opset)
+        opset = engine.opset_for(self.cfg.model.opset)
         if opset == artifact.info.opset or source.onnx_path is not None:
             return artifact.onnx_path, artifact.info, f"ONNX opset {artifact.info.opset}"
         with self.lock:
@@ -39,7 +39,8 @@ class Exports:
     def _export(self, engine: Engine, opset: int) -> export.Artifact:
         t = time.perf_counter()
         try:
-            return export.prepare(self.prepared.source, self.cfg.weights, self.cfg.seed, opset, self.cfg.cache_dir,
+            model = self.cfg.model
+            return export.prepare(self.prepared.source, model.weights, model.seed, opset, self.cfg.execution.cache_dir,
                                   log=self.log)
         except E2EError:
             raise

@@ -21,16 +21,17 @@ class FleetRun:
         from coordinator.launchers import check
         from coordinator.launchers.ray.launcher import RayLauncher
 
-        assert cfg.hosts
-        check(cfg.launcher)  # it names the nodes' own launcher: `--launcher ray` is refused, saying why
+        assert cfg.fleet.hosts
+        check(cfg.execution.launcher)  # it names the nodes' own launcher: `--launcher ray` is refused, saying why
         self.cfg = cfg
-        self.cluster = Fleet(cfg.ray_address)
+        self.cluster = Fleet(cfg.fleet.ray_address)
         try:
-            self.nodes: Dict[str, List[Node]] = self.cluster.select(cfg.hosts)
+            self.nodes: Dict[str, List[Node]] = self.cluster.select(cfg.fleet.hosts)
         except BaseException:
             self.cluster.close()
             raise
-        self.launchers = {node.node_id: RayLauncher(self.cluster, node, cfg.launcher, cfg.memory_limit)
+        self.launchers = {node.node_id: RayLauncher(self.cluster, node, cfg.execution.launcher,
+                                                     cfg.execution.memory_limit)
                           for nodes in self.nodes.values() for node in nodes}
 
     def describe(self) -> str:

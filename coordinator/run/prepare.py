@@ -24,29 +24,30 @@ class Prepared:
 
 def prepare(cfg: BenchConfig, console: Any, log: Any, phases: Dict[str, float]) -> Prepared:
     """Resolve and export the model, then make the test inputs; `phases` gets the seconds of each."""
-    source = models.resolve(cfg.model, cfg.input_size, cfg.inputs, cfg.exporter)
-    labelled = dataset.load(cfg.dataset, cfg.limit) if cfg.dataset else None
-    for option, folder in (("--images", cfg.images), ("--calibration", cfg.calibration)):
+    source = models.resolve(cfg.model.name, cfg.data.input_size, cfg.data.inputs, cfg.model.exporter)
+    labelled = dataset.load(cfg.data.dataset, cfg.data.limit) if cfg.data.dataset else None
+    for option, folder in (("--images", cfg.data.images), ("--calibration", cfg.data.calibration)):
         if folder is not None:  # a bad folder fails before the (slow) export
             testdata.image_files(folder, option)
     t = time.perf_counter()
     with console.status(f"[bold]{source.name}[/]: export to ONNX (cached after the first run)..."):
-        artifact = export.prepare(source, cfg.weights, cfg.seed, cfg.opset, cfg.cache_dir, log=log)
+        model = cfg.model
+        artifact = export.prepare(source, model.weights, model.seed, model.opset, cfg.execution.cache_dir, log=log)
     phases["export_s"] = time.perf_counter() - t
     t = time.perf_counter()
     size = input_size(source, artifact, cfg)
     with console.status("test inputs..."):
-        data = testdata.prepare(artifact, cfg.images, size, cfg.cache_dir, labelled, device=cfg.device or "cpu",
-                                log=log)
-        calibration = testdata.prepare(artifact, cfg.calibration, size, cfg.cache_dir, log=log) \
-            if cfg.calibration else None
+        data = testdata.prepare(artifact, cfg.data.images, size, cfg.execution.cache_dir, labelled,
+                                device=cfg.execution.device or "cpu", log=log)
+        calibration = testdata.prepare(artifact, cfg.data.calibration, size, cfg.execution.cache_dir, log=log) \
+            if cfg.data.calibration else None
     phases["inputs_s"] = time.perf_counter() - t
     return Prepared(source, artifact, data, calibration)
 
 
 def input_size(source: models.ModelSource, artifact: export.Artifact, cfg: BenchConfig) -> tuple:
-    if cfg.input_size:
-        return cfg.input_size
+    if cfg.data.input_size:
+        return cfg.data.input_size
     if source.model is not None:
         return source.model.input_size
     shape = artifact.info.inputs[0].shape  # an ONNX file: its static H, W when it has them

@@ -49,7 +49,8 @@ class Reference:
         torch_engine = engine_registry.discover()[REFERENCE]
         spec = ctx.spec_for(torch_engine, "fp32", Point(), options={}).replace(
             warmup=0, iterations=1, min_time_s=0.0, repeats=1, fault="")
-        result = ctx.launchers["host"].run(torch_engine, spec, ctx.run_dir / "logs" / "reference", ctx.cfg.timeout)
+        result = ctx.launchers["host"].run(torch_engine, spec, ctx.run_dir / "logs" / "reference",
+                                           ctx.cfg.execution.timeout)
         ctx.phases["reference_s"] += time.perf_counter() - t
         if result.status == "ok" and result.outputs_file:
             self.keep(ctx.run_dir / "logs" / "reference" / result.outputs_file)

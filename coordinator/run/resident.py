@@ -82,7 +82,7 @@ def is_reference(item: tuple) -> bool:
 def _copies(work: Any, first: Slot, engine: Any, precision: str, point: Any, node: Any) -> List[Slot]:
     """The row's further processes (--processes; two for the reference at least), loaded as its
     first was. One that fails to load is left out: the row is timed in the processes that loaded."""
-    wanted = work.ctx.cfg.processes
+    wanted = work.ctx.cfg.rounds.processes
     if first.row_key() == REFERENCE_KEY:
         wanted = max(wanted, REFERENCE_PROCESSES)
     copies = []
@@ -119,7 +119,7 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any, copy: i
     started = time.time()
     if not launch.launcher.resident:  # runs alone, in its own window
         try:
-            result = launch.launcher.run(engine, launch.spec, launch.io_dir, ctx.cfg.timeout)
+            result = launch.launcher.run(engine, launch.spec, launch.io_dir, ctx.cfg.execution.timeout)
         except Exception as e:
             result = launcher_failed(engine, launch.launcher, e)
         _add(work, ctx.on_node(ctx.finish(launch, result, started, node), node),
@@ -127,9 +127,9 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any, copy: i
         return None
     # the row's budget in timed seconds is the rounds' (an engine that can tell one call will outlast
     # it, untuned TVM on a detector, ends the row at once rather than hold every round)
-    launch.spec = launch.spec.replace(max_time_s=ctx.cfg.rounds_budget)
+    launch.spec = launch.spec.replace(max_time_s=ctx.cfg.rounds.rounds_budget)
     try:
-        session = launch.launcher.start(engine, launch.spec, launch.io_dir, ctx.cfg.timeout)
+        session = launch.launcher.start(engine, launch.spec, launch.io_dir, ctx.cfg.execution.timeout)
     except Exception as e:
         _end(work, launch, launcher_failed(engine, launch.launcher, e), started, node, partner)
         return None
@@ -137,7 +137,8 @@ def _load(work: Any, engine: Any, precision: str, point: Any, node: Any, copy: i
         ready = session.ready()
     except BaseException as e:  # no answer in time, or Ctrl-C
         result = session.abort(RunResult(engine.id, "timeout", stage=current_stage(launch.io_dir), reason=(
-            f"not ready after {ctx.cfg.timeout:.0f} s; the runner was killed (raise --timeout if it needs longer)")))
+            f"not ready after {ctx.cfg.execution.timeout:.0f} s; the runner was killed "
+            "(raise --timeout if it needs longer)")))
         if not isinstance(e, Exception):
             raise
         _end(work, launch, result, started, node, partner)
@@ -157,8 +158,8 @@ def _time_group(work: Any, group: List[Slot], number: int, node: Any, keep_refer
     ctx, cfg = work.ctx, work.ctx.cfg
     reference = REFERENCE_KEY if any(s.key == REFERENCE_KEY for s in group) else None
     rows = {s.row_key() for s in group}  # the budget is per row, whatever its processes
-    plan = Plan(inputs=ctx.data.info.count or 1, slice_s=cfg.slice_time, target=cfg.target_ratio,
-                budget_s=cfg.rounds_budget * len(rows), calls=cfg.iterations, reference=reference)
+    plan = Plan(inputs=ctx.data.info.count or 1, slice_s=cfg.rounds.slice_time, target=cfg.rounds.target_ratio,
+                budget_s=cfg.rounds.rounds_budget * len(rows), calls=cfg.timing.iterations, reference=reference)
     title = f"{len(rows)} row(s) in rounds" + (f" (group {number + 1})" if number else "") + \
         (f" @{node.kind} ({node.label()})" if node else "")
 
@@ -194,7 +195,7 @@ def _finish_slot(work: Any, slot: Slot, figures: Any, group: int, node: Any) -> 
     if ok and row.status == "ok":
         figures.group = group if slot.kept is None else 0
         row.rounds = figures
-        row.noisy = figures.paired_spread > ctx.cfg.cv_threshold
+        row.noisy = figures.paired_spread > ctx.cfg.timing.cv_threshold
     _add(work, ctx.on_node(row, node))
 
 

@@ -35,7 +35,8 @@ class Work:
             if ctx.stopped:  # interrupted meanwhile: the row is not whole
                 return
             self.add(row, f"  {engine.id:<9} {where:<5} {row.status:<11} {row.summary()}")
-            if ctx.cfg.tune and row.status == "ok" and row_key(engine.id, precision, point, TUNED, kind) not in self.done:
+            tuned_key = row_key(engine.id, precision, point, TUNED, kind)
+            if ctx.cfg.tuning.tune and row.status == "ok" and tuned_key not in self.done:
                 tuned = tune(ctx, engine, precision, point, node=node)
                 if tuned is not None and not ctx.stopped:
                     self.add(tuned, f"  {engine.id:<9} {where} tuned {tuned.status:<11} {tuned.summary()}", count=False)

@@ -17,4 +17,4 @@ def reason(ctx: Any, engine: Engine, precision: str, point: Point = Point()) -> 
     if engine.consumes == "onnx" and source.onnx_path is not None and not low <= given <= high:
         return (f"{engine.name} loads ONNX opsets {low}-{high}, and the model was given as an ONNX file at "
                 f"opset {given}: convert it, or give the PyTorch model so e2e exports it at opset {high}")
-    return engine_registry.skip_reason(engine, ctx.cfg.device or "cpu", precision)
+    return engine_registry.skip_reason(engine, ctx.cfg.execution.device or "cpu", precision)

@@ -54,10 +54,10 @@ def tune(ctx: Any, engine: Engine, precision: str, point: Any, node: Any = None)
     """Every candidate of the engine's declared options for a short loop, then the best in full,
     as a row marked tuned that keeps the search."""
     trials = []
-    for k, options in enumerate(candidates(engine, ctx.cfg.options_for(engine.id))):
+    for k, options in enumerate(candidates(engine, ctx.cfg.execution.options_for(engine.id))):
         ctx.log(f"  {engine.id:<9} {precision} {point.label()} trying {options}")
         trials.append((options, ctx.run(engine, precision, point, options=options, variant=f"search{k + 1}",
-                                        max_time=ctx.cfg.tune_time, node=node)))
+                                        max_time=ctx.cfg.tuning.tune_time, node=node)))
     if not trials:
         return None
     chosen = best(trials)

@@ -16,7 +16,7 @@ def test_executorch_lowers_a_classifier_to_xnnpack_once(tmp_path, cache):
     assert row["precision"] == "fp32" and row["parity"]["passed"], row["parity"]
     assert row["model_input"] == "the PyTorch model"
     settings = row["settings"]
-    assert settings["threads"] == report["setup"]["config"]["threads"] and settings["xnnpack_registered"]
+    assert settings["threads"] == report["setup"]["config"]["execution"]["threads"] and settings["xnnpack_registered"]
     assert settings["delegation"]["subgraphs"] >= 1 and settings["delegation"]["delegated_nodes"] > 0
     with open(settings["converter_log"]) as f:
         assert "Number of delegated nodes" in f.read()

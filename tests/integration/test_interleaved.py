@@ -28,7 +28,7 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
     rows = {r["engine"]: r for r in report["results"]}
     torch, ort = rows["torch"], rows["ort"]
     assert torch["status"] == ort["status"] == "ok", (torch["reason"], ort["reason"])
-    assert report["setup"]["config"]["schedule"] == "interleaved"
+    assert report["setup"]["config"]["rounds"]["schedule"] == "interleaved"
     t, o = torch["rounds"], ort["rounds"]
     # one slice each per round, the same rounds: the figures are paired
     assert len(t["round_p50_ms"]) == len(o["round_p50_ms"]) >= MIN_ROUNDS + 1  # and the audit round

@@ -19,7 +19,7 @@ def test_iree_compiles_a_classifier_once_with_the_specs_threads(tmp_path, cache)
     assert row["status"] == "ok", row["reason"]
     assert row["precision"] == "fp32" and row["parity"]["passed"], row["parity"]
     settings = row["settings"]
-    threads = report["setup"]["config"]["threads"]
+    threads = report["setup"]["config"]["execution"]["threads"]
     assert settings["task_topology_max_group_count"] == threads and settings["worker_threads"] == threads
     assert "--iree-llvmcpu-target-cpu=host" in settings["compiler_flags"] and settings["function"] == "main_graph"
     with open(settings["converter_log"]) as f:

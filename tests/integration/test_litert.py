@@ -19,7 +19,7 @@ def test_litert_runs_a_classifier_converted_once(tmp_path, cache):
     assert row["status"] == "ok", row["reason"]
     assert row["precision"] == "fp32" and row["parity"]["passed"], row["parity"]
     settings = row["settings"]
-    assert settings["num_threads"] == report["setup"]["config"]["threads"]
+    assert settings["num_threads"] == report["setup"]["config"]["execution"]["threads"]
     with open(settings["converter_log"]) as f:
         assert "Float32 tflite output complete!" in f.read()
 

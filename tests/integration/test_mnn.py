@@ -22,7 +22,7 @@ def test_mnn_runs_a_classifier_converts_once_and_reads_back_its_precision(tmp_pa
     assert row["precision"] == "fp32" and row["parity"]["passed"], row["parity"]
     settings = row["settings"]
     assert settings["conversion"] in ("converted", "cached") and settings["precision_mode"] == "high"
-    assert settings["num_thread"] == report["setup"]["config"]["threads"] and settings["specialised"]["nodes_after"] > 0
+    assert settings["num_thread"] == report["setup"]["config"]["execution"]["threads"] and settings["specialised"]["nodes_after"] > 0
     half = rows[("mnn", "fp16")]
     assert half["status"] == "ok" and half["parity"]["passed"], half["reason"]
     # fp16 kernels only with fp16 arithmetic (not on x86): the row says what ran

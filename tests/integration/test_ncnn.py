@@ -22,7 +22,7 @@ def test_ncnn_runs_a_classifier_converts_once_and_reads_back_its_precision(tmp_p
     assert row["precision"] == "fp32" and row["parity"]["passed"], row["parity"]
     settings = row["settings"]
     assert settings["conversion"] in ("converted", "cached") and settings["pnnx_inputshape"] == "[1,3,224,224]f32"
-    assert settings["num_threads"] == report["setup"]["config"]["threads"] and not settings["use_fp16_storage"]
+    assert settings["num_threads"] == report["setup"]["config"]["execution"]["threads"] and not settings["use_fp16_storage"]
     half = rows[("ncnn", "fp16")]
     assert half["status"] == "ok" and half["parity"]["passed"], half["reason"]
     assert half["precision"] == ("fp32" if half["precision_detail"]["outputs_identical_to_fp32"] else "fp16")

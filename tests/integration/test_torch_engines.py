@@ -17,7 +17,7 @@ def rows_of(tmp_path, cache, model, *args):
         assert row["parity"]["passed"], row["parity"]
         assert row["precision"] == "fp32" and row["settings"]["float32_matmul_precision"] == "highest"
         assert row["model_input"] == "the PyTorch model" and row["launcher"] == "venv"
-        assert row["settings"]["threads"] == report["setup"]["config"]["threads"]
+        assert row["settings"]["threads"] == report["setup"]["config"]["execution"]["threads"]
         assert row["settings"]["interop_threads"] == 1
     return rows["torchscript", "fp32"], rows["inductor", "fp32"]
 

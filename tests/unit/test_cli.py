@@ -60,7 +60,7 @@ def test_engines_lists_every_runner_and_says_why_not(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("model: resnet18\nwarmups: 3\n", "unknown key(s) warmups; valid: model, engines"),
+    ("model: resnet18\nwarmups: 3\n", "unknown key(s) warmups; valid: model, weights"),
     ("model: resnet18\nwarmup: three\n", "warmup: expected int, got 'three'"),
     ("model: resnet18\nprecisions: [fp32, 8]\n", "precisions: expected a list of names"),
     ("- just\n- a list\n", "expected a mapping of option names to values"),
@@ -121,12 +121,13 @@ def test_every_path_is_made_absolute_where_the_config_is_resolved(tmp_path, monk
     from coordinator.config import BenchConfig
 
     monkeypatch.chdir(tmp_path)
-    cfg = BenchConfig(model="m.onnx", out="run", images="imgs", calibration="cal", cache_dir="cache", weights="w.pt")
-    labelled = BenchConfig(model="resnet18", dataset="d.json")
-    for value in (cfg.model, cfg.out, cfg.images, labelled.dataset, cfg.calibration, cfg.cache_dir, cfg.weights):
+    cfg = BenchConfig.of(model="m.onnx", out="run", images="imgs", calibration="cal", cache_dir="cache", weights="w.pt")
+    labelled = BenchConfig.of(model="resnet18", dataset="d.json")
+    for value in (cfg.model.name, cfg.reporting.out, cfg.data.images, labelled.data.dataset, cfg.data.calibration,
+                  cfg.execution.cache_dir, cfg.model.weights):
         assert str(value).startswith(str(tmp_path) + "/"), value
-    assert BenchConfig(model="faster_rcnn").out is None  # made, it probes and stamps nothing
-    default = BenchConfig(model="faster_rcnn").resolved().out
+    assert BenchConfig.of(model="faster_rcnn").reporting.out is None  # made, it probes and stamps nothing
+    default = BenchConfig.of(model="faster_rcnn").resolved().reporting.out
     assert default.parent == tmp_path / "runs" and default.name.endswith("-faster_rcnn")
 
 
@@ -143,19 +144,33 @@ def test_a_manifest_declares_what_its_engine_consumes(tmp_path):
 
 
 def test_every_config_field_is_an_option_and_the_command_line_wins_over_the_file(tmp_path, monkeypatch):
-    """Options are made from BenchConfig's fields: a new field is a new option, in one place."""
-    from dataclasses import fields
-
-    from coordinator.config import BenchConfig, resolve
+    """Options are made from the fields of BenchConfig's sections: a new field is a new option, in one place."""
+    from coordinator.config import resolve
+    from coordinator.config.bench import OPTIONS
 
     result = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "300"})
-    for f in fields(BenchConfig):
-        flag = (f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),))[0]
-        assert flag in result.output, flag
+    for name, o in OPTIONS.items():
+        flag = (o.field.metadata.get("flags") or ("--" + name.replace("_", "-"),))[0]
+        assert flag in result.output and o.section in result.output, flag  # listed under its section
     config = tmp_path / "e2e.yaml"
     config.write_text("model: resnet18\nwarmup: 7\nmax-time: 5\nprecisions: [fp32, int8]\n")
     cfg = resolve({"warmup": 2, "precisions": "fp16"}, config)
-    assert (cfg.warmup, cfg.max_time, cfg.precisions, cfg.repeats) == (2, 5.0, ["fp16"], 1)
+    assert (cfg.timing.warmup, cfg.timing.max_time, cfg.points.precisions, cfg.timing.repeats) == (2, 5.0, ["fp16"], 1)
+
+
+def test_a_config_file_may_nest_the_options_by_section_and_an_unknown_key_is_one_line(tmp_path):
+    from coordinator.config import resolve
+    from coordinator.errors import UsageError
+
+    config = tmp_path / "e2e.yaml"
+    config.write_text("model: {name: resnet18, seed: 3}\ntiming: {warmup: 7, max-time: 5}\nprecisions: [int8]\n")
+    cfg = resolve({"warmup": 2}, config)
+    assert (cfg.model.name, cfg.model.seed, cfg.timing.warmup, cfg.timing.max_time) == ("resnet18", 3, 2, 5.0)
+    assert cfg.points.precisions == ["int8"]  # flat and nested in one file
+    for text, bad in (("model: resnet18\nwarmpu: 7\n", "warmpu"), ("model: resnet18\ntiming: {seed: 1}\n", "timing.seed")):
+        config.write_text(text)
+        with pytest.raises(UsageError, match=f"unknown key\\(s\\) {bad}; valid: model, .*nested by section: model"):
+            resolve({}, config)
 
 
 def test_fail_on_names_exactly_the_outcomes_exit_status_knows():

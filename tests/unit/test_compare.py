@@ -30,7 +30,9 @@ def row(engine, p50=None, status="ok", passed=True, samples=None, version=""):
 
 def report(*rows, sha="a" * 64, device="cpu", threads=4):
     base = report_v1(results=list(rows))
-    return replace(base, setup=replace(base.setup, config={**base.setup.config, "device": device, "threads": threads}),
+    config = base.setup.config
+    config = replace(config, execution=replace(config.execution, device=device, threads=threads))
+    return replace(base, setup=replace(base.setup, config=config),
                    model=replace(base.model, sha256=sha))
 
 
@@ -92,9 +94,9 @@ def test_without_samples_on_one_side_the_threshold_alone_decides():
 def test_differences_name_the_model_device_threads_and_engine_versions():
     a = report(row("ort", 5, version="1.22.0"), row("tvm", 5, version="0.20"), row("openvino", 5, status="failed"))
     b = report(row("ort", 5, version="1.23.0"), row("tvm", 5, version="0.20"), row("openvino", 5, version="2025.1"),
-               sha="b" * 64, device="cuda", threads=2)
+               sha="b" * 64, device="cuda:0", threads=2)
     assert differences(a, b) == [
-        "the runs differ in model sha256 (aaaaaaaaaaaa… vs bbbbbbbbbbbb…), device (cpu vs cuda), threads (4 vs 2)",
+        "the runs differ in model sha256 (aaaaaaaaaaaa… vs bbbbbbbbbbbb…), device (cpu vs cuda:0), threads (4 vs 2)",
         "ort: engine version 1.22.0 vs 1.23.0"]  # openvino: a failed row that never said is no difference
     assert differences(a, a) == []
 

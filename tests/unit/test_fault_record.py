@@ -8,7 +8,8 @@ from coordinator.cli.summary import summary_table
 from coordinator.engines import discover
 from coordinator.report import faults
 from coordinator.report.document import Report, Row
-from coordinator.report.sections import Setup
+from coordinator.config import BenchConfig
+from coordinator.report.setup import Setup
 from coordinator.report.views import write_report
 from shared import Latency
 from shared.result import RunResult
@@ -18,7 +19,7 @@ HEADLINE = "FAULT INJECTED (test hooks, shared/faults.py): E2E_FAULT=ort=abort,t
 
 
 def _setup() -> Setup:
-    return Setup(config={"device": "cpu"}, copy_policy="-", timed_region="-")
+    return Setup(config=BenchConfig.of(model="-", device="cpu"), copy_policy="-", timed_region="-")
 
 
 def test_the_setup_records_the_hooks_set_when_it_was_made(monkeypatch):

@@ -71,9 +71,9 @@ def test_making_the_launchers_asks_no_daemon_and_provenance_names_the_environmen
 
 def test_config_takes_auto_and_every_registered_launcher():
     for name in (AUTO, *names()):
-        assert BenchConfig(model="-", launcher=name).launcher == name
+        assert BenchConfig.of(model="-", launcher=name).execution.launcher == name
     with pytest.raises(UsageError, match="unknown launcher 'rya'; valid: auto, host, docker, venv, ray"):
-        BenchConfig(model="-", launcher="rya")
+        BenchConfig.of(model="-", launcher="rya")
 
 
 RAY_REFUSED = ("--launcher ray: the ray launcher runs each row on another machine with that machine's own "
@@ -92,7 +92,7 @@ def test_launcher_ray_is_refused_in_one_line_saying_to_use_hosts(tmp_path):
         choose(discover()["ort"], "ray", "cpu", made)
     from coordinator.run.fleet import FleetRun
 
-    cfg = BenchConfig(model="-", launcher="ray", hosts="all-kinds")  # the fleet's nodes: before connecting
+    cfg = BenchConfig.of(model="-", launcher="ray", hosts="all-kinds")  # the fleet's nodes: before connecting
     with pytest.raises(UsageError, match="pick the machines with --hosts"):
         FleetRun(cfg)
 
@@ -285,7 +285,7 @@ def test_adding_a_launcher_is_one_file(ssh_launcher, tmp_path):
     """No manifest names the new launcher: it runs every engine that declares the venv environment."""
     manifests = {path: path.read_bytes() for path in sorted(RUNNERS.glob("*/manifest.yaml"))}
     assert names() == ["host", "ssh", "docker", "venv", "ray"]
-    assert BenchConfig(model="-", launcher="ssh").launcher == "ssh"
+    assert BenchConfig.of(model="-", launcher="ssh").execution.launcher == "ssh"
     made = create_all(LaunchSettings(tmp_path))
     ort = discover()["ort"]  # its manifest, as committed: environments: [venv, docker]
     launcher, reason = choose(ort, AUTO, "cpu", made)

@@ -35,13 +35,14 @@ def test_auto_doubles_while_samples_per_second_rise_by_five_percent():
 ])
 def test_bad_sweep_options_are_one_clear_error(given, message):
     with pytest.raises(UsageError, match=message):
-        BenchConfig(model="resnet18", **given)
+        BenchConfig.of(model="resnet18", **given)
 
 
 def test_comma_lists_from_the_command_line_become_typed_points():
     cfg = BenchConfig.from_dict({"model": "resnet18", "scenarios": "latency,throughput", "batch": "1,4,8",
                                  "concurrency": "1,auto"})
-    assert cfg.batch == [1, 4, 8] and cfg.scenarios == ["latency", "throughput"] and cfg.concurrency == ["1", "auto"]
+    points = cfg.points
+    assert points.batch == [1, 4, 8] and points.scenarios == ["latency", "throughput"] and points.concurrency == ["1", "auto"]
     with pytest.raises(UsageError, match="batch"):
         BenchConfig.from_dict({"model": "resnet18", "batch": "1,four"})
 

@@ -27,6 +27,6 @@ def test_auto_adds_to_fp32_only_what_the_engine_offers():
 
 
 def test_auto_is_a_valid_precision_and_a_typo_is_one_line():
-    assert BenchConfig(model="-", precisions=[AUTO], device="cpu").precisions == [AUTO]
+    assert BenchConfig.of(model="-", precisions=[AUTO], device="cpu").points.precisions == [AUTO]
     with pytest.raises(UsageError, match="valid: fp32.*auto"):
-        BenchConfig(model="-", precisions=["bf61"], device="cpu")
+        BenchConfig.of(model="-", precisions=["bf61"], device="cpu")

@@ -44,7 +44,7 @@ def row(engine, p50, scenario, batch=1, concurrency="1", per_s=None):
 
 def report(rows, price=None):
     out = report_v1(results=rows)
-    out.setup.config["price_per_hour"] = price
+    out.setup.config.reporting.price_per_hour = price
     return out
 
 

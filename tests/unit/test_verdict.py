@@ -59,7 +59,7 @@ def test_an_accuracy_budget_admits_a_row_that_fails_parity_but_keeps_its_task_me
     report.results[1].parity = Parity(False, "tensor", "fp32", 1e-3, 1e-3)
     report.results[1].accuracy = Accuracy(metric="top-1", value=0.754, reference=0.756, drop=0.002)
     assert decide(report).best.engine == "torch"
-    report.setup.config["accuracy_budget"] = 0.005
+    report.setup.config.reporting.accuracy_budget = 0.005
     v = decide(report)
     assert v.best.engine == "ort" and "within the accuracy budget" in v.lines()[0]
 
@@ -82,7 +82,7 @@ def test_a_price_per_hour_gives_the_cost_of_1000_inferences_per_throughput_row()
     report = rows({"torch fp32": [60.0] * 8})
     r = report.results[0]
     r.scenario, r.throughput_per_s = "throughput", 100.0
-    report.setup.config["price_per_hour"] = 3.6
+    report.setup.config.reporting.price_per_hour = 3.6
     assert "costs 0.01 per 1,000 inferences" in "\n".join(decide(report).lines())
 
 

@@ -5,7 +5,9 @@ from typer.testing import CliRunner
 from coordinator.report import pictures
 from coordinator.cli.app import app
 from coordinator.report.document import Report, Row, load_report
-from coordinator.report.sections import DataInfo, Device, ModelInfo, Setup, TensorInfo, WeightsInfo
+from coordinator.config import BenchConfig
+from coordinator.report.sections import DataInfo, Device, ModelInfo, TensorInfo, WeightsInfo
+from coordinator.report.setup import Setup
 from coordinator.report.views import SOURCE, registry, write_report
 from shared import Latency
 from shared.tensors import save_samples
@@ -27,7 +29,8 @@ def detector_report(tmp_path):
     row = Row(engine="torch", status="ok", precision="fp32", precision_requested="fp32",
               latency_ms=Latency.from_values([1.0, 1.2, 1.1]), outputs_file="outputs.npz",
               log="logs/torch-fp32/runner.log")
-    setup = Setup(config={"device": "cpu", "threads": 1, "warmup": 0, "min_time": 0}, copy_policy="-", timed_region="-")
+    config = BenchConfig.of(model="tiny", device="cpu", threads=1, warmup=0, min_time=0.0)
+    setup = Setup(config=config, copy_policy="-", timed_region="-")
     device = Device(cpu="x", physical_cores=1, memory_gb=1, os="linux", python="3")
     tensor = TensorInfo("images", "float32", [3, "h", "w"])
     model = ModelInfo(onnx_file="model.onnx", file_bytes=1, sha256="0" * 64, opset=17, inputs=[tensor],
