@@ -1,5 +1,5 @@
 """How a config file's (or report.json's) values become BenchConfig's types: paths, HxW sizes
-and comma lists, beside JSON's own types (shared.records.convert)."""
+and comma lists, beside JSON's own types (shared.typed_json.convert)."""
 import os
 import typing
 from pathlib import Path

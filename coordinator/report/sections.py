@@ -8,7 +8,8 @@ written back where they were, so `e2e report OLD_RUN` leaves an old run's data a
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar
 
-from shared.records import Record, convert
+from shared.records import Record
+from shared.typed_json import convert
 
 S = TypeVar("S", bound="Section")
 

@@ -46,8 +46,7 @@ class Point:
         """"" for the default point (latency, batch 1), else e.g. "throughput b4 c2"."""
         if self == Point():
             return ""
-        parts = [self.scenario, f"b{self.batch}"]
-        return " ".join(parts + ([f"c={self.concurrency}"] if self.concurrent else []))
+        return registry.declared(self.scenario).point_label(self.batch, self.concurrency)  # the scenario's own words
 
     def folder(self) -> str:
         """The suffix of the row's log folder."""
