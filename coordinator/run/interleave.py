@@ -9,8 +9,8 @@ at least one. The rounds stop when every row's ratios to the reference and to th
 are known to +-target after `MIN_ROUNDS` (converged), when each row has made `calls` calls
 (count, --iterations), or when the budget of timed seconds is spent (budget). One more round
 then ends the run, with the caching audit: after its slice each row times the same input
-repeated as many times; a row much faster on the repeated input may be reusing results (not
-with --iterations, which asks for an exact count of calls).
+repeated, twice, then the inputs rotated again (`_audit`); a row much faster on the repeated
+input may be reusing results (not with --iterations, which asks for an exact count of calls).
 """
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
@@ -145,12 +145,24 @@ def _round(slots: List[Slot], r: int, plan: Plan, audit: bool = False) -> None:
             reply = slot.session.time(calls, start, timeout=_patience(slot, calls))
             slot.add(reply)
             if audit:
-                rotated = [x for x, i in zip(reply["latencies_ms"], reply["input_index"]) if i == start]
-                repeated = slot.session.time(calls, start, repeat=True, timeout=_patience(slot, calls))
-                if rotated and repeated["latencies_ms"]:
-                    slot.audit = median(repeated["latencies_ms"]) / median(rotated)
+                slot.audit = _audit(slot, reply, calls, start)
         except Exception as e:  # a runner that dies or hangs mid-rounds ends its own row only
             slot.error = e
+
+
+def _audit(slot: Slot, rotated_slice: Dict[str, Any], calls: int, start: int) -> Optional[float]:
+    """MLPerf's caching audit, paired against the machine's drift: after the round's slice (the
+    inputs rotated), the round's input repeated in two slices, then the inputs rotated once more
+    (untimed for the row): A B B A, so that a drift within the audit hits both sides alike (one
+    rotated and one repeated slice flagged PyTorch eager, which caches nothing, at 0.70x on a
+    drifting VM). The median over the repeated calls / over the rotated calls of that input."""
+    repeated: List[float] = []
+    for _ in range(2):
+        repeated += slot.session.time(calls, start, repeat=True, timeout=_patience(slot, calls))["latencies_ms"]
+    again = slot.session.time(calls, start, warm=True, timeout=_patience(slot, calls))
+    rotated = [x for reply in (rotated_slice, again) for x, i in zip(reply["latencies_ms"], reply["input_index"])
+               if i == start]
+    return median(repeated) / median(rotated) if rotated and repeated else None
 
 
 def _warm(slots: List[Slot], plan: Plan) -> None:
