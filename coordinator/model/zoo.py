@@ -166,9 +166,14 @@ def load_weights(model: ModelDef, weights: str, seed: int) -> Weights:
     return Weights("pretrained", str(enum), state_dict=state)
 
 
+def check_weights(weights: str) -> None:
+    """--weights names 'pretrained', 'random' or a checkpoint file that exists."""
+    if weights not in ("pretrained", "random") and not Path(weights).is_file():
+        raise UsageError(f"--weights: no such checkpoint file: {weights} (or use 'pretrained' / 'random')")
+
+
 def _checkpoint(path: Path) -> Weights:
-    if not path.is_file():
-        raise UsageError(f"--weights: no such checkpoint file: {path} (or use 'pretrained' / 'random')")
+    check_weights(str(path))
     import torch
 
     try:

@@ -24,7 +24,7 @@ from coordinator.run import arithmetic, fleet as fleet_rows
 from coordinator.run.context import Context
 from coordinator.run.environments import Ahead, cancelled_on_error
 from coordinator.run.points import points
-from coordinator.run.prepare import prepare
+from coordinator.run.prepare import check, prepare
 from coordinator.run.report_start import INTERRUPTED, start_report
 from coordinator.run.resident import run_interleaved
 from coordinator.run.save import save
@@ -43,13 +43,14 @@ def bench(cfg: BenchConfig, console: Any, resume: Optional[Report] = None) -> Re
     cfg.reporting.out.mkdir(parents=True, exist_ok=True)
     # Messages carry paths and engine errors: print them as they are, never as markup.
     log = functools.partial(console.print, markup=False, highlight=False)
+    checked = check(cfg)  # the model and data options first: a mistake there is the user's one line
     fleet = fleet_rows.FleetRun(cfg) if cfg.fleet.hosts else None  # before the export: a wrong cluster fails at once
     # sized against the free disk (one line if they cannot fit), then made while the model exports
     run = cfg.execution
     ahead = None if fleet else Ahead(selected, run.launcher, run.device or "cpu", run.cache_dir, log, run.memory_limit)
     started = time.perf_counter()
     phases = {"export_s": 0.0, "inputs_s": 0.0, "environments_s": 0.0, "reference_s": 0.0}
-    prepared = prepare(cfg, console, log, phases)
+    prepared = prepare(cfg, checked, console, log, phases)
     report, done = start_report(cfg, prepared, resume)
     arithmetic.count_if_missing(report, prepared, console, log)
     launchers = ahead.launchers if ahead else create_all(LaunchSettings(run.cache_dir, run.memory_limit, log))

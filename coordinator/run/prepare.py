@@ -22,13 +22,29 @@ class Prepared:
         return str(self.calibration.inputs_path) if self.calibration else None
 
 
-def prepare(cfg: BenchConfig, console: Any, log: Any, phases: Dict[str, float]) -> Prepared:
-    """Resolve and export the model, then make the test inputs; `phases` gets the seconds of each."""
+@dataclass
+class Checked:
+    """The model and the data the options name, resolved and checked before anything is made."""
+
+    source: models.ModelSource
+    labelled: Optional[dataset.Dataset]
+
+
+def check(cfg: BenchConfig) -> Checked:
+    """The options that name the model and its data, checked before the environments are sized
+    and made: a wrong --inputs or --images is the user's one line, whatever the disk holds."""
     source = models.resolve(cfg.model.name, cfg.data.input_size, cfg.data.inputs, cfg.model.exporter)
+    models.check_weights(cfg.model.weights)
     labelled = dataset.load(cfg.data.dataset, cfg.data.limit) if cfg.data.dataset else None
     for option, folder in (("--images", cfg.data.images), ("--calibration", cfg.data.calibration)):
         if folder is not None:  # a bad folder fails before the (slow) export
             testdata.image_files(folder, option)
+    return Checked(source, labelled)
+
+
+def prepare(cfg: BenchConfig, checked: Checked, console: Any, log: Any, phases: Dict[str, float]) -> Prepared:
+    """Export the model, then make the test inputs; `phases` gets the seconds of each."""
+    source, labelled = checked.source, checked.labelled
     t = time.perf_counter()
     with console.status(f"[bold]{source.name}[/]: export to ONNX (cached after the first run)..."):
         model = cfg.model

@@ -42,6 +42,16 @@ def test_a_disk_too_small_is_refused_before_anything_is_made(command, tmp_path, 
     assert not (cache / "venvs").exists() and not (cache / "models").exists() and not (cache / "uv").exists()
 
 
+def test_a_wrong_option_is_said_before_the_disk_is_sized(tmp_path, small_disk):
+    """The user's mistake in the model or data options is their one line, whatever the disk holds
+    (found running the unit tests in random order on a filling disk: the sizing spoke first)."""
+    result = CliRunner().invoke(app, ["bench", "--model", "resnet18", "--inputs", "x.npz", "--launcher", "venv",
+                                      "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert "--inputs gives the example inputs of a model factory" in " ".join(result.output.split())
+    assert "not enough disk" not in result.output
+
+
 def test_environments_that_fit_are_not_refused(tmp_path, small_disk):
     planned = environments.plan([discover()["ort"]], tmp_path)
     environments.check_space(planned, tmp_path)  # 0.2 GB of 1.5 GB: no error
