@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tupl
 
 import _smoke
 
+sys.path.insert(0, str(_smoke.ROOT))
+from shared.stats import median_ci  # noqa: E402
+
 if TYPE_CHECKING:
     from shared import RunSpec
 
@@ -167,23 +170,12 @@ def summary(got: Dict[str, List[Tuple[float, float]]], tool: str) -> None:
     for name, values in got.items():
         a, b = statistics.median(x for x, _ in values), statistics.median(y for _, y in values)
         paired = [x / y for x, y in values]
-        low, high = median_interval(paired)
-        ratios[name] = f"{statistics.median(paired):.3f} [{low:.3f}-{high:.3f}]"
+        # the distribution-free interval of the median (shared.stats, as e2e's rows): a round's ratio
+        # spreads by +-15% on this VM, so six rounds' median is known to about +-5%, not to its digits
+        interval = median_ci(sorted(paired))
+        shown = f" [{interval[0]:.3f}-{interval[1]:.3f}]" if interval else " [fewer than 6 rounds: no 95% interval]"
+        ratios[name] = f"{statistics.median(paired):.3f}{shown}"
         print(f"{name}: medians over {len(values)} rounds: e2e p50 {a:.3f} ms, {tool} {b:.3f} ms; "
               f"ratio of medians {a / b:.3f}")
     print("median of the rounds' ratios e2e / {} [95% interval]: {}".format(
         tool, ", ".join(f"{name} {r}" for name, r in ratios.items())))
-
-
-def median_interval(values: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:
-    """The distribution-free interval of a median: the k-th smallest and k-th largest values,
-    k the largest whose binomial coverage still reaches `confidence` (6 rounds: min to max,
-    96.9%). A round's ratio on this VM spreads by +-15%, so a median of 6 says how wide its
-    uncertainty is rather than pretending to +-1% (the rounds are not pooled calls)."""
-    from math import comb
-
-    ordered, n = sorted(values), len(values)
-    k = 1
-    while k < n // 2 and 1 - 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n >= confidence:
-        k += 1
-    return ordered[k - 1], ordered[n - k]
