@@ -4,10 +4,11 @@ fresh working directory, timed from the outside.
 With warm environments (the export, the engine environments or images made once): when the
 first run had to make any of them, it is run again and the second run is the figure. Prints
 each row with its median, the median's 95% interval and why its loop stopped, then, last, the
-wall time. Goal on a 2-core machine: <= 6 minutes, every ok row's median known to +-1% or
-flagged imprecise.
+wall time. With --twice, the warm run is made twice and each row's speed-up over torch (paired
+within rounds) is compared between the two, the largest change last. Goal on a 2-core machine
+(issue 26): each warm run <= 8 minutes, every ratio within +-3% between the runs.
 
-    python benchmarks/main_job.py [-- extra e2e bench options]
+    python benchmarks/main_job.py [--twice] [-- extra e2e bench options]
     python benchmarks/main_job.py --smoke     # the tiny model on torch and ort, a short budget
 """
 import json
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import _smoke
+from rank_stability import figures
 
 COMMAND = ["bench", "--model", "faster_rcnn", "--engines", "all"]  # the README's first command
 COLD_S = 15.0  # seconds of export or environment making that say a run was not warm (a warm run without
@@ -44,15 +46,27 @@ def run(command: list, extra: list) -> tuple:
 
 
 def main() -> None:
-    smoke = sys.argv[1:2] == ["--smoke"]
+    args = sys.argv[1:]
+    twice = "--twice" in args
+    args = [a for a in args if a != "--twice"]
+    smoke = args[:1] == ["--smoke"]
     command = SMOKE if smoke else COMMAND
-    extra = sys.argv[2:] if sys.argv[1:2] in (["--"], ["--smoke"]) else sys.argv[1:]
+    extra = args[1:] if args[:1] in (["--"], ["--smoke"]) else args
     wall, report, code = run(command, extra)
     phases = report["setup"]["phase_seconds"]
     if phases["export_s"] > COLD_S or phases["environments_s"] > COLD_S:
         print(f"first run was cold (export {phases['export_s']:.0f} s, environments "
               f"{phases['environments_s']:.0f} s, wall {wall:.0f} s): running again", flush=True)
         wall, report, code = run(command, extra)
+    show(report, wall, code)
+    if twice:
+        wall2, report2, code2 = run(command, extra)
+        show(report2, wall2, code2)
+        compare(figures(report), figures(report2))
+
+
+def show(report: dict, wall: float, code: int) -> None:
+    ratios = figures(report)
     for r in report["results"]:
         lat, m = r["latency_ms"], r["measurement"]
         if lat is None:
@@ -63,10 +77,25 @@ def main() -> None:
         imprecise = bool(m["target_ci"]) and (half is None or half > m["target_ci"])
         flags = " ".join(f for f, on in (("NOISY", r["noisy"]), ("IMPRECISE", imprecise)) if on)
         interval = f"±{half:.1%} (95% CI {ci[0]:.1f}..{ci[1]:.1f})" if ci else "±? (too few calls)"
+        ratio = ratios.get(r["engine"])
+        vs = f"  vs torch {ratio[0]:.3f}x [{ratio[1]:.3f}-{ratio[2]:.3f}]" if ratio and r["engine"] != "torch" else ""
         print(f"{r['engine']:<9} {r['status']:<11} p50 {lat['p50']:9.1f} ms {interval}  "
-              f"{lat['count']} calls in {m['timed_s']:.1f} s, {m['stop']} {flags}")
+              f"{lat['count']} calls in {m['timed_s']:.1f} s, {m['stop']} {flags}{vs}")
     print(f"exit status {code}")
-    print(f"main job wall time: {wall:.0f} s ({wall / 60:.1f} min; goal <= 6 min)")
+    print(f"main job wall time: {wall:.0f} s ({wall / 60:.1f} min; goal <= 8 min)")
+
+
+def compare(one: dict, two: dict) -> None:
+    """Each row's speed-up over torch in both runs, whether each interval covers the other's, the largest change."""
+    worst = None
+    for engine in sorted(set(one) & set(two) - {"torch"}):
+        (a, a_lo, a_hi), (b, b_lo, b_hi) = one[engine], two[engine]
+        change = b / a - 1
+        worst = abs(change) if worst is None else max(worst, abs(change))
+        covers = "yes" if a_lo <= b <= a_hi and b_lo <= a <= b_hi else "NO"
+        print(f"{engine:<12} run 1 {a:.3f}x [{a_lo:.3f}-{a_hi:.3f}]  run 2 {b:.3f}x [{b_lo:.3f}-{b_hi:.3f}]  "
+              f"covers {covers:<3} {change:+.2%}")
+    print(f"largest |ratio2/ratio1 - 1|: {worst:.2%}" if worst is not None else "no engine to compare")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,17 @@
 `ModelCache` is a part of the runner base class (shared/runner.py): its methods are called on
 the runner (`self.cached(...)`) and read `self.spec`, `self.settings` and `self.samples`.
 """
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from typing import Any, Callable, Dict, List, NamedTuple, Sequence
 
 from . import atomic
+from .errors import UnsupportedError
 from .tensors import Sample, load_samples
 
 
@@ -23,10 +26,14 @@ class Converted(NamedTuple):
     converted: bool
 
 
+REFUSED = ".refused.json"  # beside a conversion's entry: the engine's converter refused this model
+
+
 class ModelCache:
     spec: Any
     settings: Dict[str, Any]
     samples: List[Sample]
+    _clock: Any  # the runner's StageClock (shared/stages.py), whose `stage` the runner's stage() opens
 
     def cache_file(self, suffix: str, parts: Any, samples: Sequence[Sample] = ()) -> str:
         """Where something derived from this model (a converted model, a built engine) is kept
@@ -76,8 +83,16 @@ class ModelCache:
         the tool printed it when it ran. The entry is `cached(suffix, parts, ...)`'s (the same
         key); with `cache` off it is `<entry>.uncached`, made again on every run. The row's
         settings say where the log is (`converter_log`) and whether this run made it
-        (`conversion`: converted or cached)."""
+        (`conversion`: converted or cached).
+
+        A converter that refuses the model (`UnsupportedError`: an operator, a node it has no
+        lowering for) refuses it again with the same model, tool versions and options: the
+        refusal is kept beside the entry and given again without converting (LiteRT's onnx2tf
+        spent 27 s failing on faster_rcnn in every warm run), at the stage it failed in, saying
+        so. Any other failure (a crash, a kill, memory) is not kept."""
         entry = self.cache_file(suffix, parts) + ("" if cache else ".uncached")
+        if cache:
+            self._refuse_again(entry + REFUSED)
         made = []  # type: List[str]
 
         def convert(tmp: str) -> None:
@@ -88,7 +103,11 @@ class ModelCache:
             made.append(text)
 
         if cache:
-            self.cached(suffix, parts, convert)
+            try:
+                self.cached(suffix, parts, convert)
+            except UnsupportedError as e:
+                self._keep_refusal(entry + REFUSED, e)
+                raise
         else:
             shutil.rmtree(entry, ignore_errors=True)
             convert(entry)
@@ -99,6 +118,29 @@ class ModelCache:
             text = f.read()
         print(text, flush=True)
         return Converted(entry, text, False)
+
+    def _keep_refusal(self, path: str, error: UnsupportedError) -> None:
+        refusal = {"message": str(error), "operator": error.operator, "node": error.node,
+                   "stage": self._clock.failed, "when": time.strftime("%Y-%m-%d %H:%M")}
+        try:
+            atomic.write_text(path, json.dumps(refusal, indent=1))
+            atomic.seal(path)
+        except OSError:  # a cache that cannot be written costs the next run the conversion, nothing else
+            pass
+
+    def _refuse_again(self, path: str) -> None:
+        """Raise the refusal kept at `path`, if it is whole."""
+        if atomic.problem(path) is not None:
+            return
+        with open(path, encoding="utf-8") as f:
+            refusal = json.load(f)
+        atomic.used(path)
+        self.settings.update(conversion="refused before (cached)", converter_refusal=path)
+        stage = refusal.get("stage")
+        with self.stage(stage) if stage else contextlib.nullcontext():
+            raise UnsupportedError("{} (kept from the conversion of {}; `e2e cache clear engines` converts "
+                                   "again)".format(refusal["message"], refusal["when"]),
+                                   refusal.get("operator"), refusal.get("node"))
 
     def calibration_samples(self) -> List[Sample]:
         """What int8 quantization calibrates on: `--calibration` images, else the test inputs."""

@@ -106,6 +106,7 @@ def run_rounds(slots: List[Slot], plan: Plan, progress: Callable[[str], None] = 
         if len(runs) > 1:
             figures[row].process_p50_ms = [float(trimmed_mean(np.asarray([v for v in run if v is not None])))
                                            for run in runs if any(v is not None for v in run)]
+            figures[row].process_round_p50_ms = [list(run) for run in runs]
     for s in live:
         if s.copy > 1:
             continue

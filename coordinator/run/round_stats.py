@@ -93,6 +93,7 @@ class Rounds(Record):
     # standard deviation): a floor under every interval
     process_spread: float = 0.0
     process_p50_ms: List[float] = field(default_factory=list)  # each process's trimmed mean, with several
+    process_round_p50_ms: List[List[Optional[float]]] = field(default_factory=list)  # each process's rounds, with several
     # the caching audit (MLPerf's): the median over the same input repeated / over the inputs
     # rotated, input for input; under 0.9 the engine may be reusing results
     repeated_over_rotated: Optional[float] = None

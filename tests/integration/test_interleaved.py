@@ -41,6 +41,9 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
     # the reference ran in two processes, side by side in the rounds: their gap widens every interval
     assert t["processes"] == 2 and o["processes"] == 1 and t["process_spread"] == o["process_spread"] > 0
     assert (out / "logs" / "torch-fp32-process2" / "result.json").exists()
+    # each process's rounds are kept: the row's round value is their geometric mean
+    first, second = t["process_round_p50_ms"]
+    assert [math.sqrt(a * b) for a, b in zip(first, second)] == pytest.approx(t["round_p50_ms"])
     floor = 1.96 * o["process_spread"] * 1.5 ** 0.5
     e = o["vs_reference"]
     assert e["low"] <= e["value"] * math.exp(-floor) * 1.0001 and e["high"] >= e["value"] * math.exp(floor) * 0.9999

@@ -10,6 +10,8 @@ import yaml
 
 from shared import ProtocolError, Runner, RunSpec, one_line, save_samples
 from shared.entry import _load_runner_class
+from shared.caching import REFUSED
+from shared.errors import UnsupportedError
 from shared.manifest import declared
 from shared.result import NOT_READ_BACK
 from tests.fixtures.onnx_models import matmul_relu_samples
@@ -78,6 +80,30 @@ def test_a_failed_conversion_leaves_no_entry_and_names_no_log(runner):
         runner.convert_cached(".fake", ["v1"], broken)
     assert not Path(runner.cache_file(".fake", ["v1"])).exists()
     assert "converter_log" not in runner.settings and "conversion" not in runner.settings
+    assert not Path(runner.cache_file(".fake", ["v1"]) + REFUSED).exists()  # a crash is not a refusal: not kept
+
+
+def test_a_refusal_is_given_again_at_its_stage_without_converting(runner):
+    calls = []
+
+    def refuses(folder):
+        calls.append(folder)
+        with runner.stage("compile"):
+            raise UnsupportedError("no lowering for roi_align", operator="RoiAlign", node="/roi/RoiAlign")
+
+    for r in (runner, Converter(runner.spec)):
+        with pytest.raises(UnsupportedError) as raised:
+            with r.stage("convert"):
+                r.convert_cached(".fake", ["v1"], refuses)
+        assert (raised.value.operator, raised.value.node) == ("RoiAlign", "/roi/RoiAlign")
+        assert r._clock.failed == "compile"  # the stage it failed in, the second time too
+    assert len(calls) == 1 and "kept from the conversion of" in str(raised.value)
+    assert str(raised.value).startswith("no lowering for roi_align")
+    assert r.settings["conversion"] == "refused before (cached)"
+    # another tool version (another key) converts again
+    with pytest.raises(UnsupportedError):
+        Converter(runner.spec).convert_cached(".fake", ["v2"], refuses)
+    assert len(calls) == 2
 
 
 def test_one_line():
