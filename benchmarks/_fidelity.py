@@ -98,8 +98,8 @@ def environment(engine_id: str, threads: int, cache: Path) -> Tuple[str, dict, P
     if VenvLauncher.environment in engine.environments:
         launcher = VenvLauncher(cache)
         launcher.prepare(engine)
-        return launcher.python(engine), runner_env(threads, [protocol_path(cache)]), engine.runner_path
-    return sys.executable, runner_env(threads, [protocol_path(cache), ROOT]), engine.runner_path
+        return launcher.python(engine), runner_env(threads, [protocol_path(cache)], engine.env_for(1)), engine.runner_path
+    return sys.executable, runner_env(threads, [protocol_path(cache), ROOT], engine.env_for(1)), engine.runner_path
 
 
 def run_spec(engine_id: str, model_path: Path, model: Model, args: argparse.Namespace,

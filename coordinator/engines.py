@@ -38,6 +38,16 @@ class Engine:
     # the device kinds e2e's test suite has run the engine on; () (`verified: never`, or no key):
     # written but never run, so its rows are untested code (a GPU engine on machines without a GPU)
     verified: Tuple[str, ...] = ()
+    # environment variables its runner process starts with, where the user's environment does not set
+    # them (how the engine's own experts configure it: PyTorch's OpenMP threads bound to cores)
+    env: Tuple[Tuple[str, str], ...] = ()
+
+    def env_for(self, concurrency: int) -> Tuple[Tuple[str, str], ...]:
+        """The manifest's `env` for a runner with `concurrency` requests in flight: none above one.
+        OpenMP's binding pins the importing thread to the first core, and every thread started
+        after it inherits that core (measured: `os.sched_getaffinity` is {0} in a new thread), so
+        concurrent requests, each with its own threads, would share one core."""
+        return self.env if concurrency <= 1 else ()
 
     def opset_for(self, wanted: int) -> int:
         """The opset this engine gets: the one asked for when it loads it, else the nearest it loads."""
@@ -78,6 +88,7 @@ def _load(folder: Path) -> Engine:
             consumes=str(data.pop("consumes", "onnx")), opsets=tuple(data.pop("opsets", ANY_OPSET)),
             tuning=tuple((str(k), tuple(v)) for k, v in (data.pop("tuning", None) or {}).items()),
             verified=_verified(data.pop("verified", NEVER)),
+            env=tuple((str(k), str(v)) for k, v in (data.pop("env", None) or {}).items()),
         )
     except (OSError, yaml.YAMLError, KeyError, TypeError) as e:
         raise UsageError(f"{manifest}: invalid manifest ({e})") from None

@@ -15,11 +15,12 @@ def describe(packages: List[str]) -> Dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "in_container": os.path.exists("/.dockerenv"),
         "packages": package_versions(packages),
-        "thread_env": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+        "thread_env": {k: os.environ[k] for k in THREAD_VARIABLES + BINDING_VARIABLES if k in os.environ},
     }
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TVM_NUM_THREADS")
+BINDING_VARIABLES = ("OMP_PROC_BIND", "OMP_PLACES")  # where OpenMP's threads run (an engine's manifest `env`)
 
 
 def cpu_model() -> str:

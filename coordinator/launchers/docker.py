@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from shared.entry import LOG
 from shared.environment import THREAD_VARIABLES
@@ -125,7 +125,7 @@ class DockerLauncher(Launcher):
             user=_writable_by_container(io_dir, cache), read_only=True, tmpfs={"/tmp": "rw,nosuid,size=2g"},
             cap_drop=["ALL"], security_opt=["no-new-privileges"], mem_limit=f"{self.memory_limit_mb}m",
             memswap_limit=f"{self.memory_limit_mb}m", pids_limit=PIDS_LIMIT, device_requests=gpus,
-            environment=_environment(spec.threads), labels={"e2e.engine": engine.id, "e2e.io": str(io_dir.resolve())},
+            environment=_environment(spec.threads, engine.env_for(spec.concurrency)), labels={"e2e.engine": engine.id, "e2e.io": str(io_dir.resolve())},
         )
 
     def run(self, engine: Engine, spec: RunSpec, io_dir: Path, timeout: float) -> RunResult:
@@ -238,8 +238,11 @@ def record_physical_device(result: RunResult, spec: RunSpec) -> RunResult:
     return result
 
 
-def _environment(threads: int) -> Dict[str, str]:
-    env = {k: str(threads) for k in THREAD_VARIABLES}
+def _environment(threads: int, engine_env: Sequence[Tuple[str, str]] = ()) -> Dict[str, str]:
+    """The container's variables: the thread count and the engine's manifest `env` (the user's own
+    environment does not reach a container, except through these: a variable the user set wins)."""
+    env = {k: os.environ.get(k, v) for k, v in engine_env}
+    env.update({k: str(threads) for k in THREAD_VARIABLES})
     env["HOME"] = "/tmp"  # the root file system is read-only; engines that write to ~ get /tmp
     return env
 

@@ -5,7 +5,7 @@ import shutil
 import signal
 import subprocess
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import shared
 from shared import atomic
@@ -38,8 +38,11 @@ def protocol_path(cache: Path) -> Path:
     return root
 
 
-def runner_env(threads: int, python_path: List[Path]) -> dict:
+def runner_env(threads: int, python_path: List[Path], engine_env: Sequence[Tuple[str, str]] = ()) -> dict:
+    """The runner process's environment: this one, the thread count, the engine's manifest `env`
+    where this environment does not set the variable (the user's choice stands)."""
     env = dict(os.environ)
+    env.update({k: v for k, v in engine_env if k not in os.environ})
     env.update({k: str(threads) for k in THREAD_VARIABLES})
     env.update(PYTHONPATH=os.pathsep.join(str(p) for p in python_path), PYTHONUNBUFFERED="1",
                PYTHONNOUSERSITE="1")
@@ -83,7 +86,7 @@ def _start(python: str, engine: Engine, spec: RunSpec, io_dir: Path, python_path
     with open(io_dir / LOG, "wb") as log:
         # A session of its own, so a timeout or Ctrl-C stops the runner and all its children.
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=io_dir,
-                                env=runner_env(spec.threads, python_path), start_new_session=True)
+                                env=runner_env(spec.threads, python_path, engine.env_for(spec.concurrency)), start_new_session=True)
 
 
 def wait_process(proc: subprocess.Popen, engine: Engine, io_dir: Path, timeout: float) -> RunResult:

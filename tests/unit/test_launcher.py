@@ -28,6 +28,30 @@ def test_a_normal_run_reads_back_the_result(tmp_path):
     assert (tmp_path / "io" / "runner.log").read_text().startswith("e2e runner numpy starting at ")
 
 
+def test_the_manifest_env_reaches_a_single_stream_runner_and_the_users_own_value_wins(tmp_path, monkeypatch):
+    import dataclasses
+
+    bound = dataclasses.replace(ENGINE, env=(("OMP_PROC_BIND", "close"), ("OMP_PLACES", "cores")))
+    save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
+
+    def thread_env(concurrency, where):
+        spec = RunSpec(engine="numpy", model_path=str(tmp_path / "unused.onnx"), warmup=0, iterations=2,
+                       inputs_path=str(tmp_path / "inputs.npz"), scenario="throughput" if concurrency > 1 else "latency",
+                       concurrency=concurrency, threads=2)
+        result = run_process(sys.executable, bound, spec, tmp_path / where, 60, [protocol_path(tmp_path / "cache")])
+        assert result.status == "ok", result.reason
+        return result.environment["thread_env"]
+
+    monkeypatch.delenv("OMP_PROC_BIND", raising=False)
+    monkeypatch.delenv("OMP_PLACES", raising=False)
+    env = thread_env(1, "one")
+    assert env["OMP_PROC_BIND"] == "close" and env["OMP_PLACES"] == "cores" and env["OMP_NUM_THREADS"] == "2"
+    # concurrent requests: binding would put every request's threads on the first core
+    assert "OMP_PROC_BIND" not in thread_env(2, "two")
+    monkeypatch.setenv("OMP_PROC_BIND", "false")  # the user's choice stands
+    assert thread_env(1, "user")["OMP_PROC_BIND"] == "false"
+
+
 def test_a_relative_path_never_reaches_a_runner(tmp_path, monkeypatch):
     """The runner starts in its io folder: a path relative to the coordinator's working
     directory would name another file there (every row of a default run failed this way)."""
