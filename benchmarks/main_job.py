@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import _smoke
-from rank_stability import figures
+from rank_stability import compare, figures
 
 COMMAND = ["bench", "--model", "faster_rcnn", "--engines", "all"]  # the README's first command
 COLD_S = 15.0  # seconds of export or environment making that say a run was not warm (a warm run without
@@ -83,19 +83,6 @@ def show(report: dict, wall: float, code: int) -> None:
               f"{lat['count']} calls in {m['timed_s']:.1f} s, {m['stop']} {flags}{vs}")
     print(f"exit status {code}")
     print(f"main job wall time: {wall:.0f} s ({wall / 60:.1f} min; goal <= 8 min)")
-
-
-def compare(one: dict, two: dict) -> None:
-    """Each row's speed-up over torch in both runs, whether each interval covers the other's, the largest change."""
-    worst = None
-    for engine in sorted(set(one) & set(two) - {"torch"}):
-        (a, a_lo, a_hi), (b, b_lo, b_hi) = one[engine], two[engine]
-        change = b / a - 1
-        worst = abs(change) if worst is None else max(worst, abs(change))
-        covers = "yes" if a_lo <= b <= a_hi and b_lo <= a <= b_hi else "NO"
-        print(f"{engine:<12} run 1 {a:.3f}x [{a_lo:.3f}-{a_hi:.3f}]  run 2 {b:.3f}x [{b_lo:.3f}-{b_hi:.3f}]  "
-              f"covers {covers:<3} {change:+.2%}")
-    print(f"largest |ratio2/ratio1 - 1|: {worst:.2%}" if worst is not None else "no engine to compare")
 
 
 if __name__ == "__main__":

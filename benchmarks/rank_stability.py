@@ -77,6 +77,12 @@ def main() -> None:
             runs.append(figures(json.loads((root / f"run{k}" / "report.json").read_text())))
     one, two = runs
     print(f"{args.model}, --schedule {args.schedule}: run 1 {walls[0]:.0f} s, run 2 {walls[1]:.0f} s")
+    compare(one, two)
+
+
+def compare(one: Dict[str, Figure], two: Dict[str, Figure]) -> None:
+    """Each engine's speed-up over torch in both runs, whether each run's interval covers the
+    other's figure, and, last, the largest change."""
     print(f"{'engine':<12} {'run 1 vs torch [95%]':<26} {'run 2 vs torch [95%]':<26} {'covers':<7} ratio2/ratio1")
     worst: Optional[float] = None
     for engine in sorted(set(one) & set(two) - {"torch"}):
@@ -90,7 +96,6 @@ def main() -> None:
     if missing:
         print(f"ok in one run only: {', '.join(missing)}")
     print(f"largest |ratio2/ratio1 - 1|: {worst:.2%}" if worst is not None else "no engine to compare")
-
 
 if __name__ == "__main__":
     main()
