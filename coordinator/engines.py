@@ -9,6 +9,7 @@ import yaml
 import runners
 
 from coordinator.errors import UsageError
+from shared.environment import BINDING_VARIABLES
 
 RUNNERS_DIR = Path(runners.__file__).parent
 REFERENCE = "torch"  # the engine whose outputs are the reference; listed first
@@ -39,15 +40,17 @@ class Engine:
     # written but never run, so its rows are untested code (a GPU engine on machines without a GPU)
     verified: Tuple[str, ...] = ()
     # environment variables its runner process starts with, where the user's environment does not set
-    # them (how the engine's own experts configure it: PyTorch's OpenMP threads bound to cores)
+    # them (how the engine's own experts configure it: PyTorch's OpenMP threads bound to cores, its
+    # freed memory kept by the allocator)
     env: Tuple[Tuple[str, str], ...] = ()
 
     def env_for(self, concurrency: int) -> Tuple[Tuple[str, str], ...]:
-        """The manifest's `env` for a runner with `concurrency` requests in flight: none above one.
-        OpenMP's binding pins the importing thread to the first core, and every thread started
-        after it inherits that core (measured: `os.sched_getaffinity` is {0} in a new thread), so
-        concurrent requests, each with its own threads, would share one core."""
-        return self.env if concurrency <= 1 else ()
+        """The manifest's `env` for a runner with `concurrency` requests in flight: without the
+        thread binding above one. OpenMP's binding pins the importing thread to the first core,
+        and every thread started after it inherits that core (measured: `os.sched_getaffinity` is
+        {0} in a new thread), so concurrent requests, each with its own threads, would share one
+        core."""
+        return self.env if concurrency <= 1 else tuple((k, v) for k, v in self.env if k not in BINDING_VARIABLES)
 
     def opset_for(self, wanted: int) -> int:
         """The opset this engine gets: the one asked for when it loads it, else the nearest it loads."""

@@ -16,11 +16,14 @@ def describe(packages: List[str]) -> Dict[str, Any]:
         "in_container": os.path.exists("/.dockerenv"),
         "packages": package_versions(packages),
         "thread_env": {k: os.environ[k] for k in THREAD_VARIABLES + BINDING_VARIABLES if k in os.environ},
+        "allocator_env": {k: os.environ[k] for k in ALLOCATOR_VARIABLES if k in os.environ},
     }
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TVM_NUM_THREADS")
 BINDING_VARIABLES = ("OMP_PROC_BIND", "OMP_PLACES")  # where OpenMP's threads run (an engine's manifest `env`)
+# glibc malloc's: whether freed memory goes back to the OS, to be faulted in again (an engine's manifest `env`)
+ALLOCATOR_VARIABLES = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD")
 
 
 def cpu_model() -> str:

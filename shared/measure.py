@@ -56,8 +56,11 @@ def measure(runner: Any, scenario: Scenario, samples: List[Sample], inputs: List
     runner.settings.update(scenario.settings(runner))
     resources = window.resources()
     wall = timed.wall_s
+    faults = window.minor_faults
     if timed.slices is not None:  # busy while timed, not while waiting for its next slice
         resources.cpu_util_percent = 100.0 * timed.slices.cpu_s / wall if wall > 0 else 0.0
+        faults = timed.slices.minor_faults
+    resources.page_faults_per_call = faults / len(timed.latencies_ms) if timed.latencies_ms else None
     resources.peak_rss_mb = max(resources.peak_rss_mb, peak_before)  # the whole process
     resources.load_peak_rss_mb = load_peak
     resources.steady_peak_rss_mb = peak_rss_mb() if resets_peak_rss() else None

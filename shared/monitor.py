@@ -1,11 +1,12 @@
 """Resource usage read from the OS around the timed loop: nothing runs during it.
 
 Peak RSS is the kernel's high-water mark (shared/rss.py); CPU utilisation is process CPU
-time over wall time. GPU figures use nvidia-ml-py when the runner environment has it: the
+time over wall time; page faults are the kernel's count of minor faults (getrusage). GPU figures use nvidia-ml-py when the runner environment has it: the
 driver keeps its own buffer of utilisation and power samples, read after the loop for the
 loop's time span, so nothing samples during it.
 """
 import os
+import resource
 import time
 from typing import Dict, Optional
 
@@ -25,12 +26,14 @@ class ResourceWindow:
     def __enter__(self) -> "ResourceWindow":
         self._epoch_us0 = int(time.time() * 1e6)  # NVML sample timestamps are in µs since the epoch
         self._cpu0 = _cpu_seconds()
+        self._faults0 = minor_faults()
         self._wall0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._epoch_us1 = int(time.time() * 1e6)
         self.cpu_seconds = _cpu_seconds() - self._cpu0
+        self.minor_faults = minor_faults() - self._faults0
         self.wall_seconds = time.perf_counter() - self._wall0
 
     def resources(self) -> Resources:
@@ -67,6 +70,11 @@ class ResourceWindow:
         field = VALUE_FIELDS.get(value_type, "uiVal")
         return [float(getattr(s.sampleValue, field)) for s in samples
                 if self._epoch_us0 <= s.timeStamp <= self._epoch_us1]
+
+
+def minor_faults() -> int:
+    """This process's minor page faults so far, every thread's."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _cpu_seconds() -> float:

@@ -24,6 +24,7 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from .monitor import minor_faults
 from .timing import Loop, StopRule
 
 CONTROL, REPLY = "control", "reply"
@@ -105,6 +106,7 @@ class Slices:
     input_index: List[int] = dataclasses.field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    minor_faults: int = 0
     stop: str = "budget"
 
 
@@ -126,9 +128,9 @@ def serve(channel: RunnerChannel, loop: Callable[[Sequence[Any], StopRule], Loop
             return out
         n, start = len(samples), int(command.get("start", 0)) % len(samples)
         order = [samples[start]] if command.get("repeat") else list(samples[start:]) + list(samples[:start])
-        cpu0 = cpu_seconds()
+        cpu0, faults0 = cpu_seconds(), minor_faults()
         timed = loop(order, StopRule(int(command["calls"])))
-        cpu = cpu_seconds() - cpu0
+        cpu, faults = cpu_seconds() - cpu0, minor_faults() - faults0
         settle_ms = settle()
         index = [start if command.get("repeat") else (start + i) % n for i in timed.input_index]
         # the audit's slices are the audit's, and a warm-up slice no one's: not the row's figures
@@ -137,6 +139,7 @@ def serve(channel: RunnerChannel, loop: Callable[[Sequence[Any], StopRule], Loop
             out.input_index += index
             out.wall_s += timed.wall_s
             out.cpu_s += cpu
+            out.minor_faults += faults
         channel.send({"event": "timed", "latencies_ms": timed.latencies_ms, "input_index": index,
                       "wall_s": timed.wall_s, "slice_cpu_s": cpu, "settle_ms": settle_ms,
                       "waited_s": command["waited_s"], "waiting_cpu_s": command["waiting_cpu_s"]})

@@ -31,7 +31,8 @@ def test_a_normal_run_reads_back_the_result(tmp_path):
 def test_the_manifest_env_reaches_a_single_stream_runner_and_the_users_own_value_wins(tmp_path, monkeypatch):
     import dataclasses
 
-    bound = dataclasses.replace(ENGINE, env=(("OMP_PROC_BIND", "close"), ("OMP_PLACES", "cores")))
+    bound = dataclasses.replace(ENGINE, env=(("OMP_PROC_BIND", "close"), ("OMP_PLACES", "cores"),
+                                             ("MALLOC_MMAP_MAX_", "0")))
     save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
 
     def thread_env(concurrency, where):
@@ -40,16 +41,46 @@ def test_the_manifest_env_reaches_a_single_stream_runner_and_the_users_own_value
                        concurrency=concurrency, threads=2)
         result = run_process(sys.executable, bound, spec, tmp_path / where, 60, [protocol_path(tmp_path / "cache")])
         assert result.status == "ok", result.reason
-        return result.environment["thread_env"]
+        assert result.resources.page_faults_per_call is not None  # the kernel's count, over the timed calls
+        return {**result.environment["thread_env"], **result.environment["allocator_env"]}
 
-    monkeypatch.delenv("OMP_PROC_BIND", raising=False)
-    monkeypatch.delenv("OMP_PLACES", raising=False)
+    for name in ("OMP_PROC_BIND", "OMP_PLACES", "MALLOC_MMAP_MAX_"):
+        monkeypatch.delenv(name, raising=False)
     env = thread_env(1, "one")
     assert env["OMP_PROC_BIND"] == "close" and env["OMP_PLACES"] == "cores" and env["OMP_NUM_THREADS"] == "2"
-    # concurrent requests: binding would put every request's threads on the first core
-    assert "OMP_PROC_BIND" not in thread_env(2, "two")
+    assert env["MALLOC_MMAP_MAX_"] == "0"
+    # concurrent requests: binding would put every request's threads on the first core; the
+    # allocator's setting holds for them too
+    concurrent = thread_env(2, "two")
+    assert "OMP_PROC_BIND" not in concurrent and concurrent["MALLOC_MMAP_MAX_"] == "0"
     monkeypatch.setenv("OMP_PROC_BIND", "false")  # the user's choice stands
     assert thread_env(1, "user")["OMP_PROC_BIND"] == "false"
+
+
+def test_page_faults_a_call_are_counted_and_the_allocator_setting_removes_them(tmp_path, monkeypatch):
+    """A block freed by glibc's malloc goes back to the OS and is faulted in again by the next call;
+    the PyTorch engines' manifest `env` keeps it (see runners/torch/manifest.yaml)."""
+    import dataclasses
+
+    from coordinator.engines import discover
+
+    save_samples(str(tmp_path / "inputs.npz"), matmul_relu_samples())
+    for name in ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+
+    def faults(env, where):
+        spec = RunSpec(engine="numpy", model_path=str(tmp_path / "unused.onnx"), inputs_path=str(tmp_path / "inputs.npz"),
+                       warmup=2, iterations=20, engine_options={"scratch_mb": 64})
+        result = run_process(sys.executable, dataclasses.replace(ENGINE, env=env), spec, tmp_path / where, 60,
+                             [protocol_path(tmp_path / "cache")])
+        assert result.status == "ok", result.reason
+        return result.resources.page_faults_per_call
+
+    kept = tuple((k, v) for k, v in discover()["torch"].env if k.startswith("MALLOC_"))
+    assert kept, "the torch manifest keeps freed memory"
+    plain, with_kept = faults((), "plain"), faults(kept, "kept")
+    assert plain > 10000  # 64 MB in 4 KiB pages: 16384 a call
+    assert with_kept < 100
 
 
 def test_a_relative_path_never_reaches_a_runner(tmp_path, monkeypatch):

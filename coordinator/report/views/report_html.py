@@ -127,6 +127,7 @@ def _row(r: Row, speedup: Optional[float]) -> Dict[str, Any]:
         **{k: ms(r.stage_seconds.get(k)) for k in ("setup", "load", "convert", "compile")},
         "rss": f"{res.peak_rss_mb:.0f}" if res else "",
         "rss_load": _mb(res and res.load_peak_rss_mb), "rss_steady": _mb(res and res.steady_peak_rss_mb), "cpu": f"{res.cpu_util_percent:.0f}" if res else "",
+        "faults": "" if res is None or res.page_faults_per_call is None else f"{res.page_faults_per_call:,.0f}",
         "gpu": ", ".join(f"{k} {v:.0f}" for k, v in res.gpu.items()) if res else "",
         "settings": json.dumps(r.settings, sort_keys=True, default=str) + (f" image {r.image}" if r.image else ""),
     }

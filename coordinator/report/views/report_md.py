@@ -126,8 +126,9 @@ def _resources(report: Report) -> List[str]:
             res = r.resources
             split = "" if res.steady_peak_rss_mb is None or res.load_peak_rss_mb is None else \
                 f" (load {res.load_peak_rss_mb:.0f} MB, timed loops {res.steady_peak_rss_mb:.0f} MB)"
+            faults = "" if res.page_faults_per_call is None else f", {res.page_faults_per_call:,.0f} page faults a call"
             lines.append(f"- **{r.engine}**: peak RSS {r.resources.peak_rss_mb:.0f} MB{split}, CPU "
-                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop, setup "
+                         f"{r.resources.cpu_util_percent:.0f}% during the timed loop{faults}, setup "
                          f"{r.stage_seconds.get('setup', 0):.2f} s, load {r.load_seconds():.2f} s, first inference "
                          f"{ms(r.first_inference_ms)} ms; timed loop: {row_text.stop_text(r)}")
     return lines
