@@ -8,7 +8,7 @@ wall time. With --twice, the warm run is made twice and each row's speed-up over
 within rounds) is compared between the two, the largest change last. Goal on a 2-core machine
 (issue 26): each warm run <= 8 minutes, every ratio within +-3% between the runs.
 
-    python benchmarks/main_job.py [--twice] [-- extra e2e bench options]
+    python benchmarks/main_job.py [--twice] [--keep DIR] [-- extra e2e bench options]
     python benchmarks/main_job.py --smoke     # the tiny model on torch and ort, a short budget
 """
 import json
@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import _smoke
 from rank_stability import compare, figures
@@ -31,8 +32,9 @@ SMOKE = ["bench", "--model", _smoke.TINY, "--engines", "torch,ort", "--weights",
          "--slice-time", "0.05"]
 
 
-def run(command: list, extra: list) -> tuple:
-    """One run in a fresh working directory: (wall seconds, report.json as a dict, exit code)."""
+def run(command: list, extra: list, keep: Optional[Path] = None) -> tuple:
+    """One run in a fresh working directory: (wall seconds, report.json as a dict, exit code); its
+    run folder is copied under `keep` when given."""
     beside = Path(sys.executable).parent / "e2e"  # this interpreter's environment, activated or not
     e2e = str(beside) if beside.is_file() else shutil.which("e2e") or sys.exit("e2e is not installed: pip install -e .")
     with tempfile.TemporaryDirectory() as cwd:
@@ -42,6 +44,8 @@ def run(command: list, extra: list) -> tuple:
         reports = list(Path(cwd).glob("runs/*/report.json"))
         if not reports:
             sys.exit(f"e2e bench exited {code} without a report")
+        if keep is not None:
+            shutil.copytree(reports[0].parent, keep / reports[0].parent.name, dirs_exist_ok=True)
         return wall, json.loads(reports[0].read_text()), code
 
 
@@ -49,18 +53,24 @@ def main() -> None:
     args = sys.argv[1:]
     twice = "--twice" in args
     args = [a for a in args if a != "--twice"]
+    keep = None
+    if "--keep" in args:
+        at = args.index("--keep")
+        keep = Path(args[at + 1]).resolve()
+        keep.mkdir(parents=True, exist_ok=True)
+        del args[at:at + 2]
     smoke = args[:1] == ["--smoke"]
     command = SMOKE if smoke else COMMAND
     extra = args[1:] if args[:1] in (["--"], ["--smoke"]) else args
-    wall, report, code = run(command, extra)
+    wall, report, code = run(command, extra, keep)
     phases = report["setup"]["phase_seconds"]
     if phases["export_s"] > COLD_S or phases["environments_s"] > COLD_S:
         print(f"first run was cold (export {phases['export_s']:.0f} s, environments "
               f"{phases['environments_s']:.0f} s, wall {wall:.0f} s): running again", flush=True)
-        wall, report, code = run(command, extra)
+        wall, report, code = run(command, extra, keep)
     show(report, wall, code)
     if twice:
-        wall2, report2, code2 = run(command, extra)
+        wall2, report2, code2 = run(command, extra, keep)
         show(report2, wall2, code2)
         compare(figures(report), figures(report2))
 

@@ -108,11 +108,15 @@ class PipeSession(Session):
         return result
 
     def close(self) -> None:
+        """Close both ends and remove the pipes: the runner has ended, and a run folder with pipes
+        in it is one that `cp -r` or shutil.copytree cannot copy."""
         for fd in (self._control, self._reply):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        for name in (CONTROL, REPLY):
+            (self.io_dir / name).unlink(missing_ok=True)
 
     def _send(self, message: Dict[str, Any]) -> None:
         os.write(self._control, (json.dumps(message) + "\n").encode())

@@ -2,6 +2,7 @@
 paired ratios, and the verdict at the top of every view."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -41,6 +42,12 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
     # the reference ran in two processes, side by side in the rounds: their gap widens every interval
     assert t["processes"] == 2 and o["processes"] == 1 and t["process_spread"] == o["process_spread"] > 0
     assert (out / "logs" / "torch-fp32-process2" / "result.json").exists()
+    # the sessions' pipes are gone with them: the run folder copies like any other
+    assert not [p for p in out.rglob("*") if p.is_fifo()]
+    shutil.copytree(out, tmp_path / "copy")
+    # the reference keeps its freed memory (its manifest's env), and says so
+    assert torch["environment"]["allocator_env"]["MALLOC_MMAP_MAX_"] == "0"
+    assert torch["resources"]["page_faults_per_call"] is not None
     # each process's rounds are kept: the row's round value is their geometric mean
     first, second = t["process_round_p50_ms"]
     assert [math.sqrt(a * b) for a, b in zip(first, second)] == pytest.approx(t["round_p50_ms"])
