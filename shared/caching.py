@@ -138,8 +138,10 @@ class ModelCache:
         self.settings.update(conversion="refused before (cached)", converter_refusal=path)
         stage = refusal.get("stage")
         with self.stage(stage) if stage else contextlib.nullcontext():
-            raise UnsupportedError("{} (kept from the conversion of {}; `e2e cache clear engines` converts "
-                                   "again)".format(refusal["message"], refusal["when"]),
+            # what it is comes first: a row's reason is one line, cut at 300 characters, and a
+            # converter's message (onnx2tf's) can fill them
+            raise UnsupportedError("kept from the conversion of {} (`e2e cache clear engines` converts again): "
+                                   "{}".format(refusal["when"], refusal["message"]),
                                    refusal.get("operator"), refusal.get("node"))
 
     def calibration_samples(self) -> List[Sample]:

@@ -97,8 +97,9 @@ def test_a_refusal_is_given_again_at_its_stage_without_converting(runner):
                 r.convert_cached(".fake", ["v1"], refuses)
         assert (raised.value.operator, raised.value.node) == ("RoiAlign", "/roi/RoiAlign")
         assert r._clock.failed == "compile"  # the stage it failed in, the second time too
-    assert len(calls) == 1 and "kept from the conversion of" in str(raised.value)
-    assert str(raised.value).startswith("no lowering for roi_align")
+    # what it is first (a row's reason is cut at 300 characters), then the converter's words
+    assert len(calls) == 1 and str(raised.value).startswith("kept from the conversion of")
+    assert str(raised.value).endswith(": no lowering for roi_align")
     assert r.settings["conversion"] == "refused before (cached)"
     # another tool version (another key) converts again
     with pytest.raises(UnsupportedError):
