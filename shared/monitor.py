@@ -1,8 +1,8 @@
 """Resource usage read from the OS around the timed loop: nothing runs during it.
 
 Peak RSS is the kernel's high-water mark (shared/rss.py); CPU utilisation is process CPU
-time over wall time; page faults are the kernel's count of minor faults (getrusage). GPU figures use nvidia-ml-py when the runner environment has it: the
-driver keeps its own buffer of utilisation and power samples, read after the loop for the
+time over wall time; page faults are the kernel's count of minor faults (getrusage). GPU
+figures use nvidia-ml-py when the runner environment has it: the driver keeps its own buffer of utilisation and power samples, read after the loop for the
 loop's time span, so nothing samples during it.
 """
 import os
