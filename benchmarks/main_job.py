@@ -56,6 +56,8 @@ def main() -> None:
     keep = None
     if "--keep" in args:
         at = args.index("--keep")
+        if at + 1 >= len(args):
+            sys.exit("--keep needs a folder")
         keep = Path(args[at + 1]).resolve()
         keep.mkdir(parents=True, exist_ok=True)
         del args[at:at + 2]
