@@ -45,8 +45,9 @@ def test_two_engines_in_rounds_give_paired_ratios_and_a_verdict(tmp_path, cache)
     # the sessions' pipes are gone with them: the run folder copies like any other
     assert not [p for p in out.rglob("*") if p.is_fifo()]
     shutil.copytree(out, tmp_path / "copy")
-    # the reference keeps its freed memory (its manifest's env), and says so
+    # the reference and ORT keep their freed memory (their manifests' env), and say so
     assert torch["environment"]["allocator_env"]["MALLOC_MMAP_MAX_"] == "0"
+    assert ort["environment"]["allocator_env"]["MALLOC_MMAP_MAX_"] == "0"
     assert torch["resources"]["page_faults_per_call"] is not None
     # each process's rounds are kept: the row's round value is their geometric mean
     first, second = t["process_round_p50_ms"]
